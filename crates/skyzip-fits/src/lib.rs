@@ -1,0 +1,21 @@
+//! skyzip-fits: the bottom of skyzip's data flow. Reads and writes FITS images of any BITPIX
+//! exactly (raw stored values, BSCALE/BZERO, BLANK/NaN masks, every header card) through cfitsio,
+//! runs fpack's tile compression in-process (the classical baselines every learned codec is held
+//! against), and estimates background and noise σ as fpack does.
+
+mod compress;
+mod error;
+mod ffi;
+mod header;
+mod image;
+mod noise;
+mod writer;
+
+pub use compress::{parse_for as parse_compression, Algorithm, Dither, TileCompression};
+pub use error::{ErrorKind, FitsError, Result};
+pub use header::{Card, Header};
+pub use image::{
+    find_image_hdu, list_hdus, read_all_images, read_image, HduInfo, HduSelector, ImageHdu, Pixels,
+};
+pub use noise::{clipped_background, noise_bits, noise_stats, NoiseStats};
+pub use writer::{rewrite_file, FitsWriter};

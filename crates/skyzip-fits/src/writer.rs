@@ -1,0 +1,293 @@
+//! Writing FITS files safely: to a temporary name beside the target, renamed into place at the end.
+
+use crate::compress::TileCompression;
+use crate::error::{ErrorKind, FitsError, Result};
+use crate::ffi::Handle;
+use crate::header::Header;
+use crate::image::{ImageHdu, Pixels};
+use fitsio::sys;
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// cfitsio's FLOATNULLVALUE: how a blank float is handed to its quantiser.
+const FLOAT_NULL_SENTINEL: f64 = -9.11912E-36;
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A FITS file being written. Nothing appears at the target path until [`FitsWriter::finish`];
+/// dropping an unfinished writer deletes its temporary file.
+pub struct FitsWriter {
+    handle: Option<Handle>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    overwrite: bool,
+    hdus: usize,
+}
+
+impl FitsWriter {
+    /// Starts a file at `dest`. Fails at once if it exists and `overwrite` is false.
+    pub fn create(dest: &Path, overwrite: bool) -> Result<Self> {
+        if dest.exists() && !overwrite {
+            return Err(FitsError::new(dest, ErrorKind::OutputExists));
+        }
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(FitsError::new(
+                dest,
+                ErrorKind::Io(format!("output directory {} does not exist", dir.display())),
+            ));
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out.fits".into());
+        let tmp = dir.join(format!(
+            ".{name}.{}-{}.tmp",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        let handle = Handle::create(&tmp).map_err(|e| FitsError::new(dest, e.kind))?;
+        Ok(FitsWriter {
+            handle: Some(handle),
+            tmp,
+            dest: dest.to_path_buf(),
+            overwrite,
+            hdus: 0,
+        })
+    }
+
+    fn h(&self) -> &Handle {
+        self.handle.as_ref().expect("writer used after finish")
+    }
+
+    fn wrap<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| FitsError::new(&self.dest, e.kind))
+    }
+
+    /// Appends an image HDU: pixels in their stored type, every header card in order.
+    /// With `compression`, the HDU is tile-compressed as fpack would (preceded by an empty
+    /// primary if it is the first HDU).
+    pub fn write_image(
+        &mut self,
+        img: &ImageHdu,
+        compression: Option<&TileCompression>,
+    ) -> Result<()> {
+        let r = self.write_image_inner(img, compression);
+        self.wrap(r)
+    }
+
+    fn write_image_inner(
+        &mut self,
+        img: &ImageHdu,
+        compression: Option<&TileCompression>,
+    ) -> Result<()> {
+        let h = self.h();
+        let bitpix = img.bitpix();
+        if let Some(c) = compression {
+            c.apply(h, bitpix)?;
+        }
+        let mut naxes: Vec<i64> = img.axes.iter().map(|&a| a as i64).collect();
+        let mut status = 0;
+        unsafe {
+            sys::ffcrimll(
+                h.ptr,
+                bitpix,
+                naxes.len() as c_int,
+                naxes.as_mut_ptr(),
+                &mut status,
+            )
+        };
+        if compression.is_some() {
+            TileCompression::reset(h);
+        }
+        h.check(status)?;
+        if compression.is_none() {
+            drop_added_cards(h)?;
+        }
+        write_header_cards(h, &img.header, compression.is_none())?;
+        unsafe {
+            sys::ffrdef(h.ptr, &mut status);
+            sys::ffpscl(h.ptr, 1.0, 0.0, &mut status);
+        }
+        h.check(status)?;
+        let mut pixels = img.pixels.clone();
+        let dt = pixels.datatype();
+        let n = pixels.len() as i64;
+        let quantised = compression.is_some_and(|c| c.is_lossy_for(bitpix)) && bitpix < 0;
+        if quantised {
+            // cfitsio's quantiser recognises blanks only through a null value: NaN → sentinel.
+            let mut null32 = FLOAT_NULL_SENTINEL as f32;
+            let mut null64 = FLOAT_NULL_SENTINEL;
+            let nulval = match &mut pixels {
+                Pixels::F32(v) => {
+                    v.iter_mut()
+                        .filter(|x| x.is_nan())
+                        .for_each(|x| *x = null32);
+                    &mut null32 as *mut f32 as *mut c_void
+                }
+                Pixels::F64(v) => {
+                    v.iter_mut()
+                        .filter(|x| x.is_nan())
+                        .for_each(|x| *x = null64);
+                    &mut null64 as *mut f64 as *mut c_void
+                }
+                _ => std::ptr::null_mut(),
+            };
+            unsafe { sys::ffppn(h.ptr, dt, 1, n, pixels.as_mut_ptr(), nulval, &mut status) };
+        } else {
+            unsafe { sys::ffppr(h.ptr, dt, 1, n, pixels.as_mut_ptr(), &mut status) };
+        }
+        h.check(status)?;
+        if img.header.get("CHECKSUM").is_some() || img.header.get("DATASUM").is_some() {
+            unsafe { sys::ffpcks(h.ptr, &mut status) };
+            h.check(status)?;
+        }
+        self.hdus += 1;
+        Ok(())
+    }
+
+    /// Copies HDU `index` (0-based) of another file verbatim (tables, masks…).
+    pub fn copy_hdu(&mut self, src: &Path, index: usize) -> Result<()> {
+        let input = Handle::open(src)?;
+        input.goto(index)?;
+        let mut status = 0;
+        unsafe { sys::ffcopy(input.ptr, self.h().ptr, 0, &mut status) };
+        input.check(status)?;
+        self.hdus += 1;
+        Ok(())
+    }
+
+    /// Writes an empty primary HDU with these header cards (for files whose images are extensions).
+    pub fn write_empty_primary(&mut self, header: &Header) -> Result<()> {
+        let r = (|| {
+            let h = self.h();
+            let mut status = 0;
+            unsafe { sys::ffcrimll(h.ptr, 8, 0, std::ptr::null_mut(), &mut status) };
+            h.check(status)?;
+            write_header_cards(h, header, true)
+        })();
+        self.hdus += 1;
+        self.wrap(r)
+    }
+
+    /// Number of HDUs written so far.
+    pub fn hdu_count(&self) -> usize {
+        self.hdus
+    }
+
+    /// Closes the file and moves it to its final name.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let h = self.handle.take().expect("finish called twice");
+        if let Err(e) = h.close() {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(FitsError::new(&self.dest, e.kind));
+        }
+        if self.dest.exists() && !self.overwrite {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(FitsError::new(&self.dest, ErrorKind::OutputExists));
+        }
+        if let Err(e) = std::fs::rename(&self.tmp, &self.dest) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(FitsError::new(&self.dest, ErrorKind::Io(e.to_string())));
+        }
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for FitsWriter {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            drop(h);
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes the non-structural cards in order; with `restore_structural`, also puts back the
+/// original text (comments) of structural cards that the new HDU has.
+fn write_header_cards(h: &Handle, header: &Header, restore_structural: bool) -> Result<()> {
+    let mut status = 0;
+    let has_extend = header.get("EXTEND").is_some();
+    for card in &header.cards {
+        let key = card.keyword();
+        if key == "CHECKSUM" || key == "DATASUM" {
+            continue;
+        }
+        let text = CString::new(card.text().trim_end()).unwrap_or_default();
+        if card.is_structural() {
+            if restore_structural && key_exists(h, key) {
+                let k = CString::new(key).unwrap_or_default();
+                unsafe { sys::ffucrd(h.ptr, k.as_ptr(), text.as_ptr(), &mut status) };
+            }
+        } else {
+            unsafe { sys::ffprec(h.ptr, text.as_ptr(), &mut status) };
+        }
+        h.check(status)?;
+    }
+    if restore_structural && !has_extend && key_exists(h, "EXTEND") {
+        let k = CString::new("EXTEND").unwrap_or_default();
+        unsafe { sys::ffdkey(h.ptr, k.as_ptr(), &mut status) };
+        h.check(status)?;
+    }
+    Ok(())
+}
+
+/// Removes the commentary cards cfitsio adds to a new primary ("FITS (Flexible Image Transport
+/// System) format is defined in…"), so that the header is the caller's alone.
+fn drop_added_cards(h: &Handle) -> Result<()> {
+    let mut nkeys = 0;
+    let mut status = 0;
+    unsafe { sys::ffghsp(h.ptr, &mut nkeys, std::ptr::null_mut(), &mut status) };
+    h.check(status)?;
+    for k in (1..=nkeys).rev() {
+        let mut buf = [0 as c_char; 81];
+        unsafe { sys::ffgrec(h.ptr, k, buf.as_mut_ptr(), &mut status) };
+        h.check(status)?;
+        let text = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        if !crate::header::Card::new(&text).is_structural() {
+            unsafe { sys::ffdrec(h.ptr, k, &mut status) };
+            h.check(status)?;
+        }
+    }
+    Ok(())
+}
+
+fn key_exists(h: &Handle, key: &str) -> bool {
+    let k = CString::new(key).unwrap_or_default();
+    let mut card = [0 as c_char; 81];
+    let mut status = 0;
+    unsafe { sys::ffgcrd(h.ptr, k.as_ptr(), card.as_mut_ptr(), &mut status) };
+    if status != 0 {
+        crate::ffi::status_message(status);
+    }
+    status == 0
+}
+
+/// Copies a file HDU by HDU: images re-written (optionally tile-compressed), other HDUs verbatim.
+pub fn rewrite_file(
+    src: &Path,
+    dest: &Path,
+    overwrite: bool,
+    compression: Option<&TileCompression>,
+) -> Result<PathBuf> {
+    let infos = crate::image::list_hdus(src)?;
+    let mut w = FitsWriter::create(dest, overwrite)?;
+    let input = Handle::open(src)?;
+    for info in &infos {
+        if info.has_image() {
+            let img = crate::image::read_image_at(&input, info.index)?;
+            w.write_image(&img, compression)?;
+        } else {
+            w.copy_hdu(src, info.index)?;
+        }
+    }
+    w.finish()
+}

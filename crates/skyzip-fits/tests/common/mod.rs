@@ -1,0 +1,18 @@
+#![allow(dead_code)]
+use std::path::PathBuf;
+
+/// The shared real development images (`../shared/data/real` beside the checkout).
+pub fn real_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
+}
+
+pub fn real_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(real_dir())
+        .expect("../shared/data/real must exist for these tests")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "fits"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 10, "expected the real images, found {}", v.len());
+    v
+}
