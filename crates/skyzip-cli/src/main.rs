@@ -1,3 +1,48 @@
-fn main() {
-    println!("Hello, world!");
+//! `skyzip`: one subcommand per job; the work lives in the library crates.
+
+mod classic;
+mod info;
+mod pack;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// skyzip — learned and classical compression of astronomical FITS images.
+///
+/// Every size is real bytes written; every error is stated in units of the image's background
+/// noise σ, estimated as fpack does (median absolute 2nd/3rd/5th-order differences along rows).
+#[derive(Parser)]
+#[command(name = "skyzip", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe every HDU of FITS files: shape, type, scaling, blanks, range, background and noise.
+    Info(info::Args),
+    /// Run fpack's codecs (cfitsio, in-process) on images: bytes, bits/pixel, errors in σ, speed.
+    Classic(classic::Args),
+    /// Tile-compress every image HDU of a file with one of fpack's codecs (other HDUs copied).
+    Pack(pack::PackArgs),
+    /// Write a tile-compressed file back as plain FITS images.
+    Unpack(pack::UnpackArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Classic(a) => classic::run(a),
+        Command::Pack(a) => pack::run_pack(a),
+        Command::Unpack(a) => pack::run_unpack(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skyzip: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

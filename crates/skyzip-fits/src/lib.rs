@@ -3,6 +3,7 @@
 //! runs fpack's tile compression in-process (the classical baselines every learned codec is held
 //! against), and estimates background and noise σ as fpack does.
 
+mod classic;
 mod compress;
 mod error;
 mod ffi;
@@ -11,6 +12,7 @@ mod image;
 mod noise;
 mod writer;
 
+pub use classic::{image_sigma, physical_errors, run_codec, ClassicResult, CompressedFile};
 pub use compress::{parse_for as parse_compression, Algorithm, Dither, TileCompression};
 pub use error::{ErrorKind, FitsError, Result};
 pub use header::{Card, Header};

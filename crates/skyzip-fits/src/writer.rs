@@ -87,67 +87,7 @@ impl FitsWriter {
         img: &ImageHdu,
         compression: Option<&TileCompression>,
     ) -> Result<()> {
-        let h = self.h();
-        let bitpix = img.bitpix();
-        if let Some(c) = compression {
-            c.apply(h, bitpix)?;
-        }
-        let mut naxes: Vec<i64> = img.axes.iter().map(|&a| a as i64).collect();
-        let mut status = 0;
-        unsafe {
-            sys::ffcrimll(
-                h.ptr,
-                bitpix,
-                naxes.len() as c_int,
-                naxes.as_mut_ptr(),
-                &mut status,
-            )
-        };
-        if compression.is_some() {
-            TileCompression::reset(h);
-        }
-        h.check(status)?;
-        if compression.is_none() {
-            drop_added_cards(h)?;
-        }
-        write_header_cards(h, &img.header, compression.is_none())?;
-        unsafe {
-            sys::ffrdef(h.ptr, &mut status);
-            sys::ffpscl(h.ptr, 1.0, 0.0, &mut status);
-        }
-        h.check(status)?;
-        let mut pixels = img.pixels.clone();
-        let dt = pixels.datatype();
-        let n = pixels.len() as i64;
-        let quantised = compression.is_some_and(|c| c.is_lossy_for(bitpix)) && bitpix < 0;
-        if quantised {
-            // cfitsio's quantiser recognises blanks only through a null value: NaN → sentinel.
-            let mut null32 = FLOAT_NULL_SENTINEL as f32;
-            let mut null64 = FLOAT_NULL_SENTINEL;
-            let nulval = match &mut pixels {
-                Pixels::F32(v) => {
-                    v.iter_mut()
-                        .filter(|x| x.is_nan())
-                        .for_each(|x| *x = null32);
-                    &mut null32 as *mut f32 as *mut c_void
-                }
-                Pixels::F64(v) => {
-                    v.iter_mut()
-                        .filter(|x| x.is_nan())
-                        .for_each(|x| *x = null64);
-                    &mut null64 as *mut f64 as *mut c_void
-                }
-                _ => std::ptr::null_mut(),
-            };
-            unsafe { sys::ffppn(h.ptr, dt, 1, n, pixels.as_mut_ptr(), nulval, &mut status) };
-        } else {
-            unsafe { sys::ffppr(h.ptr, dt, 1, n, pixels.as_mut_ptr(), &mut status) };
-        }
-        h.check(status)?;
-        if img.header.get("CHECKSUM").is_some() || img.header.get("DATASUM").is_some() {
-            unsafe { sys::ffpcks(h.ptr, &mut status) };
-            h.check(status)?;
-        }
+        write_image_hdu(self.h(), img, compression)?;
         self.hdus += 1;
         Ok(())
     }
@@ -207,6 +147,75 @@ impl Drop for FitsWriter {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// Appends an image HDU to an open file (see [`FitsWriter::write_image`]).
+pub(crate) fn write_image_hdu(
+    h: &Handle,
+    img: &ImageHdu,
+    compression: Option<&TileCompression>,
+) -> Result<()> {
+    let bitpix = img.bitpix();
+    if let Some(c) = compression {
+        c.apply(h, bitpix)?;
+    }
+    let mut naxes: Vec<i64> = img.axes.iter().map(|&a| a as i64).collect();
+    let mut status = 0;
+    unsafe {
+        sys::ffcrimll(
+            h.ptr,
+            bitpix,
+            naxes.len() as c_int,
+            naxes.as_mut_ptr(),
+            &mut status,
+        )
+    };
+    if compression.is_some() {
+        TileCompression::reset(h);
+    }
+    h.check(status)?;
+    if compression.is_none() {
+        drop_added_cards(h)?;
+    }
+    write_header_cards(h, &img.header, compression.is_none())?;
+    unsafe {
+        sys::ffrdef(h.ptr, &mut status);
+        sys::ffpscl(h.ptr, 1.0, 0.0, &mut status);
+    }
+    h.check(status)?;
+    let mut pixels = img.pixels.clone();
+    let dt = pixels.datatype();
+    let n = pixels.len() as i64;
+    let quantised = compression.is_some_and(|c| c.is_lossy_for(bitpix)) && bitpix < 0;
+    if quantised {
+        // cfitsio's quantiser recognises blanks only through a null value: NaN → sentinel.
+        let mut null32 = FLOAT_NULL_SENTINEL as f32;
+        let mut null64 = FLOAT_NULL_SENTINEL;
+        let nulval = match &mut pixels {
+            Pixels::F32(v) => {
+                v.iter_mut()
+                    .filter(|x| x.is_nan())
+                    .for_each(|x| *x = null32);
+                &mut null32 as *mut f32 as *mut c_void
+            }
+            Pixels::F64(v) => {
+                v.iter_mut()
+                    .filter(|x| x.is_nan())
+                    .for_each(|x| *x = null64);
+                &mut null64 as *mut f64 as *mut c_void
+            }
+            _ => std::ptr::null_mut(),
+        };
+        unsafe { sys::ffppn(h.ptr, dt, 1, n, pixels.as_mut_ptr(), nulval, &mut status) };
+    } else {
+        unsafe { sys::ffppr(h.ptr, dt, 1, n, pixels.as_mut_ptr(), &mut status) };
+    }
+    h.check(status)?;
+    if img.header.get("CHECKSUM").is_some() || img.header.get("DATASUM").is_some() {
+        unsafe { sys::ffpcks(h.ptr, &mut status) };
+        h.check(status)?;
+    }
+    Ok(())
 }
 
 /// Writes the non-structural cards in order; with `restore_structural`, also puts back the
