@@ -9,6 +9,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 
 pub(crate) const END_OF_FILE: c_int = 107;
+pub(crate) const READ_ERROR: c_int = 108;
 pub(crate) const FILE_NOT_OPENED: c_int = 104;
 pub(crate) const BAD_HDU_NUM: c_int = 301;
 pub(crate) const UNKNOWN_REC: c_int = 252;
@@ -39,10 +40,17 @@ pub(crate) fn status_message(status: c_int) -> String {
 pub(crate) fn status_error(path: &Path, status: c_int) -> FitsError {
     let message = status_message(status);
     let kind = match status {
-        END_OF_FILE => ErrorKind::Truncated,
+        END_OF_FILE | READ_ERROR => ErrorKind::Truncated,
         FILE_NOT_OPENED => ErrorKind::Open(message),
         UNKNOWN_REC | NO_SIMPLE => ErrorKind::NotFits,
-        BAD_BITPIX => ErrorKind::BadHeader(message),
+        BAD_BITPIX => match message
+            .rsplit(':')
+            .next()
+            .and_then(|v| v.trim().trim_end_matches(')').parse().ok())
+        {
+            Some(b) => ErrorKind::UnsupportedBitpix(b),
+            None => ErrorKind::BadHeader(message),
+        },
         _ => ErrorKind::Cfitsio { status, message },
     };
     FitsError::new(path, kind)
@@ -69,6 +77,7 @@ impl Handle {
                 ErrorKind::Open("is a directory".into()),
             ));
         }
+        check_signature(path)?;
         let c = cpath(path)?;
         let mut ptr = std::ptr::null_mut();
         let mut status = 0;
@@ -190,6 +199,21 @@ impl Drop for Handle {
             }
         }
     }
+}
+
+/// A FITS file starts with `SIMPLE  =` and is whole 2880-byte blocks; say which rule fails.
+fn check_signature(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| FitsError::new(path, ErrorKind::Open(e.to_string())))?;
+    let mut head = [0u8; 9];
+    let n = f
+        .read(&mut head)
+        .map_err(|e| FitsError::new(path, ErrorKind::Open(e.to_string())))?;
+    if n < 9 || &head != b"SIMPLE  =" {
+        return Err(FitsError::new(path, ErrorKind::NotFits));
+    }
+    Ok(())
 }
 
 fn cpath(path: &Path) -> Result<CString> {

@@ -75,6 +75,7 @@ impl Pixels {
     }
 
     /// The stored value of pixel `i` as f64 (exact for all but |int64| > 2^53).
+    #[allow(clippy::unnecessary_cast)]
     pub fn raw_f64(&self, i: usize) -> f64 {
         each_pixels!(self, v => v[i] as f64)
     }
