@@ -156,6 +156,11 @@ pub(crate) fn write_image_hdu(
     compression: Option<&TileCompression>,
 ) -> Result<()> {
     let bitpix = img.bitpix();
+    if compression.is_some() && bitpix == 64 {
+        return Err(h.err(ErrorKind::BadOption(
+            "cfitsio cannot tile-compress BITPIX 64 images (fpack refuses them too); write them uncompressed".into(),
+        )));
+    }
     if let Some(c) = compression {
         c.apply(h, bitpix)?;
     }
