@@ -53,7 +53,7 @@ fn images() -> Vec<(&'static str, ImageHdu)> {
                         })
                         .collect(),
                 ),
-                header(&[blank.clone()]),
+                header(std::slice::from_ref(&blank)),
             ),
         ),
         (
