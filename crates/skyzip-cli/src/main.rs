@@ -3,6 +3,7 @@
 mod classic;
 mod info;
 mod pack;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Pack(pack::PackArgs),
     /// Write a tile-compressed file back as plain FITS images.
     Unpack(pack::UnpackArgs),
+    /// Simulate a labelled dataset (gce) and write it as one FITS file of cubes.
+    Simulate(simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Classic(a) => classic::run(a),
         Command::Pack(a) => pack::run_pack(a),
         Command::Unpack(a) => pack::run_unpack(a),
+        Command::Simulate(a) => simulate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

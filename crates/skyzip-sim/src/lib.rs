@@ -1,0 +1,63 @@
+//! skyzip-sim: simulators that make labelled astronomical images with no network access (the
+//! second stage of skyzip's flow, above the FITS layer and below datasets and training).
+//!
+//! Every sample is a pure function of `(seed, index)`: its random stream is a ChaCha8 generator
+//! keyed by both, so datasets are reproducible and generation in parallel gives the same bytes
+//! for any thread count. Specification: `shared/specs/simulators.md`.
+
+pub mod gce;
+pub mod noise;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// One simulated image with its labels. Images are row-major `ny`×`nx` (row 0 = lowest y).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub nx: usize,
+    pub ny: usize,
+    /// The observation.
+    pub image: Vec<f32>,
+    /// The noiseless image (the target for denoising).
+    pub clean: Vec<f32>,
+    /// Scalar parameters (regression targets).
+    pub params: BTreeMap<String, f64>,
+    /// Further per-pixel maps (templates, point-source maps, …).
+    pub maps: BTreeMap<String, Vec<f32>>,
+    /// Per-pixel boolean labels (segmentation targets).
+    pub masks: BTreeMap<String, Vec<bool>>,
+}
+
+/// Errors for impossible simulator settings.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimError {
+    #[error("invalid parameter {name}: {why}")]
+    Invalid { name: &'static str, why: String },
+}
+
+/// A simulator: a sample is determined by its generator alone.
+pub trait Simulator: Sync {
+    /// Short name used by the CLI and in file headers.
+    fn name(&self) -> &'static str;
+    /// Draws one sample from the generator.
+    fn sample(&self, rng: &mut ChaCha8Rng) -> Sample;
+}
+
+/// The generator of sample `index` of a dataset with `seed`.
+pub fn sample_rng(seed: u64, index: u64) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&index.to_le_bytes());
+    key[16..24].copy_from_slice(b"skyzip\0\0");
+    ChaCha8Rng::from_seed(key)
+}
+
+/// Samples `start..start+n` of a dataset, in parallel; the result does not depend on threads.
+pub fn generate<S: Simulator + ?Sized>(sim: &S, seed: u64, start: u64, n: usize) -> Vec<Sample> {
+    (0..n as u64)
+        .into_par_iter()
+        .map(|i| sim.sample(&mut sample_rng(seed, start + i)))
+        .collect()
+}
