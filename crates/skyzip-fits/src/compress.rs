@@ -5,7 +5,6 @@ use crate::ffi::Handle;
 use fitsio::sys;
 use std::fmt;
 use std::os::raw::{c_int, c_long};
-use std::path::Path;
 
 /// cfitsio's tile-compression algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,9 +198,4 @@ impl fmt::Display for TileCompression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.label(-32))
     }
-}
-
-/// Checks that a setting parses, naming the file for errors.
-pub fn parse_for(path: &Path, spec: &str) -> Result<TileCompression> {
-    TileCompression::parse(spec).map_err(|m| FitsError::new(path, ErrorKind::BadOption(m)))
 }

@@ -121,16 +121,6 @@ impl Header {
         }
     }
 
-    /// Removes every card with this keyword.
-    pub fn remove(&mut self, key: &str) {
-        self.cards.retain(|c| c.keyword() != key);
-    }
-
-    /// Cards that are not structural: what a writer copies after creating the HDU.
-    pub fn user_cards(&self) -> impl Iterator<Item = &Card> {
-        self.cards.iter().filter(|c| !c.is_structural())
-    }
-
     /// Reads the current HDU's header; a tile-compressed HDU is shown as the image it holds.
     pub(crate) fn read(h: &Handle) -> Result<Header> {
         let mut ptr: *mut c_char = std::ptr::null_mut();

@@ -164,7 +164,12 @@ impl ImageHdu {
     pub fn new(axes: Vec<usize>, pixels: Pixels, header: Header) -> Self {
         let bscale = header.f64("BSCALE").unwrap_or(1.0);
         let bzero = header.f64("BZERO").unwrap_or(0.0);
-        let blank = header.f64("BLANK").map(|b| b as i64);
+        // BLANK applies to integer images only, as when reading.
+        let blank = if pixels.bitpix() > 0 {
+            header.f64("BLANK").map(|b| b as i64)
+        } else {
+            None
+        };
         ImageHdu {
             hdu: 0,
             extname: header.string("EXTNAME"),
@@ -172,7 +177,7 @@ impl ImageHdu {
             pixels,
             bscale,
             bzero,
-            blank: if bscale.is_finite() { blank } else { None },
+            blank,
             header,
             compression: None,
         }
@@ -235,8 +240,18 @@ impl ImageHdu {
 
     /// Physical values `BZERO + BSCALE·stored`, NaN where blank.
     pub fn physical(&self) -> Vec<f64> {
+        self.physical_range(0..self.npix())
+    }
+
+    /// Plane `p` of the physical values.
+    pub fn physical_plane(&self, p: usize) -> Vec<f64> {
+        let n = self.nx() * self.ny();
+        self.physical_range(p * n..(p + 1) * n)
+    }
+
+    fn physical_range(&self, range: std::ops::Range<usize>) -> Vec<f64> {
         let (s, z) = (self.bscale, self.bzero);
-        (0..self.npix())
+        range
             .map(|i| {
                 if self.is_blank(i) {
                     f64::NAN
@@ -245,13 +260,6 @@ impl ImageHdu {
                 }
             })
             .collect()
-    }
-
-    /// Plane `p` of the physical values.
-    pub fn physical_plane(&self, p: usize) -> Vec<f64> {
-        let n = self.nx() * self.ny();
-        let all = self.physical();
-        all[p * n..(p + 1) * n].to_vec()
     }
 }
 

@@ -13,7 +13,7 @@ mod noise;
 mod writer;
 
 pub use classic::{image_sigma, physical_errors, run_codec, ClassicResult, CompressedFile};
-pub use compress::{parse_for as parse_compression, Algorithm, Dither, TileCompression};
+pub use compress::{Algorithm, Dither, TileCompression};
 pub use error::{ErrorKind, FitsError, Result};
 pub use header::{Card, Header};
 pub use image::{

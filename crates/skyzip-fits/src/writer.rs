@@ -94,7 +94,10 @@ impl FitsWriter {
 
     /// Copies HDU `index` (0-based) of another file verbatim (tables, masks…).
     pub fn copy_hdu(&mut self, src: &Path, index: usize) -> Result<()> {
-        let input = Handle::open(src)?;
+        self.copy_from(&Handle::open(src)?, index)
+    }
+
+    fn copy_from(&mut self, input: &Handle, index: usize) -> Result<()> {
         input.goto(index)?;
         let mut status = 0;
         unsafe { sys::ffcopy(input.ptr, self.h().ptr, 0, &mut status) };
@@ -300,7 +303,7 @@ pub fn rewrite_file(
             let img = crate::image::read_image_at(&input, info.index)?;
             w.write_image(&img, compression)?;
         } else {
-            w.copy_hdu(src, info.index)?;
+            w.copy_from(&input, info.index)?;
         }
     }
     w.finish()
