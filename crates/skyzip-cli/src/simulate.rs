@@ -157,13 +157,7 @@ pub fn run(a: Args) -> Result<()> {
         sim.name(),
         secs,
         a.n as f64 / secs,
-        rayon_threads()
+        skyzip_sim::threads()
     );
     Ok(())
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }

@@ -2,10 +2,11 @@
 //! 64×64 counts maps of a 30°×30° field with dark matter, inverse Compton, Fermi bubbles, a
 //! random π⁰ gas field, GC and disk point sources, a 5×5 Gaussian PSF and Poisson noise.
 
+use crate::noise::poisson;
 use crate::{Sample, Simulator};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Exp, Gamma, LogNormal, Poisson, StandardNormal};
+use rand_distr::{Distribution, Exp, Gamma, LogNormal, StandardNormal};
 use std::collections::BTreeMap;
 
 pub const N_PIX: usize = 64;
@@ -213,15 +214,6 @@ fn disk_source(rng: &mut ChaCha8Rng) -> (f64, f64) {
         if inside(x, y) {
             return (x, y);
         }
-    }
-}
-
-/// Poisson draw that accepts λ = 0.
-pub fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> f64 {
-    if lambda > 0.0 {
-        Poisson::new(lambda).map(|p| p.sample(rng)).unwrap_or(0.0)
-    } else {
-        0.0
     }
 }
 

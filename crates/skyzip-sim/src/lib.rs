@@ -54,6 +54,11 @@ pub fn sample_rng(seed: u64, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(key)
 }
 
+/// Threads that [`generate`] runs on (rayon's pool; `RAYON_NUM_THREADS` sets it).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
 /// Samples `start..start+n` of a dataset, in parallel; the result does not depend on threads.
 pub fn generate<S: Simulator + ?Sized>(sim: &S, seed: u64, start: u64, n: usize) -> Vec<Sample> {
     (0..n as u64)

@@ -3,7 +3,16 @@
 use crate::SimError;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
+use rand_distr::{Distribution, Normal, Poisson};
+
+/// Poisson draw that accepts λ = 0.
+pub fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> f64 {
+    if lambda > 0.0 {
+        Poisson::new(lambda).map(|p| p.sample(rng)).unwrap_or(0.0)
+    } else {
+        0.0
+    }
+}
 
 /// How a clean image is corrupted.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +83,7 @@ impl Noise {
             }
             Noise::Poisson { scale } => clean
                 .iter()
-                .map(|&x| (crate::gce::poisson(rng, x.max(0.0) as f64 * scale) / scale) as f32)
+                .map(|&x| (poisson(rng, x.max(0.0) as f64 * scale) / scale) as f32)
                 .collect(),
             Noise::Masked { fraction } => clean
                 .iter()
