@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use skyzip_testdata::real_dir;
 use std::path::{Path, PathBuf};
 
 fn fails_with(args: &[&str], file: &Path, words: &str) {

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use skyzip_fits::{read_image, HduSelector};
+use skyzip_testdata::real_files;
 use std::process::Command;
 
 const CODECS: &[&str] = &[

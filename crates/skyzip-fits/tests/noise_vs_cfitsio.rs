@@ -1,7 +1,6 @@
 //! Our noise estimators against cfitsio's own `fits_img_stats_float` (the code fpack runs),
 //! called through the bundled library on every real image.
 
-mod common;
 use skyzip_fits::*;
 use std::os::raw::{c_int, c_long};
 
@@ -28,7 +27,7 @@ extern "C" {
 
 #[test]
 fn noise3_and_noise5_match_cfitsio_on_real_images() {
-    for path in common::real_files() {
+    for path in skyzip_testdata::real_files() {
         let img = read_image(&path, &HduSelector::FirstImage).unwrap();
         let (nx, ny) = (img.nx(), img.ny());
         let phys = img.physical_plane(0);

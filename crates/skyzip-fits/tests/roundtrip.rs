@@ -1,6 +1,5 @@
 //! Read → write → read is exact on every real image: pixels bit for bit, blanks, header cards.
 
-mod common;
 use skyzip_fits::*;
 
 fn same_cards(a: &Header, b: &Header) -> std::result::Result<(), String> {
@@ -34,7 +33,7 @@ fn mask_diff(a: &ImageHdu, b: &ImageHdu) -> usize {
 #[test]
 fn every_real_file_round_trips_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    for path in common::real_files() {
+    for path in skyzip_testdata::real_files() {
         let out = dir.path().join(path.file_name().unwrap());
         rewrite_file(&path, &out, false, None).unwrap();
         let before = read_all_images(&path).unwrap();
@@ -63,7 +62,7 @@ fn every_real_file_round_trips_exactly() {
 #[test]
 fn lossless_tile_compression_round_trips_on_integer_images() {
     let dir = tempfile::tempdir().unwrap();
-    for path in common::real_files() {
+    for path in skyzip_testdata::real_files() {
         let img = read_image(&path, &HduSelector::FirstImage).unwrap();
         if img.bitpix() < 0 {
             continue;
@@ -95,7 +94,7 @@ fn lossless_tile_compression_round_trips_on_integer_images() {
 #[test]
 fn quantised_floats_keep_nan_masks() {
     let dir = tempfile::tempdir().unwrap();
-    for path in common::real_files() {
+    for path in skyzip_testdata::real_files() {
         let img = read_image(&path, &HduSelector::FirstImage).unwrap();
         if img.bitpix() > 0 {
             continue;

@@ -1,21 +1,6 @@
 #![allow(dead_code)]
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-pub fn real_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
-}
-
-pub fn real_files() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(real_dir())
-        .expect("../shared/data/real must exist for these tests")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "fits"))
-        .collect();
-    v.sort();
-    assert!(v.len() >= 10, "expected the real images, found {}", v.len());
-    v
-}
 
 pub fn skyzip(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_skyzip"))

@@ -1,11 +1,14 @@
-#![allow(dead_code)]
+//! Test support shared by the crates' tests: the real development images in
+//! `shared/data/real` beside the checkout (never copied into the repository).
+
 use std::path::PathBuf;
 
-/// The shared real development images (`../shared/data/real` beside the checkout).
+/// The folder of real images (`../shared/data/real` from the repository root).
 pub fn real_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
 }
 
+/// Every `.fits` file there, sorted; panics if the folder is missing or nearly empty.
 pub fn real_files() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(real_dir())
         .expect("../shared/data/real must exist for these tests")
