@@ -1,7 +1,9 @@
 //! Every BITPIX, scaled and unsigned integers, BLANK and NaN masks, and 3-D cubes survive
 //! write → read, plain and tile-compressed.
 
+mod support;
 use skyzip_fits::*;
+use support::write_then_read;
 
 fn header(cards: &[Card]) -> Header {
     Header {
@@ -165,10 +167,7 @@ fn every_bitpix_round_trips_plain() {
     let dir = tempfile::tempdir().unwrap();
     for (name, img) in images() {
         let p = dir.path().join(format!("{}.fits", name.replace(' ', "_")));
-        let mut w = FitsWriter::create(&p, false).unwrap();
-        w.write_image(&img, None).unwrap();
-        w.finish().unwrap();
-        let back = read_image(&p, &HduSelector::FirstImage).unwrap();
+        let back = write_then_read(&img, None, &p);
         check(name, &img, &back, true);
         assert_eq!(back.planes(), img.planes());
         for card in img.header.cards.iter() {
@@ -210,11 +209,7 @@ fn lossless_tile_compression_of_every_type() {
             let p = dir
                 .path()
                 .join(format!("{}.{spec}.fz", name.replace(' ', "_")));
-            let mut w = FitsWriter::create(&p, false).unwrap();
-            w.write_image(&img, Some(&TileCompression::parse(spec).unwrap()))
-                .unwrap();
-            w.finish().unwrap();
-            let back = read_image(&p, &HduSelector::FirstImage).unwrap();
+            let back = write_then_read(&img, Some(&TileCompression::parse(spec).unwrap()), &p);
             assert!(back.compression.is_some(), "{name} {spec}");
             check(&format!("{name} {spec}"), &img, &back, true);
         }
@@ -226,11 +221,7 @@ fn quantised_floats_keep_blanks_and_bound_the_error() {
     let dir = tempfile::tempdir().unwrap();
     for (name, img) in images().into_iter().filter(|(_, i)| i.bitpix() < 0) {
         let p = dir.path().join(format!("{}.q.fz", name.replace(' ', "_")));
-        let mut w = FitsWriter::create(&p, false).unwrap();
-        w.write_image(&img, Some(&TileCompression::parse("rice:q=4").unwrap()))
-            .unwrap();
-        w.finish().unwrap();
-        let back = read_image(&p, &HduSelector::FirstImage).unwrap();
+        let back = write_then_read(&img, Some(&TileCompression::parse("rice:q=4").unwrap()), &p);
         check(name, &img, &back, false);
     }
 }

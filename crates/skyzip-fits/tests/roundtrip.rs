@@ -1,6 +1,8 @@
 //! Read → write → read is exact on every real image: pixels bit for bit, blanks, header cards.
 
+mod support;
 use skyzip_fits::*;
+use support::write_then_read;
 
 fn same_cards(a: &Header, b: &Header) -> std::result::Result<(), String> {
     let keep = |h: &Header| -> Vec<String> {
@@ -70,11 +72,7 @@ fn lossless_tile_compression_round_trips_on_integer_images() {
         for spec in ["rice", "gzip1", "gzip2", "hcompress"] {
             let c = TileCompression::parse(spec).unwrap();
             let out = dir.path().join(format!("{spec}.fits.fz"));
-            let _ = std::fs::remove_file(&out);
-            let mut w = FitsWriter::create(&out, false).unwrap();
-            w.write_image(&img, Some(&c)).unwrap();
-            w.finish().unwrap();
-            let back = read_image(&out, &HduSelector::FirstImage).unwrap();
+            let back = write_then_read(&img, Some(&c), &out);
             assert_eq!(back.compression.as_deref(), Some(c.algorithm.zcmptype()));
             assert!(
                 back.pixels.bit_identical(&img.pixels),
@@ -102,11 +100,7 @@ fn quantised_floats_keep_nan_masks() {
         for spec in ["rice:q=4", "gzip2:q=16:dither=2", "gzip2:q=0"] {
             let c = TileCompression::parse(spec).unwrap();
             let out = dir.path().join("q.fits.fz");
-            let _ = std::fs::remove_file(&out);
-            let mut w = FitsWriter::create(&out, false).unwrap();
-            w.write_image(&img, Some(&c)).unwrap();
-            w.finish().unwrap();
-            let back = read_image(&out, &HduSelector::FirstImage).unwrap();
+            let back = write_then_read(&img, Some(&c), &out);
             assert_eq!(
                 mask_diff(&back, &img),
                 0,
