@@ -279,6 +279,10 @@ impl Simulator for Gce {
         maps.insert("template_pi0".into(), f32s(&t_pi0));
         maps.insert("flux_ps_gc".into(), gc32);
         maps.insert("flux_ps_disk".into(), disk32);
+        let mut catalog = crate::Catalog::new(&["l_deg", "b_deg", "flux", "population"]);
+        for (k, &(x, y, s)) in catalogue.iter().enumerate() {
+            catalog.push(vec![x, y, s, if k < n_gc { 0.0 } else { 1.0 }]);
+        }
         Sample {
             nx: N_PIX,
             ny: N_PIX,
@@ -287,6 +291,7 @@ impl Simulator for Gce {
             params,
             maps,
             masks,
+            catalog,
         }
     }
 }

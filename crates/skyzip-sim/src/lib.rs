@@ -5,8 +5,11 @@
 //! keyed by both, so datasets are reproducible and generation in parallel gives the same bytes
 //! for any thread count. Specification: `shared/specs/simulators.md`.
 
+pub mod ccd;
 pub mod gce;
 pub mod noise;
+pub mod radio;
+pub mod toy;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -28,6 +31,29 @@ pub struct Sample {
     pub maps: BTreeMap<String, Vec<f32>>,
     /// Per-pixel boolean labels (segmentation targets).
     pub masks: BTreeMap<String, Vec<bool>>,
+    /// Objects in the sample (sources, components), one row each.
+    pub catalog: Catalog,
+}
+
+/// A table of numbers with named columns (a source catalogue).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Catalog {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl Catalog {
+    pub fn new(columns: &[&str]) -> Catalog {
+        Catalog {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+    /// Appends a row; it must have one value per column.
+    pub fn push(&mut self, row: Vec<f64>) {
+        assert_eq!(row.len(), self.columns.len(), "catalogue row width");
+        self.rows.push(row);
+    }
 }
 
 /// Errors for impossible simulator settings.
