@@ -29,7 +29,7 @@ enum Command {
     Pack(pack::PackArgs),
     /// Write a tile-compressed file back as plain FITS images.
     Unpack(pack::UnpackArgs),
-    /// Simulate a labelled dataset (gce) and write it as one FITS file of cubes.
+    /// Simulate a labelled dataset (gce, ccd, radio, toy-*) and write it as FITS cubes + tables.
     Simulate(simulate::Args),
 }
 

@@ -4,39 +4,42 @@ mod common;
 use common::*;
 use std::process::Command;
 
-fn simulate(threads: &str, out: &std::path::Path) -> Vec<u8> {
+fn simulate(threads: &str, out: &std::path::Path, kind: &str, n: &str, extra: &[&str]) -> Vec<u8> {
     let o = Command::new(env!("CARGO_BIN_EXE_skyzip"))
-        .args([
-            "simulate",
-            "gce",
-            "--n",
-            "12",
-            "--seed",
-            "5",
-            "--out",
-            s(out),
-            "--noise",
-            "poisson:2",
-        ])
+        .args(["simulate", kind, "--n", n, "--seed", "5", "--out", s(out)])
+        .args(extra)
         .env("RAYON_NUM_THREADS", threads)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::read(out.join("gce-seed5-n12.fits")).unwrap()
+    std::fs::read(out.join(format!("{kind}-seed5-n{n}.fits"))).unwrap()
 }
 
 #[test]
 fn same_seed_gives_identical_bytes_with_one_and_two_threads() {
     let d = tempfile::tempdir().unwrap();
-    let one = simulate("1", &d.path().join("t1"));
-    let two = simulate("2", &d.path().join("t2"));
-    assert!(one == two, "datasets differ between 1 and 2 threads");
-    let img = skyzip_fits::read_image(
-        &d.path().join("t1/gce-seed5-n12.fits"),
-        &skyzip_fits::HduSelector::Name("PARAMS".into()),
-    )
-    .unwrap();
-    assert_eq!(img.axes, vec![6, 12]);
+    for (kind, n, extra) in [
+        ("gce", "12", &["--noise", "poisson:2"][..]),
+        ("ccd", "4", &[][..]),
+        ("radio", "6", &[][..]),
+        ("toy-blobs", "20", &[][..]),
+    ] {
+        let one = simulate("1", &d.path().join(format!("{kind}1")), kind, n, extra);
+        let two = simulate("2", &d.path().join(format!("{kind}2")), kind, n, extra);
+        assert!(
+            one == two,
+            "{kind}: datasets differ between 1 and 2 threads"
+        );
+    }
+    simulate(
+        "2",
+        &d.path().join("t1"),
+        "gce",
+        "12",
+        &["--noise", "poisson:2"],
+    );
+    let t = skyzip_fits::read_table(&d.path().join("t1/gce-seed5-n12.fits"), "PARAMS").unwrap();
+    assert_eq!((t.rows(), t.columns.len()), (12, 7), "INDEX + 6 parameters");
 }
 
 #[test]
@@ -55,6 +58,86 @@ fn impossible_settings_exit_2() {
             "masked:2",
         ],
         vec!["simulate", "nebula", "--n", "3", "--out", s(d.path())],
+        vec![
+            "simulate",
+            "ccd",
+            "--n",
+            "3",
+            "--size",
+            "4",
+            "--out",
+            s(d.path()),
+        ],
+        vec![
+            "simulate",
+            "ccd",
+            "--n",
+            "3",
+            "--cr-rate-max",
+            "-1",
+            "--out",
+            s(d.path()),
+        ],
+        vec![
+            "simulate",
+            "ccd",
+            "--n",
+            "3",
+            "--band",
+            "z",
+            "--out",
+            s(d.path()),
+        ],
+        vec![
+            "simulate",
+            "radio",
+            "--n",
+            "3",
+            "--class",
+            "fr3",
+            "--out",
+            s(d.path()),
+        ],
+        vec![
+            "simulate",
+            "toy-linear",
+            "--n",
+            "3",
+            "--rho",
+            "0",
+            "--out",
+            s(d.path()),
+        ],
+        vec![
+            "simulate",
+            "toy-linear",
+            "--n",
+            "3",
+            "--sigma-n",
+            "-0.1",
+            "--out",
+            s(d.path()),
+        ],
+        vec![
+            "simulate",
+            "toy-blobs",
+            "--n",
+            "3",
+            "--blob-noise",
+            "poisson:-1",
+            "--out",
+            s(d.path()),
+        ],
+        vec![
+            "simulate",
+            "gce",
+            "--n",
+            "3",
+            "--shard-size",
+            "0",
+            "--out",
+            s(d.path()),
+        ],
     ] {
         let o = skyzip(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

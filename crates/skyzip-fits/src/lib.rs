@@ -10,6 +10,7 @@ mod ffi;
 mod header;
 mod image;
 mod noise;
+mod table;
 mod writer;
 
 pub use classic::{image_sigma, physical_errors, run_codec, ClassicResult, CompressedFile};
@@ -20,4 +21,5 @@ pub use image::{
     find_image_hdu, list_hdus, read_all_images, read_image, HduInfo, HduSelector, ImageHdu, Pixels,
 };
 pub use noise::{clipped_background, noise_bits, noise_stats, NoiseStats};
+pub use table::{read_table, Column, Table};
 pub use writer::{rewrite_file, FitsWriter};

@@ -66,6 +66,18 @@ impl FitsWriter {
         self.handle.as_ref().expect("writer used after finish")
     }
 
+    pub(crate) fn handle(&self) -> &Handle {
+        self.h()
+    }
+
+    pub(crate) fn count_hdu(&mut self) {
+        self.hdus += 1;
+    }
+
+    pub(crate) fn dest(&self) -> &Path {
+        &self.dest
+    }
+
     fn wrap<T>(&self, r: Result<T>) -> Result<T> {
         r.map_err(|e| FitsError::new(&self.dest, e.kind))
     }

@@ -117,3 +117,35 @@ fn quantised_floats_keep_nan_masks() {
         }
     }
 }
+
+#[test]
+fn binary_tables_round_trip() {
+    use skyzip_fits::{read_table, Column, FitsWriter, Table};
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("t.fits");
+    let mut t = Table::default();
+    t.columns
+        .push(("flux".into(), Column::F64(vec![1.5, f64::NAN, -3.0])));
+    t.columns
+        .push(("id".into(), Column::I64(vec![7, -1, i64::MAX])));
+    t.columns.push((
+        "code".into(),
+        Column::Bytes(vec![vec![1, 2, 3], vec![], vec![255; 1000]]),
+    ));
+    t.header
+        .set(skyzip_fits::Card::value("NSAMPLE", "3", "rows"));
+    let mut w = FitsWriter::create(&path, false).unwrap();
+    w.write_table("CAT", &t).unwrap();
+    w.finish().unwrap();
+    let r = read_table(&path, "cat").unwrap();
+    assert_eq!(r.rows(), 3);
+    let Some(Column::F64(f)) = r.column("FLUX") else {
+        panic!()
+    };
+    assert_eq!(f[0], 1.5);
+    assert!(f[1].is_nan());
+    assert_eq!(r.column("id"), Some(&Column::I64(vec![7, -1, i64::MAX])));
+    assert_eq!(r.column("code"), t.column("code"));
+    assert_eq!(r.header.f64("NSAMPLE"), Some(3.0));
+    assert!(read_table(&path, "nope").is_err());
+}

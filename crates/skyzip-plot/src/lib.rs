@@ -1,0 +1,183 @@
+//! skyzip-plot: PNG figures. Image grids with astronomers' stretches (asinh with a noise-level
+//! softening, zscale-like limits), written through plotters' bitmap backend.
+
+use plotters::prelude::*;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: cannot write PNG: {why}")]
+pub struct PlotError {
+    pub path: String,
+    pub why: String,
+}
+
+fn perr(path: &Path, e: impl std::fmt::Display) -> PlotError {
+    PlotError {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    }
+}
+
+/// One image to show: `nx`×`ny` values, row 0 at the bottom (FITS order). NaNs show grey-blue.
+#[derive(Clone, Copy)]
+pub struct Tile<'a> {
+    pub nx: usize,
+    pub ny: usize,
+    pub data: &'a [f32],
+}
+
+/// How values map to grey levels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stretch {
+    /// asinh((x − lo)/s)/asinh((hi − lo)/s) with lo = median − 2σ, hi = the 99.9th percentile,
+    /// s = 3σ (σ from the MAD): noise stays visible, faint sources show, only the brightest
+    /// 0.1 % of pixels (saturated stars) clip to white.
+    Asinh,
+    /// Linear between the 0.5 and 99.5 percentiles (zscale-like for flat images).
+    Linear,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+/// Maps finite values to [0, 1] with a stretch fitted to the image itself.
+pub fn stretch(data: &[f32], how: Stretch) -> Vec<Option<f64>> {
+    let mut fin: Vec<f64> = data
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|&v| v as f64)
+        .collect();
+    if fin.is_empty() {
+        return vec![None; data.len()];
+    }
+    let med = median(&mut fin);
+    let (lo, hi, soft) = match how {
+        Stretch::Asinh => {
+            let mut dev: Vec<f64> = fin.iter().map(|v| (v - med).abs()).collect();
+            let sigma = 1.4826 * median(&mut dev);
+            let max = fin[((fin.len() - 1) as f64 * 0.999) as usize];
+            let min = fin[0];
+            let sigma = if sigma > 0.0 {
+                sigma
+            } else {
+                (max - min) / 50.0
+            };
+            ((med - 2.0 * sigma).max(min), max, 3.0 * sigma)
+        }
+        Stretch::Linear => {
+            let p = |q: f64| fin[((fin.len() - 1) as f64 * q) as usize];
+            (p(0.005), p(0.995), 0.0)
+        }
+    };
+    let span = (hi - lo).max(1e-300);
+    data.iter()
+        .map(|&v| {
+            if !v.is_finite() {
+                return None;
+            }
+            let x = (v as f64 - lo).max(0.0);
+            Some(if soft > 0.0 {
+                ((x / soft).asinh() / (span / soft).asinh()).clamp(0.0, 1.0)
+            } else {
+                (x / span).clamp(0.0, 1.0)
+            })
+        })
+        .collect()
+}
+
+/// Writes a grid of tiles (`cols` per row), each scaled to `tile_px` pixels on its longer side,
+/// with a 4-pixel gap. Each tile is stretched on its own values.
+pub fn image_grid(
+    path: &Path,
+    tiles: &[Tile],
+    cols: usize,
+    tile_px: u32,
+    how: Stretch,
+) -> Result<(), PlotError> {
+    let cols = cols.max(1);
+    let rows = tiles.len().div_ceil(cols).max(1);
+    let gap = 4u32;
+    let (w, h) = (
+        cols as u32 * (tile_px + gap) + gap,
+        rows as u32 * (tile_px + gap) + gap,
+    );
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&RGBColor(30, 30, 30))
+        .map_err(|e| perr(path, e))?;
+    for (k, t) in tiles.iter().enumerate() {
+        let (gx, gy) = ((k % cols) as u32, (k / cols) as u32);
+        let (ox, oy) = (gap + gx * (tile_px + gap), gap + gy * (tile_px + gap));
+        let s = stretch(t.data, how);
+        let scale = tile_px as f64 / t.nx.max(t.ny) as f64;
+        let (pw, ph) = ((t.nx as f64 * scale) as u32, (t.ny as f64 * scale) as u32);
+        for py in 0..ph {
+            // Row 0 of the image is drawn at the bottom, as ds9 does.
+            let r = (t.ny - 1).min(((ph - 1 - py) as f64 / scale) as usize);
+            for px in 0..pw {
+                let c = (t.nx - 1).min((px as f64 / scale) as usize);
+                let color = match s[r * t.nx + c] {
+                    Some(v) => {
+                        let g = (v * 255.0).round() as u8;
+                        RGBColor(g, g, g)
+                    }
+                    None => RGBColor(70, 90, 140),
+                };
+                root.draw_pixel(((ox + px) as i32, (oy + py) as i32), &color)
+                    .map_err(|e| perr(path, e))?;
+            }
+        }
+    }
+    root.present().map_err(|e| perr(path, e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asinh_stretch_is_monotone_and_bounded() {
+        let data: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+            .chain([f32::NAN, 1e6])
+            .collect();
+        let s = stretch(&data, Stretch::Asinh);
+        assert!(s[1000].is_none());
+        assert_eq!(s[1001], Some(1.0));
+        assert!(s[..1000]
+            .iter()
+            .all(|v| v.unwrap() < 1.0 || v.unwrap() == 1.0));
+        let mut pairs: Vec<(f32, f64)> = data
+            .iter()
+            .zip(&s)
+            .filter_map(|(d, v)| v.map(|v| (*d, v)))
+            .collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(pairs.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert!(pairs.iter().all(|p| (0.0..=1.0).contains(&p.1)));
+    }
+
+    #[test]
+    fn grid_writes_a_png() {
+        let d = std::env::temp_dir().join(format!("skyzip-plot-{}.png", std::process::id()));
+        let a: Vec<f32> = (0..64 * 64).map(|i| (i % 64) as f32).collect();
+        let tiles = vec![
+            Tile {
+                nx: 64,
+                ny: 64,
+                data: &a
+            };
+            3
+        ];
+        image_grid(&d, &tiles, 2, 32, Stretch::Linear).unwrap();
+        let bytes = std::fs::read(&d).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        std::fs::remove_file(&d).unwrap();
+    }
+}
