@@ -151,3 +151,38 @@ fn impossible_settings_exit_2() {
         "an existing dataset is not overwritten without --force"
     );
 }
+
+#[test]
+fn a_written_dataset_reads_back_as_the_simulator_made_it() {
+    let d = tempfile::tempdir().unwrap();
+    let o = skyzip(&[
+        "simulate",
+        "toy-blobs",
+        "--n",
+        "7",
+        "--seed",
+        "3",
+        "--shard-size",
+        "3",
+        "--out",
+        s(d.path()),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = skyzip_data::Dataset::from_skyzip(d.path()).unwrap();
+    let made = skyzip_data::Dataset::from_simulator(&skyzip_sim::toy::Blobs::default(), 3, 7, None)
+        .unwrap();
+    assert_eq!(read.len(), 7);
+    assert_eq!(read.inputs, made.inputs);
+    let (rt, mt) = (read.targets.unwrap(), made.targets.unwrap());
+    assert_eq!(rt.len(), mt.len());
+    let diff = rt.iter().zip(&mt).position(|(a, b)| a != b);
+    assert!(
+        diff.is_none(),
+        "targets differ at {diff:?}: {:?}",
+        diff.map(|i| (rt[i], mt[i]))
+    );
+    assert_eq!(read.params, made.params);
+    assert_eq!(read.origins, made.origins);
+    let e = skyzip_data::Dataset::from_skyzip(&d.path().join("missing")).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+}

@@ -427,12 +427,14 @@ pub(crate) fn read_image_at(h: &Handle, index: usize) -> Result<ImageHdu> {
     let mut anynul = 0;
     let datatype = pixels.datatype();
     let buf = pixels.as_mut_ptr();
-    // Floats: blank pixels of quantised images must come back as NaN (read_image gives garbage).
+    // Floats of tile-compressed images: blank pixels of quantised tiles must come back as NaN
+    // (read_image gives garbage). Plain images are read with no null checking at all, which
+    // copies every bit: with checking on, cfitsio turns denormal floats into 0.
     let mut nan32 = f32::NAN;
     let mut nan64 = f64::NAN;
     let nulval: *mut c_void = match bitpix {
-        -32 => Handle::void(&mut nan32),
-        -64 => Handle::void(&mut nan64),
+        -32 if h.is_compressed() => Handle::void(&mut nan32),
+        -64 if h.is_compressed() => Handle::void(&mut nan64),
         _ => std::ptr::null_mut(),
     };
     unsafe {

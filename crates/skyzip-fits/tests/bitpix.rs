@@ -225,3 +225,43 @@ fn quantised_floats_keep_blanks_and_bound_the_error() {
         check(name, &img, &back, false);
     }
 }
+
+#[test]
+fn plain_floats_keep_every_bit_denormals_and_nan_payloads_included() {
+    let d = tempfile::tempdir().unwrap();
+    let bits32: Vec<u32> = vec![
+        1,
+        0x0000_0101,
+        0x807f_ffff,
+        0x7fc0_0001,
+        0xffc0_0000,
+        0x3f80_0000,
+        0x8000_0000,
+    ];
+    let img = ImageHdu::new(
+        vec![bits32.len(), 1],
+        Pixels::F32(bits32.iter().map(|&b| f32::from_bits(b)).collect()),
+        Header::default(),
+    );
+    let back = write_then_read(&img, None, &d.path().join("f32.fits"));
+    let Pixels::F32(v) = &back.pixels else {
+        panic!()
+    };
+    assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), bits32);
+    let bits64: Vec<u64> = vec![
+        1,
+        0x8000_0000_0000_0003,
+        0x7ff8_0000_0000_0001,
+        0x3ff0_0000_0000_0000,
+    ];
+    let img = ImageHdu::new(
+        vec![bits64.len(), 1],
+        Pixels::F64(bits64.iter().map(|&b| f64::from_bits(b)).collect()),
+        Header::default(),
+    );
+    let back = write_then_read(&img, None, &d.path().join("f64.fits"));
+    let Pixels::F64(v) = &back.pixels else {
+        panic!()
+    };
+    assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), bits64);
+}

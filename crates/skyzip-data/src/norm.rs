@@ -1,0 +1,211 @@
+//! Invertible normalisations. Each is fitted to an image (its parameters kept, so the inverse
+//! is exact up to float rounding) and maps NaN to NaN.
+
+use serde::{Deserialize, Serialize};
+
+/// Which normalisation to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum NormKind {
+    /// Identity.
+    None,
+    /// log10(x − min + offset): for counts and positive images.
+    Log10 { offset: f64 },
+    /// asinh((x − background)/(softening·σ)): linear near the noise, logarithmic on sources.
+    Asinh { softening: f64 },
+    /// (x − min)/(max − min) into [0, 1].
+    MinMax,
+    /// x / max (per-image maximum, as the seed notebooks did).
+    Max,
+    /// (x − background)/σ: units of the background noise.
+    ZScore,
+}
+
+/// A fitted normalisation with the parameters its inverse needs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Norm {
+    None,
+    Log10 { shift: f64 },
+    Asinh { background: f64, scale: f64 },
+    MinMax { min: f64, max: f64 },
+    Max { max: f64 },
+    ZScore { background: f64, sigma: f64 },
+}
+
+/// Background (median of finite values) and σ (1.4826·MAD) used by asinh and z-score.
+pub fn robust_background(data: &[f32]) -> (f64, f64) {
+    let mut v: Vec<f64> = data
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|&x| x as f64)
+        .collect();
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    v.sort_by(f64::total_cmp);
+    let med = v[v.len() / 2];
+    let mut d: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+    d.sort_by(f64::total_cmp);
+    let mut sigma = 1.4826 * d[d.len() / 2];
+    if !(sigma > 0.0) {
+        // Flat or mostly constant images: fall back to the standard deviation, then 1.
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        sigma = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+        if !(sigma > 0.0) {
+            sigma = 1.0;
+        }
+    }
+    (med, sigma)
+}
+
+fn finite_min_max(data: &[f32]) -> (f64, f64) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for &x in data.iter().filter(|x| x.is_finite()) {
+        lo = lo.min(x as f64);
+        hi = hi.max(x as f64);
+    }
+    if lo > hi {
+        (0.0, 1.0)
+    } else {
+        (lo, hi)
+    }
+}
+
+impl NormKind {
+    /// Fits the normalisation's parameters to `data`.
+    pub fn fit(&self, data: &[f32]) -> Norm {
+        match *self {
+            NormKind::None => Norm::None,
+            NormKind::Log10 { offset } => {
+                let (lo, _) = finite_min_max(data);
+                Norm::Log10 {
+                    shift: offset.max(f64::MIN_POSITIVE) - lo,
+                }
+            }
+            NormKind::Asinh { softening } => {
+                let (b, s) = robust_background(data);
+                Norm::Asinh {
+                    background: b,
+                    scale: softening * s,
+                }
+            }
+            NormKind::MinMax => {
+                let (lo, hi) = finite_min_max(data);
+                Norm::MinMax {
+                    min: lo,
+                    max: if hi > lo { hi } else { lo + 1.0 },
+                }
+            }
+            NormKind::Max => {
+                let (_, hi) = finite_min_max(data);
+                Norm::Max {
+                    max: if hi != 0.0 { hi } else { 1.0 },
+                }
+            }
+            NormKind::ZScore => {
+                let (b, s) = robust_background(data);
+                Norm::ZScore {
+                    background: b,
+                    sigma: s,
+                }
+            }
+        }
+    }
+}
+
+impl Norm {
+    /// y = f(x) for one value (in f64).
+    #[inline]
+    pub fn forward_value(&self, x: f64) -> f64 {
+        match *self {
+            Norm::None => x,
+            Norm::Log10 { shift } => (x + shift).log10(),
+            Norm::Asinh { background, scale } => ((x - background) / scale).asinh(),
+            Norm::MinMax { min, max } => (x - min) / (max - min),
+            Norm::Max { max } => x / max,
+            Norm::ZScore { background, sigma } => (x - background) / sigma,
+        }
+    }
+    /// x = f⁻¹(y) for one value.
+    #[inline]
+    pub fn inverse_value(&self, y: f64) -> f64 {
+        match *self {
+            Norm::None => y,
+            Norm::Log10 { shift } => 10f64.powf(y) - shift,
+            Norm::Asinh { background, scale } => y.sinh() * scale + background,
+            Norm::MinMax { min, max } => y * (max - min) + min,
+            Norm::Max { max } => y * max,
+            Norm::ZScore { background, sigma } => y * sigma + background,
+        }
+    }
+    pub fn forward(&self, data: &mut [f32]) {
+        data.iter_mut()
+            .for_each(|v| *v = self.forward_value(*v as f64) as f32);
+    }
+    pub fn inverse(&self, data: &mut [f32]) {
+        data.iter_mut()
+            .for_each(|v| *v = self.inverse_value(*v as f64) as f32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_normalisation_inverts_within_float_precision() {
+        // A sky-like image: background 1000, noise 5, a few bright sources, NaN blanks.
+        let mut img: Vec<f32> = (0..4096)
+            .map(|i| 1000.0 + 5.0 * (((i * 2654435761u64 as usize) % 1000) as f32 / 500.0 - 1.0))
+            .collect();
+        img[100] = 60000.0;
+        img[200] = 3e4;
+        img[7] = f32::NAN;
+        for kind in [
+            NormKind::None,
+            NormKind::Log10 { offset: 1.0 },
+            NormKind::Asinh { softening: 3.0 },
+            NormKind::MinMax,
+            NormKind::Max,
+            NormKind::ZScore,
+        ] {
+            let n = kind.fit(&img);
+            let mut y = img.clone();
+            n.forward(&mut y);
+            assert!(y[7].is_nan());
+            assert!(
+                y.iter().enumerate().all(|(i, v)| i == 7 || v.is_finite()),
+                "{kind:?}"
+            );
+            n.inverse(&mut y);
+            for (a, b) in img.iter().zip(&y) {
+                if a.is_nan() {
+                    assert!(b.is_nan());
+                } else {
+                    // f32 keeps ~7 digits; log10/asinh lose a little more through the round trip.
+                    assert!(
+                        (a - b).abs() <= 4e-6 * a.abs().max(1.0),
+                        "{kind:?}: {a} → {b}"
+                    );
+                }
+            }
+            let json = serde_json::to_string(&n).unwrap();
+            assert_eq!(serde_json::from_str::<Norm>(&json).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn min_max_maps_to_the_unit_interval() {
+        let img = vec![3.0f32, 5.0, 4.0, f32::NAN];
+        let mut y = img.clone();
+        NormKind::MinMax.fit(&img).forward(&mut y);
+        assert_eq!(&y[..3], &[0.0, 1.0, 0.5]);
+        // Constant images do not divide by zero.
+        let mut c = vec![2.0f32; 4];
+        let n = NormKind::MinMax.fit(&c);
+        n.forward(&mut c);
+        assert!(c.iter().all(|v| v.is_finite()));
+    }
+}
