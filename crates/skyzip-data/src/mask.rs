@@ -277,7 +277,8 @@ mod tests {
         let mut img: Vec<f32> = (0..nx * ny)
             .map(|_| {
                 let (u1, u2): (f64, f64) = (rng.random(), rng.random());
-                (100.0 + 2.0 * (-2.0 * (1.0 - u1).ln()).sqrt() * (6.283185307 * u2).cos()) as f32
+                (100.0 + 2.0 * (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos())
+                    as f32
             })
             .collect();
         let sources = [(20.0, 30.0, 40.0), (90.0, 90.0, 15.0), (64.0, 10.0, 25.0)];

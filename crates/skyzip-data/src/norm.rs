@@ -48,11 +48,11 @@ pub fn robust_background(data: &[f32]) -> (f64, f64) {
     let mut d: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
     d.sort_by(f64::total_cmp);
     let mut sigma = 1.4826 * d[d.len() / 2];
-    if !(sigma > 0.0) {
+    if sigma.is_nan() || sigma <= 0.0 {
         // Flat or mostly constant images: fall back to the standard deviation, then 1.
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         sigma = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-        if !(sigma > 0.0) {
+        if sigma.is_nan() || sigma <= 0.0 {
             sigma = 1.0;
         }
     }
