@@ -4,6 +4,7 @@ mod classic;
 mod info;
 mod pack;
 mod simulate;
+mod stamps;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Unpack(pack::UnpackArgs),
     /// Simulate a labelled dataset (gce, ccd, radio, toy-*) and write it as FITS cubes + tables.
     Simulate(simulate::Args),
+    /// Cut N×N training stamps from FITS images into a dataset file (blank-heavy stamps skipped).
+    Stamps(stamps::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Pack(a) => pack::run_pack(a),
         Command::Unpack(a) => pack::run_unpack(a),
         Command::Simulate(a) => simulate::run(a),
+        Command::Stamps(a) => stamps::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -186,3 +186,59 @@ fn a_written_dataset_reads_back_as_the_simulator_made_it() {
     let e = skyzip_data::Dataset::from_skyzip(&d.path().join("missing")).unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
 }
+
+#[test]
+fn stamps_from_real_images_make_a_dataset() {
+    let d = tempfile::tempdir().unwrap();
+    let files = skyzip_testdata::real_files();
+    let out = d.path().join("stamps.fits");
+    let mut args = vec![
+        "stamps",
+        "--size",
+        "48",
+        "--stride",
+        "40",
+        "--mask",
+        "--out",
+        s(&out),
+    ];
+    args.extend(files.iter().map(|f| s(f)));
+    let o = skyzip(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = skyzip_data::Dataset::from_skyzip(&out).unwrap();
+    assert!(ds.len() > 100 && ds.nx == 48);
+    assert_eq!(ds.param_names, ["FILE", "HDU", "PLANE", "X0", "Y0"]);
+    // A stamp larger than the image, a bad fraction, and writing over an input: exit 2.
+    let f0 = s(&files[0]);
+    for bad in [
+        vec![
+            "stamps",
+            f0,
+            "--size",
+            "5000",
+            "--out",
+            s(&d.path().join("a.fits")),
+        ],
+        vec![
+            "stamps",
+            f0,
+            "--max-bad",
+            "2",
+            "--out",
+            s(&d.path().join("b.fits")),
+        ],
+        vec![
+            "stamps",
+            f0,
+            "--size",
+            "0",
+            "--out",
+            s(&d.path().join("c.fits")),
+        ],
+        vec!["stamps", f0, "--out", f0, "--force"],
+    ] {
+        let o = skyzip(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(stderr(&o).contains("error"), "{}", stderr(&o));
+    }
+}
