@@ -5,6 +5,7 @@ mod info;
 mod pack;
 mod simulate;
 mod stamps;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -34,6 +35,12 @@ enum Command {
     Simulate(simulate::Args),
     /// Cut N×N training stamps from FITS images into a dataset file (blank-heavy stamps skipped).
     Stamps(stamps::Args),
+    /// Train a model from an experiment config (JSON) into a run folder.
+    Train(train::TrainArgs),
+    /// List the registered models and their parameters.
+    Models,
+    /// Benchmarks: `bench train` = steps/s of the reference conv-AE training step.
+    Bench(train::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,9 @@ fn main() -> ExitCode {
         Command::Unpack(a) => pack::run_unpack(a),
         Command::Simulate(a) => simulate::run(a),
         Command::Stamps(a) => stamps::run(a),
+        Command::Train(a) => train::run_train(a),
+        Command::Models => train::run_models(),
+        Command::Bench(a) => train::run_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -242,3 +242,38 @@ fn stamps_from_real_images_make_a_dataset() {
         assert!(stderr(&o).contains("error"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn train_runs_a_config_and_refuses_bad_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/conv-ae-blobs-smoke.json"
+    );
+    let run = d.path().join("run");
+    let o = skyzip(&["train", "--config", cfg, "--out", s(&run)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(run.join("best.safetensors").exists());
+    // A second run into the same folder needs --force.
+    let o = skyzip(&["train", "--config", cfg, "--out", s(&run)]);
+    assert_eq!(o.status.code(), Some(2));
+    let bad = d.path().join("bad.json");
+    std::fs::write(&bad, r#"{"model": {"name": "vit"}, "data": {"source": {"type": "simulator", "kind": "gce", "n": 4, "seed": 1}}, "epochs": 1}"#).unwrap();
+    let o = skyzip(&[
+        "train",
+        "--config",
+        s(&bad),
+        "--out",
+        s(&d.path().join("r2")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad.json") && stderr(&o).contains("unknown model 'vit'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !d.path().join("r2").exists(),
+        "nothing is written for a bad config"
+    );
+}

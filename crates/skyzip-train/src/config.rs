@@ -1,0 +1,214 @@
+//! The experiment config (JSON). Unknown fields and wrong types are errors naming the field.
+
+use crate::TrainError;
+use serde::{Deserialize, Serialize};
+use skyzip_data::NormKind;
+use skyzip_nn::loss::Loss;
+use skyzip_nn::model::ModelConfig;
+use skyzip_sim::Simulator;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// The model: `{"name": "conv-ae", ...its parameters}` (see `skyzip models`).
+    pub model: serde_json::Value,
+    pub data: DataConfig,
+    #[serde(default = "default_loss")]
+    pub loss: Loss,
+    #[serde(default)]
+    pub optimizer: OptConfig,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    pub epochs: usize,
+    #[serde(default = "default_val")]
+    pub val_fraction: f64,
+    /// Save `epoch-NNNN.safetensors` every N epochs (0 = never; last and best are always kept).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Stop after this many epochs without a better validation loss.
+    #[serde(default)]
+    pub early_stopping: Option<usize>,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_loss() -> Loss {
+    Loss::Mse
+}
+fn default_batch() -> usize {
+    16
+}
+fn default_val() -> f64 {
+    0.2
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Reconstruct the input (autoencoders).
+    Input,
+    /// The clean image (denoising).
+    Clean,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    /// Noise model applied to the clean image for denoising sets (gaussian:S, poisson:S, …).
+    #[serde(default)]
+    pub noise: Option<String>,
+    #[serde(default = "default_norm")]
+    pub normalisation: NormKind,
+    #[serde(default)]
+    pub augment: bool,
+    #[serde(default = "default_target")]
+    pub target: Target,
+}
+
+fn default_norm() -> NormKind {
+    NormKind::None
+}
+fn default_target() -> Target {
+    Target::Input
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataSource {
+    /// Samples drawn from a simulator (gce, ccd, radio, toy-linear, toy-linear-1d, toy-blobs).
+    Simulator { kind: String, n: usize, seed: u64 },
+    /// Stamps cut from FITS files.
+    Fits {
+        files: Vec<PathBuf>,
+        stamp: usize,
+        #[serde(default)]
+        stride: Option<usize>,
+    },
+    /// A dataset written by `skyzip simulate` or `skyzip stamps` (file or folder).
+    Dataset { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptKind {
+    Adam,
+    Adamw,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptConfig {
+    pub kind: OptKind,
+    pub lr: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// "constant" or "cosine" (to 1 % of lr at the last epoch).
+    #[serde(default = "default_schedule")]
+    pub schedule: String,
+}
+
+fn default_schedule() -> String {
+    "constant".into()
+}
+
+impl Default for OptConfig {
+    fn default() -> Self {
+        OptConfig {
+            kind: OptKind::Adam,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            schedule: default_schedule(),
+        }
+    }
+}
+
+impl OptConfig {
+    pub fn lr_at(&self, epoch: usize, epochs: usize) -> f64 {
+        match self.schedule.as_str() {
+            "cosine" if epochs > 1 => {
+                let t = (epoch - 1) as f64 / (epochs - 1) as f64;
+                let lo = 0.01 * self.lr;
+                lo + 0.5 * (self.lr - lo) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            _ => self.lr,
+        }
+    }
+}
+
+/// The simulator named `kind` with its default settings.
+pub fn simulator(kind: &str) -> Result<Box<dyn Simulator>, TrainError> {
+    use skyzip_sim::*;
+    let e = |e: SimError| TrainError::Config(format!("data.source: {e}"));
+    Ok(match kind {
+        "gce" => Box::new(gce::Gce::default()),
+        "ccd" => Box::new(ccd::Ccd::new(ccd::CcdConfig::default()).map_err(e)?),
+        "radio" => Box::new(radio::Radio::new(radio::RadioConfig::default()).map_err(e)?),
+        "toy-linear" => Box::new(toy::Linear::new(toy::LinearConfig::default()).map_err(e)?),
+        "toy-linear-1d" => Box::new(
+            toy::Linear::new(toy::LinearConfig {
+                one_d: true,
+                ..Default::default()
+            })
+            .map_err(e)?,
+        ),
+        "toy-blobs" => Box::new(toy::Blobs::default()),
+        other => {
+            return Err(TrainError::Config(format!(
+                "data.source: unknown simulator '{other}' (gce, ccd, radio, toy-linear, toy-linear-1d, toy-blobs)"
+            )))
+        }
+    })
+}
+
+impl Experiment {
+    /// Reads and checks a config file; every problem names the file and the field.
+    pub fn load(path: &Path) -> Result<Experiment, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::io(path, e))?;
+        let exp: Experiment = serde_json::from_str(&text).map_err(|e| crate::io(path, e))?;
+        exp.check().map_err(|e| crate::io(path, e))?;
+        Ok(exp)
+    }
+
+    /// Checks what serde cannot: the model, the loss and the numbers.
+    pub fn check(&self) -> Result<(), TrainError> {
+        self.model_config()?;
+        if self.batch_size == 0 || self.epochs == 0 {
+            return Err(TrainError::Config(
+                "batch_size and epochs must be at least 1".into(),
+            ));
+        }
+        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "optimizer.lr {} must be positive",
+                self.optimizer.lr
+            )));
+        }
+        if !["constant", "cosine"].contains(&self.optimizer.schedule.as_str()) {
+            return Err(TrainError::Config(format!(
+                "optimizer.schedule '{}' (constant or cosine)",
+                self.optimizer.schedule
+            )));
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(TrainError::Config(format!(
+                "val_fraction {} is not in [0, 1)",
+                self.val_fraction
+            )));
+        }
+        if let DataSource::Simulator { kind, n, .. } = &self.data.source {
+            simulator(kind)?;
+            if *n == 0 {
+                return Err(TrainError::Config(
+                    "data.source.n must be at least 1".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn model_config(&self) -> Result<ModelConfig, TrainError> {
+        ModelConfig::from_json(&self.model).map_err(TrainError::Config)
+    }
+}
