@@ -126,37 +126,33 @@ fn bezier(p0: (f64, f64), p1: (f64, f64), p2: (f64, f64), t: f64) -> (f64, f64) 
     )
 }
 
-/// Separable beam smoothing of a white field (kernel truncated at 4σ).
+/// Separable beam smoothing of a white field (periodic edges, kernel truncated at 4σ).
 fn beam_smooth(v: &[f64], n: usize) -> Vec<f64> {
     let s = BEAM_FWHM * FWHM_TO_SIGMA;
     let k = (4.0 * s).ceil() as i64;
     let ker: Vec<f64> = (-k..=k)
         .map(|i| (-0.5 * (i as f64 / s).powi(2)).exp())
         .collect();
-    let mut tmp = vec![0.0; n * n];
-    let mut out = vec![0.0; n * n];
-    let ni = n as i64;
-    for r in 0..n {
-        for c in 0..n {
-            let mut acc = 0.0;
-            for (t, kv) in ker.iter().enumerate() {
-                let cc = (c as i64 + t as i64 - k).rem_euclid(ni) as usize;
-                acc += kv * v[r * n + cc];
-            }
-            tmp[r * n + c] = acc;
+    // One 1-D pass; `step` is 1 along rows, n along columns.
+    let pass = |v: &[f64], step: usize| -> Vec<f64> {
+        let mut out = vec![0.0; n * n];
+        for (i, o) in out.iter_mut().enumerate() {
+            let (line, pos) = if step == 1 {
+                (i - i % n, i % n)
+            } else {
+                (i % n, i / n)
+            };
+            *o = ker
+                .iter()
+                .enumerate()
+                .map(|(t, kv)| {
+                    kv * v[line + (pos as i64 + t as i64 - k).rem_euclid(n as i64) as usize * step]
+                })
+                .sum();
         }
-    }
-    for r in 0..n {
-        for c in 0..n {
-            let mut acc = 0.0;
-            for (t, kv) in ker.iter().enumerate() {
-                let rr = (r as i64 + t as i64 - k).rem_euclid(ni) as usize;
-                acc += kv * tmp[rr * n + c];
-            }
-            out[r * n + c] = acc;
-        }
-    }
-    out
+        out
+    };
+    pass(&pass(v, 1), n)
 }
 
 /// The Fanaroff–Riley ratio on a noiseless image: the separation between the brightest pixels on
