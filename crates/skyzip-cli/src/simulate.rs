@@ -8,7 +8,7 @@ use skyzip_sim::gce::{Gce, GceConfig};
 use skyzip_sim::noise::Noise;
 use skyzip_sim::radio::{Radio, RadioClass, RadioConfig};
 use skyzip_sim::toy::{BlobNoise, Blobs, Linear, LinearConfig};
-use skyzip_sim::{generate, sample_rng, Sample, Simulator};
+use skyzip_sim::{generate, noise_rng, Sample, Simulator};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -291,11 +291,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         if let Some(noise) = noise {
             for (i, s) in samples.iter_mut().enumerate() {
-                // A separate stream from the simulator's, keyed by the same (seed, index).
-                s.image = noise.apply(
-                    &s.clean,
-                    &mut sample_rng(a.seed ^ 0x6e6f697365, (start + i) as u64),
-                );
+                s.image = noise.apply(&s.clean, &mut noise_rng(a.seed, (start + i) as u64));
             }
         }
         sim_secs += t.elapsed().as_secs_f64();

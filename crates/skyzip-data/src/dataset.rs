@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use skyzip_fits::{read_all_images, read_table, HduSelector};
 use skyzip_sim::noise::Noise;
-use skyzip_sim::{generate, sample_rng, Simulator};
+use skyzip_sim::{generate, noise_rng, sample_rng, Simulator};
 use std::path::{Path, PathBuf};
 
 /// Where an item came from.
@@ -112,7 +112,7 @@ impl Dataset {
             match noise {
                 Some(noise) => d
                     .inputs
-                    .extend(noise.apply(&s.clean, &mut sample_rng(seed ^ 0x6e6f697365, i as u64))),
+                    .extend(noise.apply(&s.clean, &mut noise_rng(seed, i as u64))),
                 None => d.inputs.extend_from_slice(&s.image),
             }
             targets.extend_from_slice(&s.clean);

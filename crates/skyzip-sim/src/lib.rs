@@ -80,6 +80,12 @@ pub fn sample_rng(seed: u64, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(key)
 }
 
+/// The generator of the denoising noise of sample `index`: a stream of its own, keyed by the same
+/// (seed, index), so adding noise never changes the simulator's draws.
+pub fn noise_rng(seed: u64, index: u64) -> ChaCha8Rng {
+    sample_rng(seed ^ 0x6e6f697365, index)
+}
+
 /// Threads that [`generate`] runs on (rayon's pool; `RAYON_NUM_THREADS` sets it).
 pub fn threads() -> usize {
     rayon::current_num_threads()
