@@ -12,8 +12,6 @@ use skyzip_sim::{generate, noise_rng, Sample, Simulator};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub const KINDS: &str = "gce, ccd, radio, toy-linear, toy-linear-1d, toy-blobs";
-
 #[derive(clap::Args)]
 pub struct Args {
     /// What to simulate: gce (gamma-ray Galactic Centre 64×64 counts), ccd (ZTF-like raw 16-bit
@@ -217,7 +215,10 @@ fn build(a: &Args) -> Result<Built> {
                 catalog: false,
             }
         }
-        other => bail!("unknown simulator '{other}' (available: {KINDS})"),
+        other => bail!(
+            "unknown simulator '{other}' (available: {})",
+            skyzip_sim::KINDS.join(", ")
+        ),
     })
 }
 

@@ -44,14 +44,7 @@ fn astropy_opens_every_kind_of_dataset() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    for kind in [
-        "gce",
-        "ccd",
-        "radio",
-        "toy-linear",
-        "toy-linear-1d",
-        "toy-blobs",
-    ] {
+    for &kind in skyzip_sim::KINDS {
         let o = skyzip(&[
             "simulate",
             kind,

@@ -71,6 +71,40 @@ pub trait Simulator: Sync {
     fn sample(&self, rng: &mut ChaCha8Rng) -> Sample;
 }
 
+/// Every simulator's name, as the CLI and experiment configs spell it.
+pub const KINDS: &[&str] = &[
+    "gce",
+    "ccd",
+    "radio",
+    "toy-linear",
+    "toy-linear-1d",
+    "toy-blobs",
+];
+
+/// The simulator named `kind` with its default settings.
+pub fn by_name(kind: &str) -> Result<Box<dyn Simulator>, SimError> {
+    Ok(match kind {
+        "gce" => Box::new(gce::Gce::default()),
+        "ccd" => Box::new(ccd::Ccd::new(ccd::CcdConfig::default())?),
+        "radio" => Box::new(radio::Radio::new(radio::RadioConfig::default())?),
+        "toy-linear" => Box::new(toy::Linear::new(toy::LinearConfig::default())?),
+        "toy-linear-1d" => Box::new(toy::Linear::new(toy::LinearConfig {
+            one_d: true,
+            ..Default::default()
+        })?),
+        "toy-blobs" => Box::new(toy::Blobs::default()),
+        other => {
+            return Err(SimError::Invalid {
+                name: "kind",
+                why: format!(
+                    "unknown simulator '{other}' (available: {})",
+                    KINDS.join(", ")
+                ),
+            })
+        }
+    })
+}
+
 /// The generator of sample `index` of a dataset with `seed`.
 pub fn sample_rng(seed: u64, index: u64) -> ChaCha8Rng {
     let mut key = [0u8; 32];

@@ -139,27 +139,7 @@ impl OptConfig {
 
 /// The simulator named `kind` with its default settings.
 pub fn simulator(kind: &str) -> Result<Box<dyn Simulator>, TrainError> {
-    use skyzip_sim::*;
-    let e = |e: SimError| TrainError::Config(format!("data.source: {e}"));
-    Ok(match kind {
-        "gce" => Box::new(gce::Gce::default()),
-        "ccd" => Box::new(ccd::Ccd::new(ccd::CcdConfig::default()).map_err(e)?),
-        "radio" => Box::new(radio::Radio::new(radio::RadioConfig::default()).map_err(e)?),
-        "toy-linear" => Box::new(toy::Linear::new(toy::LinearConfig::default()).map_err(e)?),
-        "toy-linear-1d" => Box::new(
-            toy::Linear::new(toy::LinearConfig {
-                one_d: true,
-                ..Default::default()
-            })
-            .map_err(e)?,
-        ),
-        "toy-blobs" => Box::new(toy::Blobs::default()),
-        other => {
-            return Err(TrainError::Config(format!(
-                "data.source: unknown simulator '{other}' (gce, ccd, radio, toy-linear, toy-linear-1d, toy-blobs)"
-            )))
-        }
-    })
+    skyzip_sim::by_name(kind).map_err(|e| TrainError::Config(format!("data.source: {e}")))
 }
 
 impl Experiment {
