@@ -84,30 +84,45 @@ impl ModelConfig {
     }
 }
 
+/// A latent code: channels of a conv model, units of a dense one.
+#[derive(Clone)]
+enum Code {
+    Conv(Tensor<4>),
+    Dense(Tensor<2>),
+}
+
 impl Model {
+    fn encode(&self, x: Tensor<4>) -> Code {
+        match self {
+            Model::ConvAe(m) => Code::Conv(m.encode(x)),
+            Model::DenseAe(m) => Code::Dense(m.encode(x)),
+        }
+    }
+
+    /// Decodes the code with its first `eta` channels/units kept (None = all).
+    fn decode(&self, z: Code, eta: Option<usize>) -> Tensor<4> {
+        match (self, z) {
+            (Model::ConvAe(m), Code::Conv(z)) => {
+                let k = z.dims()[1];
+                match eta {
+                    Some(e) if e < k => m.decode(z.clone() * channel_mask(k, e, &z.device())),
+                    _ => m.decode(z),
+                }
+            }
+            (Model::DenseAe(m), Code::Dense(z)) => {
+                let d = z.dims()[1];
+                match eta {
+                    Some(e) if e < d => m.decode(z.clone() * unit_mask(d, e, &z.device())),
+                    _ => m.decode(z),
+                }
+            }
+            _ => unreachable!("a model decodes only its own codes"),
+        }
+    }
+
     /// Reconstruction with the first `eta` latent channels/units kept (None = all).
     pub fn reconstruct(&self, x: Tensor<4>, eta: Option<usize>) -> Tensor<4> {
-        let dev = x.device();
-        match self {
-            Model::ConvAe(m) => {
-                let z = m.encode(x);
-                let k = z.dims()[1];
-                let z = match eta {
-                    Some(e) if e < k => z * channel_mask(k, e, &dev),
-                    _ => z,
-                };
-                m.decode(z)
-            }
-            Model::DenseAe(m) => {
-                let z = m.encode(x);
-                let d = z.dims()[1];
-                let z = match eta {
-                    Some(e) if e < d => z * unit_mask(d, e, &dev),
-                    _ => z,
-                };
-                m.decode(z)
-            }
-        }
+        self.decode(self.encode(x), eta)
     }
 
     /// The training loss of one batch. Tunable models average the loss at a random η and at
@@ -124,22 +139,8 @@ impl Model {
             return loss.forward(self.reconstruct(x, None), y);
         }
         let eta = draw_eta(rng, cfg.latent());
-        let dev = x.device();
-        let (a, b) = match self {
-            Model::ConvAe(m) => {
-                let z = m.encode(x);
-                let k = z.dims()[1];
-                (
-                    m.decode(z.clone() * channel_mask(k, eta, &dev)),
-                    m.decode(z),
-                )
-            }
-            Model::DenseAe(m) => {
-                let z = m.encode(x);
-                let d = z.dims()[1];
-                (m.decode(z.clone() * unit_mask(d, eta, &dev)), m.decode(z))
-            }
-        };
+        let z = self.encode(x);
+        let (a, b) = (self.decode(z.clone(), Some(eta)), self.decode(z, None));
         (loss.forward(a, y.clone()) + loss.forward(b, y)).div_scalar(2.0)
     }
 }
