@@ -115,7 +115,7 @@ pub fn run_bench(a: BenchArgs) -> Result<()> {
     println!(
         "reference conv-AE training step, batch 16x1x64x64, {} ({} rayon threads): {:.2} steps/s ({:.1} ms/step, {} steps, final loss {:.5})",
         a.device,
-        rayon_threads(),
+        skyzip_sim::threads(),
         a.steps as f64 / s,
         1e3 * s / a.steps as f64,
         a.steps,
@@ -123,8 +123,4 @@ pub fn run_bench(a: BenchArgs) -> Result<()> {
     );
     println!("reference points on a 2-core machine: burn flex 2.6-3.8 steps/s, PyTorch CPU 10.8");
     Ok(())
-}
-
-fn rayon_threads() -> usize {
-    skyzip_sim::threads()
 }

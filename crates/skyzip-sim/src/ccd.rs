@@ -24,6 +24,8 @@ pub const NONLIN_B: f64 = 2e-7;
 const MAG_MIN_STAR: f64 = 11.0;
 const MAG_MAX: f64 = 23.0;
 const MAG_MIN_GAL: f64 = 16.0;
+/// Half-width of the pixel PSF kernel that galaxies are convolved with (25×25 pixels).
+const PSF_K: usize = 12;
 /// Area of one pixel in deg².
 const PIX_DEG2: f64 = (PIXEL_SCALE / 3600.0) * (PIXEL_SCALE / 3600.0);
 
@@ -231,7 +233,6 @@ pub struct Ccd {
     pub config: CcdConfig,
     /// Hot-pixel excess (e⁻) per pixel of the detector, 0 where cold.
     hot: Vec<f64>,
-    psf_k: usize,
 }
 
 impl Ccd {
@@ -257,22 +258,13 @@ impl Ccd {
                 *h = 10f64.powf(rng.random_range(1.7..3.7));
             }
         }
-        Ok(Ccd {
-            config,
-            hot,
-            psf_k: 12,
-        })
+        Ok(Ccd { config, hot })
     }
 
     /// Sky electrons per pixel for a zero point, sky brightness and gain.
     pub fn sky_electrons(zp: f64, sb: f64, gain: f64) -> f64 {
         10f64.powf(0.4 * (zp - sb)) * PIXEL_SCALE * PIXEL_SCALE * gain
     }
-}
-
-/// Expected number of objects in the drawn area and the area factor.
-fn poisson_count(rng: &mut ChaCha8Rng, mean: f64) -> usize {
-    crate::noise::poisson(rng, mean) as usize
 }
 
 /// Magnitude from N(<m) ∝ 10^(α m) on [lo, hi] by inverse CDF.
@@ -383,13 +375,13 @@ impl Simulator for Ccd {
             let n26 = 10f64.powf(log_n26);
             let lo = 10f64.powf(star_slope * (MAG_MIN_STAR - 26.0));
             let hi = 10f64.powf(star_slope * (MAG_MAX - 26.0));
-            let n_stars = poisson_count(rng, n26 * (hi - lo) * area);
+            let n_stars = crate::noise::poisson(rng, n26 * (hi - lo) * area) as usize;
             // dN/dm = 1.5e3·10^(0.45(m−20)) deg⁻² mag⁻¹ on [16, 23].
             let gal_total = 1.5e3 / (0.45 * std::f64::consts::LN_10)
                 * (10f64.powf(0.45 * (MAG_MAX - 20.0)) - 10f64.powf(0.45 * (MAG_MIN_GAL - 20.0)));
-            let n_gal = poisson_count(rng, gal_total * area);
-            let kernel = psf_kernel(&psf, self.psf_k);
-            let kside = 2 * self.psf_k + 1;
+            let n_gal = crate::noise::poisson(rng, gal_total * area) as usize;
+            let kernel = psf_kernel(&psf, PSF_K);
+            let kside = 2 * PSF_K + 1;
             for _ in 0..n_stars {
                 let x = rng.random_range(-margin..n as f64 + margin);
                 let y = rng.random_range(-margin..n as f64 + margin);
@@ -475,7 +467,7 @@ impl Simulator for Ccd {
                     continue;
                 }
                 let scale = flux_e / s;
-                let k = self.psf_k as i64;
+                let k = PSF_K as i64;
                 let os_side = gs + kside - 1;
                 let mut conv = vec![0.0; os_side * os_side];
                 for r in 0..gs {

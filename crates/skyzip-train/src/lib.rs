@@ -15,7 +15,7 @@ use skyzip_nn::burn::prelude::*;
 use skyzip_nn::burn::store::{ModuleSnapshot, SafetensorsStore};
 use skyzip_nn::model::Model;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -242,9 +242,4 @@ pub fn train(
         }
     }
     Ok(history)
-}
-
-/// The run folder's files.
-pub fn run_file(run: &Path, name: &str) -> PathBuf {
-    run.join(name)
 }
