@@ -2,6 +2,7 @@
 
 mod classic;
 mod info;
+mod model;
 mod pack;
 mod simulate;
 mod stamps;
@@ -39,6 +40,10 @@ enum Command {
     Train(train::TrainArgs),
     /// List the registered models and their parameters.
     Models,
+    /// Export a trained run's encoder, decoder or full model as safetensors + config JSON.
+    Export(model::ExportArgs),
+    /// Reconstruct a FITS image through an exported model (σ map too for meanvar).
+    Reconstruct(model::ReconstructArgs),
     /// Benchmarks: `bench train` = steps/s of the reference conv-AE training step.
     Bench(train::BenchArgs),
 }
@@ -54,6 +59,8 @@ fn main() -> ExitCode {
         Command::Stamps(a) => stamps::run(a),
         Command::Train(a) => train::run_train(a),
         Command::Models => train::run_models(),
+        Command::Export(a) => model::run_export(a),
+        Command::Reconstruct(a) => model::run_reconstruct(a),
         Command::Bench(a) => train::run_bench(a),
     };
     match result {

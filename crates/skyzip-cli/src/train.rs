@@ -4,9 +4,11 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use skyzip_nn::burn::optim::{AdamConfig, GradientsParams};
 use skyzip_nn::conv_ae::ConvAeConfig;
-use skyzip_nn::model::REGISTRY;
+use skyzip_nn::model::{Model, ModelConfig, REGISTRY};
 use skyzip_train::config::Experiment;
+use skyzip_train::TrainOptions;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -14,48 +16,138 @@ pub struct TrainArgs {
     /// Experiment config (JSON; see configs/).
     #[arg(long)]
     config: PathBuf,
-    /// Run folder for config.json, metrics.csv and the checkpoints.
+    /// Run folder for config.json, metrics, checkpoints and plots.
     #[arg(long)]
     out: PathBuf,
     /// Device: cpu (burn flex), or cuda / wgpu when built with those features.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Train into a run folder that already has a model.
+    /// Continue the run in --out from its last completed epoch (same config; epochs may grow).
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Delete the run already in --out and train from scratch.
     #[arg(long)]
     force: bool,
+}
+
+/// The files a run folder may hold (what --force removes).
+const RUN_FILES: &[&str] = &[
+    "config.json",
+    "metrics.csv",
+    "metrics.json",
+    "summary.json",
+    "last.safetensors",
+    "best.safetensors",
+    "loss_curve.png",
+    "eta_curve.csv",
+    "eta_curve.png",
+];
+
+fn clear_run(out: &std::path::Path) -> Result<()> {
+    for f in RUN_FILES {
+        let p = out.join(f);
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    for d in ["state", "state.old", "state.tmp"] {
+        let p = out.join(d);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(out) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with("epoch-") && n.ends_with(".safetensors") {
+                std::fs::remove_file(e.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn run_train(a: TrainArgs) -> Result<()> {
     let exp = Experiment::load(&a.config)?;
     let device = skyzip_nn::device(&a.device).map_err(anyhow::Error::msg)?;
-    if a.out.join("last.safetensors").exists() && !a.force {
-        bail!(
-            "{}: already holds a trained model (use --force to train over it)",
-            a.out.display()
-        );
+    let has_run = a.out.join("config.json").exists() || a.out.join("last.safetensors").exists();
+    if has_run && !a.resume {
+        if !a.force {
+            bail!(
+                "{}: already holds a run (--resume to continue it, --force to replace it)",
+                a.out.display()
+            );
+        }
+        clear_run(&a.out)?;
     }
+    // First Ctrl-C: finish the batch, save the weights, stop. Second: leave at once.
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            eprintln!(
+                "\nskyzip: interrupted twice; leaving now (the last completed epoch is saved)"
+            );
+            std::process::exit(130);
+        }
+        eprintln!("\nskyzip: interrupt: stopping after this batch (Ctrl-C again to leave now)");
+    })
+    .context("installing the Ctrl-C handler")?;
     let bar = ProgressBar::new(exp.epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("epoch {pos}/{len} [{bar:30}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let t = Instant::now();
-    let history = skyzip_train::train(&exp, &a.out, &device, |epoch, b, nb, loss| {
+    let (mut seen, mut last_t) = (0usize, Instant::now());
+    let opts = TrainOptions {
+        resume: a.resume,
+        stop: Some(stop),
+    };
+    let batch = exp.batch_size;
+    let report = skyzip_train::train(&exp, &a.out, &device, &opts, |epoch, b, nb, loss| {
         bar.set_position(epoch as u64 - 1);
-        bar.set_message(format!("batch {b}/{nb} loss {loss:.5}"));
+        seen += batch;
+        let dt = last_t.elapsed().as_secs_f64();
+        let rate = if dt > 0.0 { seen as f64 / dt } else { 0.0 };
+        if b == nb {
+            seen = 0;
+            last_t = Instant::now();
+        }
+        bar.set_message(format!(
+            "batch {b}/{nb} loss {loss:.5} ({rate:.0} samples/s)"
+        ));
     })
     .with_context(|| format!("training {}", a.config.display()))?;
     bar.finish_and_clear();
-    for m in &history {
+    for m in &report.history {
+        let extra = match (m.val.nll, m.val.z2) {
+            (Some(n), Some(z)) => format!("  nll {n:.4}  <(x-mu)^2/s^2> {z:.3}"),
+            _ => String::new(),
+        };
         println!(
-            "epoch {:4}  train {:.6}  val {:.6}  {:.1} s  {:.0} samples/s",
-            m.epoch, m.train_loss, m.val_loss, m.seconds, m.samples_per_s
+            "epoch {:4}  train {:.6}  val {:.6} (mse {:.3e}){extra}  {:.1} s  {:.0} samples/s",
+            m.epoch, m.train_loss, m.val.loss, m.val.mse, m.seconds, m.samples_per_s
         );
     }
+    if let Some((e, b, nb)) = report.interrupted {
+        println!(
+            "{}: interrupted in epoch {e} after {b}/{nb} batches; last.safetensors holds the current \
+             weights, --resume continues from the end of epoch {}",
+            a.out.display(),
+            e - 1
+        );
+        return Ok(());
+    }
+    if !report.eta_curve.is_empty() {
+        println!("held-out error over the latent prefix (eta_curve.csv, eta_curve.png):");
+        for (k, s) in &report.eta_curve {
+            println!("  eta {k:3}  mse {:.6e}  loss {:.6}", s.mse, s.loss);
+        }
+    }
     println!(
-        "{}: {} epochs in {:.1} s (metrics.csv, best.safetensors, last.safetensors)",
+        "{}: {} epochs in {:.1} s (metrics.csv, loss_curve.png, best/last.safetensors, state/)",
         a.out.display(),
-        history.len(),
+        report.history.len(),
         t.elapsed().as_secs_f64()
     );
     Ok(())
@@ -89,14 +181,19 @@ pub fn run_bench(a: BenchArgs) -> Result<()> {
         .map_err(anyhow::Error::msg)?
         .autodiff();
     device.seed(0);
-    let mut model = ConvAeConfig::default().init(&device);
+    let cfg = ModelConfig::ConvAe {
+        net: ConvAeConfig::default(),
+        tunable: false,
+        prefixes: None,
+    };
+    let mut model = cfg.init(&device);
     let mut opt = AdamConfig::new().init();
     let data: Vec<f32> = (0..16 * 64 * 64)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
         .collect();
     let x = skyzip_nn::image_tensor(&data, 16, 64, 64, &device);
-    let mut step = |model: skyzip_nn::conv_ae::ConvAe| {
-        let loss = skyzip_nn::loss::mse(model.forward(x.clone()), x.clone());
+    let mut step = |model: Model| {
+        let loss = skyzip_nn::loss::mse(model.reconstruct(x.clone(), None), x.clone());
         let l = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         (opt.step(1e-3, model, grads), l)

@@ -1,4 +1,5 @@
-//! Fully convolutional autoencoder.
+//! Fully convolutional autoencoder: an encoder to a [b, K, h/2^s, w/2^s] code and a mirrored
+//! decoder, built separately so a model can carry a second (variance) decoder.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{PaddingConfig2d, Relu};
@@ -29,11 +30,18 @@ impl Default for ConvAeConfig {
     }
 }
 
+/// conv k3 s1 → (conv k3 s2)×stages → conv k3 s1 to the latent channels; ReLU between.
 #[derive(Module, Debug)]
-pub struct ConvAe {
-    enc: Vec<Conv2d>,
-    dec_up: Vec<ConvTranspose2d>,
-    dec_out: Conv2d,
+pub struct ConvEncoder {
+    convs: Vec<Conv2d>,
+    act: Relu,
+}
+
+/// (convT k4 s2)×stages → conv k3 s1 to one channel; ReLU between.
+#[derive(Module, Debug)]
+pub struct ConvDecoder {
+    up: Vec<ConvTranspose2d>,
+    out: Conv2d,
     act: Relu,
 }
 
@@ -45,16 +53,26 @@ fn conv(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
 }
 
 impl ConvAeConfig {
-    pub fn init(&self, device: &Device) -> ConvAe {
-        let mut enc = vec![conv(1, self.width, 1, device)];
+    /// The input side must be a multiple of this.
+    pub fn divisor(&self) -> usize {
+        1 << self.stages.len()
+    }
+
+    pub fn encoder(&self, device: &Device) -> ConvEncoder {
+        let mut convs = vec![conv(1, self.width, 1, device)];
         let mut c = self.width;
         for &s in &self.stages {
-            enc.push(conv(c, s, 2, device));
+            convs.push(conv(c, s, 2, device));
             c = s;
         }
-        enc.push(conv(c, self.latent, 1, device));
-        let mut dec_up = Vec::new();
-        let mut c = self.latent;
+        convs.push(conv(c, self.latent, 1, device));
+        ConvEncoder {
+            convs,
+            act: Relu::new(),
+        }
+    }
+
+    pub fn decoder(&self, device: &Device) -> ConvDecoder {
         // Mirror: up-stages to the stage widths in reverse, ending at `width`.
         let mut outs: Vec<usize> = self.stages.iter().rev().skip(1).copied().collect();
         outs.insert(0, *self.stages.last().unwrap_or(&self.width));
@@ -62,8 +80,10 @@ impl ConvAeConfig {
         if let Some(last) = outs.last_mut() {
             *last = self.width;
         }
+        let mut up = Vec::new();
+        let mut c = self.latent;
         for &o in &outs {
-            dec_up.push(
+            up.push(
                 ConvTranspose2dConfig::new([c, o], [4, 4])
                     .with_stride([2, 2])
                     .with_padding([1, 1])
@@ -71,20 +91,19 @@ impl ConvAeConfig {
             );
             c = o;
         }
-        ConvAe {
-            enc,
-            dec_up,
-            dec_out: conv(c, 1, 1, device),
+        ConvDecoder {
+            up,
+            out: conv(c, 1, 1, device),
             act: Relu::new(),
         }
     }
 }
 
-impl ConvAe {
-    pub fn encode(&self, x: Tensor<4>) -> Tensor<4> {
-        let n = self.enc.len();
+impl ConvEncoder {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let n = self.convs.len();
         let mut h = x;
-        for (i, c) in self.enc.iter().enumerate() {
+        for (i, c) in self.convs.iter().enumerate() {
             h = c.forward(h);
             if i + 1 < n {
                 h = self.act.forward(h);
@@ -92,14 +111,14 @@ impl ConvAe {
         }
         h
     }
-    pub fn decode(&self, z: Tensor<4>) -> Tensor<4> {
+}
+
+impl ConvDecoder {
+    pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
         let mut h = z;
-        for u in &self.dec_up {
+        for u in &self.up {
             h = self.act.forward(u.forward(h));
         }
-        self.dec_out.forward(h)
-    }
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.decode(self.encode(x))
+        self.out.forward(h)
     }
 }

@@ -20,19 +20,35 @@ pub struct DenseAeConfig {
     pub latent: usize,
 }
 
+/// [b, 1, n, n] → (conv k3 s2 + ReLU)×stages → flatten → (linear + ReLU)* → [b, d].
 #[derive(Module, Debug)]
-pub struct DenseAe {
+pub struct DenseEncoder {
     convs: Vec<Conv2d>,
-    enc_fc: Vec<Linear>,
-    dec_fc: Vec<Linear>,
+    fc: Vec<Linear>,
+    act: Relu,
+}
+
+/// [b, d] → (linear + ReLU)* → linear → [b, 1, n, n].
+#[derive(Module, Debug)]
+pub struct DenseDecoder {
+    fc: Vec<Linear>,
     act: Relu,
     size: usize,
 }
 
 impl DenseAeConfig {
-    pub fn init(&self, device: &Device) -> DenseAe {
-        let mut convs = Vec::new();
+    fn features(&self) -> usize {
         let (mut c, mut side) = (1, self.size);
+        for &s in &self.stages {
+            c = s;
+            side = side.div_ceil(2);
+        }
+        c * side * side
+    }
+
+    pub fn encoder(&self, device: &Device) -> DenseEncoder {
+        let mut convs = Vec::new();
+        let mut c = 1;
         for &s in &self.stages {
             convs.push(
                 Conv2dConfig::new([c, s], [3, 3])
@@ -41,41 +57,52 @@ impl DenseAeConfig {
                     .init(device),
             );
             c = s;
-            side = side.div_ceil(2);
         }
-        let feat = c * side * side;
-        let (mut enc_fc, mut dec_fc) = (Vec::new(), Vec::new());
-        let out = self.size * self.size;
-        if self.hidden > 0 {
-            enc_fc.push(LinearConfig::new(feat, self.hidden).init(device));
-            enc_fc.push(LinearConfig::new(self.hidden, self.latent).init(device));
-            dec_fc.push(LinearConfig::new(self.latent, self.hidden).init(device));
-            dec_fc.push(LinearConfig::new(self.hidden, out).init(device));
+        let feat = self.features();
+        let fc = if self.hidden > 0 {
+            vec![
+                LinearConfig::new(feat, self.hidden).init(device),
+                LinearConfig::new(self.hidden, self.latent).init(device),
+            ]
         } else {
-            enc_fc.push(LinearConfig::new(feat, self.latent).init(device));
-            dec_fc.push(LinearConfig::new(self.latent, out).init(device));
-        }
-        DenseAe {
+            vec![LinearConfig::new(feat, self.latent).init(device)]
+        };
+        DenseEncoder {
             convs,
-            enc_fc,
-            dec_fc,
+            fc,
+            act: Relu::new(),
+        }
+    }
+
+    pub fn decoder(&self, device: &Device) -> DenseDecoder {
+        let out = self.size * self.size;
+        let fc = if self.hidden > 0 {
+            vec![
+                LinearConfig::new(self.latent, self.hidden).init(device),
+                LinearConfig::new(self.hidden, out).init(device),
+            ]
+        } else {
+            vec![LinearConfig::new(self.latent, out).init(device)]
+        };
+        DenseDecoder {
+            fc,
             act: Relu::new(),
             size: self.size,
         }
     }
 }
 
-impl DenseAe {
+impl DenseEncoder {
     /// [b, 1, n, n] → [b, d].
-    pub fn encode(&self, x: Tensor<4>) -> Tensor<2> {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut h = x;
         for c in &self.convs {
             h = self.act.forward(c.forward(h));
         }
         let [b, c, hh, ww] = h.dims();
         let mut z = h.reshape([b, c * hh * ww]);
-        let n = self.enc_fc.len();
-        for (i, l) in self.enc_fc.iter().enumerate() {
+        let n = self.fc.len();
+        for (i, l) in self.fc.iter().enumerate() {
             z = l.forward(z);
             if i + 1 < n {
                 z = self.act.forward(z);
@@ -83,11 +110,14 @@ impl DenseAe {
         }
         z
     }
+}
+
+impl DenseDecoder {
     /// [b, d] → [b, 1, n, n].
-    pub fn decode(&self, z: Tensor<2>) -> Tensor<4> {
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let mut h = z;
-        let n = self.dec_fc.len();
-        for (i, l) in self.dec_fc.iter().enumerate() {
+        let n = self.fc.len();
+        for (i, l) in self.fc.iter().enumerate() {
             h = l.forward(h);
             if i + 1 < n {
                 h = self.act.forward(h);

@@ -1,10 +1,17 @@
 //! The model registry: names → configurations → modules, one interface for training.
+//!
+//! Every model is an encoder, a (mean) decoder and, for `meanvar`, a second decoder for the
+//! per-pixel variance. Keeping the three apart lets `skyzip export` write each part and lets the
+//! two decoders have their own optimizers.
 
-use crate::conv_ae::{ConvAe, ConvAeConfig};
-use crate::dense_ae::{DenseAe, DenseAeConfig};
-use crate::loss::Loss;
+use crate::conv_ae::{ConvAeConfig, ConvDecoder, ConvEncoder};
+use crate::dense_ae::{DenseAeConfig, DenseDecoder, DenseEncoder};
+use crate::loss::{gaussian_nll, Loss};
 use crate::tunable::{channel_mask, draw_eta, unit_mask};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::tensor::activation::softplus;
+use burn::tensor::Gradients;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +25,9 @@ pub enum ModelConfig {
         net: ConvAeConfig,
         #[serde(default)]
         tunable: bool,
+        /// Which prefixes a tunable model trains on per batch (default: random).
+        #[serde(default)]
+        prefixes: Option<Prefixes>,
     },
     /// Conv encoder + fully connected bottleneck; `tunable` masks latent units beyond η.
     DenseAe {
@@ -25,10 +35,40 @@ pub enum ModelConfig {
         net: DenseAeConfig,
         #[serde(default)]
         tunable: bool,
+        /// Which prefixes a tunable model trains on per batch (default: all).
+        #[serde(default)]
+        prefixes: Option<Prefixes>,
+    },
+    /// An autoencoder (`base`: conv-ae or dense-ae) with a second decoder for the per-pixel
+    /// variance σ² = softplus(·) + eps, trained on the Gaussian NLL with μ and the code detached.
+    Meanvar {
+        base: Box<ModelConfig>,
+        #[serde(default = "default_eps")]
+        eps: f64,
+    },
+    /// A denoising autoencoder: `base` trained to map `noise`(x) back to x, with the noise
+    /// (gaussian:S, poisson:S, masked:F, saltpepper:F) drawn afresh for every batch.
+    Dae {
+        base: Box<ModelConfig>,
+        noise: String,
     },
 }
 
-/// Names and one-line descriptions of every registered model, with their parameters.
+/// How a tunable model's loss covers the prefixes η = 1…K in each batch (see [`crate::tunable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prefixes {
+    /// Every prefix, decoded together: the exact expectation over a uniform η (K decodes).
+    All,
+    /// One uniform random η and the full code (2 decodes).
+    Random,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+
+/// Names, one-line descriptions and parameters of every registered model.
 pub const REGISTRY: &[(&str, &str, &str)] = &[
     (
         "conv-ae",
@@ -40,84 +80,282 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
         "conv encoder with a fully connected bottleneck of d units (optionally tunable over units)",
         "size (input side), stages ([] = linear), hidden (0), latent (d), tunable (false)",
     ),
+    (
+        "meanvar",
+        "autoencoder with a mean and a variance decoder (Gaussian NLL, two optimizers)",
+        "base (a conv-ae or dense-ae config), eps (1e-6: σ² = softplus + eps)",
+    ),
+    (
+        "dae",
+        "denoising autoencoder: fresh noise on every batch, clean target",
+        "base (a conv-ae or dense-ae config), noise (gaussian:S | poisson:S | masked:F | saltpepper:F)",
+    ),
 ];
 
-// Models live once per run, so the size difference between variants costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
-pub enum Model {
-    ConvAe(ConvAe),
-    DenseAe(DenseAe),
+pub enum Encoder {
+    Conv(ConvEncoder),
+    Dense(DenseEncoder),
+}
+
+#[derive(Module, Debug)]
+pub enum Decoder {
+    Conv(ConvDecoder),
+    Dense(DenseDecoder),
+}
+
+/// Encoder, mean decoder and (meanvar only) variance decoder.
+#[derive(Module, Debug)]
+pub struct Model {
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+    pub var_decoder: Option<Decoder>,
+}
+
+/// A latent code: channels of a conv model ([b, K, h, w]), units of a dense one ([b, d]).
+#[derive(Clone, Debug)]
+pub enum Code {
+    Conv(Tensor<4>),
+    Dense(Tensor<2>),
+}
+
+impl Code {
+    pub fn detach(self) -> Code {
+        match self {
+            Code::Conv(z) => Code::Conv(z.detach()),
+            Code::Dense(z) => Code::Dense(z.detach()),
+        }
+    }
+    /// The code with its first `eta` channels/units kept (None = all).
+    pub fn masked(self, eta: Option<usize>) -> Code {
+        match (self, eta) {
+            (Code::Conv(z), Some(e)) if e < z.dims()[1] => {
+                let m = channel_mask(z.dims()[1], e, &z.device());
+                Code::Conv(z * m)
+            }
+            (Code::Dense(z), Some(e)) if e < z.dims()[1] => {
+                let m = unit_mask(z.dims()[1], e, &z.device());
+                Code::Dense(z * m)
+            }
+            (z, _) => z,
+        }
+    }
+}
+
+impl Code {
+    /// K copies of a batch of b codes, copy k keeping its first k+1 channels/units: [K·b, …].
+    pub fn every_prefix(self) -> Code {
+        match self {
+            Code::Conv(z) => {
+                let [b, k, h, w] = z.dims();
+                let m = prefix_masks(k, &z.device()).reshape([k, 1, k, 1, 1]);
+                let all = z.unsqueeze_dim::<5>(0) * m;
+                Code::Conv(all.reshape([k * b, k, h, w]))
+            }
+            Code::Dense(z) => {
+                let [b, d] = z.dims();
+                let m = prefix_masks(d, &z.device()).reshape([d, 1, d]);
+                let all = z.unsqueeze_dim::<3>(0) * m;
+                Code::Dense(all.reshape([d * b, d]))
+            }
+        }
+    }
+}
+
+/// [K, K] lower-triangular ones: row k keeps the first k+1 entries.
+fn prefix_masks(k: usize, device: &Device) -> Tensor<2> {
+    let v: Vec<f32> = (0..k * k)
+        .map(|i| if i % k <= i / k { 1.0 } else { 0.0 })
+        .collect();
+    Tensor::from_data(TensorData::new(v, [k, k]), device)
 }
 
 impl ModelConfig {
     /// Parses a model config from JSON, naming the problem on failure.
     pub fn from_json(v: &serde_json::Value) -> Result<ModelConfig, String> {
-        if let Some(name) = v.get("name").and_then(|n| n.as_str()) {
-            if !REGISTRY.iter().any(|r| r.0 == name) {
+        let cfg: ModelConfig = match v.get("name").and_then(|n| n.as_str()) {
+            Some(name) if !REGISTRY.iter().any(|r| r.0 == name) => {
                 let names: Vec<&str> = REGISTRY.iter().map(|r| r.0).collect();
                 return Err(format!(
                     "unknown model '{name}' (available: {})",
                     names.join(", ")
                 ));
             }
-        }
-        serde_json::from_value(v.clone()).map_err(|e| format!("model: {e}"))
+            _ => serde_json::from_value(v.clone()).map_err(|e| format!("model: {e}"))?,
+        };
+        cfg.check()?;
+        Ok(cfg)
     }
+
+    fn check(&self) -> Result<(), String> {
+        match self {
+            ModelConfig::Meanvar { base, eps } => {
+                if !(*eps > 0.0 && eps.is_finite()) {
+                    return Err(format!("model.eps {eps} must be positive"));
+                }
+                base.check_base("meanvar")
+            }
+            ModelConfig::Dae { base, .. } => base.check_base("dae"),
+            ModelConfig::ConvAe { net, .. } if net.latent == 0 || net.width == 0 => {
+                Err("model: width and latent must be at least 1".into())
+            }
+            ModelConfig::DenseAe { net, .. } if net.latent == 0 || net.size == 0 => {
+                Err("model: size and latent must be at least 1".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_base(&self, of: &str) -> Result<(), String> {
+        match self {
+            ModelConfig::ConvAe { .. } | ModelConfig::DenseAe { .. } => self.check(),
+            _ => Err(format!("model.base of {of} must be a conv-ae or dense-ae")),
+        }
+    }
+
+    /// The conv-ae or dense-ae underneath.
+    pub fn net(&self) -> &ModelConfig {
+        match self {
+            ModelConfig::Meanvar { base, .. } | ModelConfig::Dae { base, .. } => base.net(),
+            other => other,
+        }
+    }
+
     pub fn init(&self, device: &Device) -> Model {
-        match self {
-            ModelConfig::ConvAe { net, .. } => Model::ConvAe(net.init(device)),
-            ModelConfig::DenseAe { net, .. } => Model::DenseAe(net.init(device)),
+        let (encoder, decoder, second) = match self.net() {
+            ModelConfig::ConvAe { net, .. } => (
+                Encoder::Conv(net.encoder(device)),
+                Decoder::Conv(net.decoder(device)),
+                Decoder::Conv(net.decoder(device)),
+            ),
+            ModelConfig::DenseAe { net, .. } => (
+                Encoder::Dense(net.encoder(device)),
+                Decoder::Dense(net.decoder(device)),
+                Decoder::Dense(net.decoder(device)),
+            ),
+            _ => unreachable!("net() is a conv-ae or dense-ae"),
+        };
+        Model {
+            encoder,
+            decoder,
+            var_decoder: self.is_meanvar().then_some(second),
         }
     }
+
+    /// The model with weights drawn from `seed`, the same on every call: burn's generator is
+    /// global and its parameters initialise lazily, so the draws happen here, under a lock, in
+    /// the module's fixed order — runs in other threads cannot interleave with them.
+    pub fn init_seeded(&self, device: &Device, seed: u64) -> Model {
+        struct Touch;
+        impl burn::module::ModuleVisitor for Touch {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let _ = param.val();
+            }
+        }
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        device.seed(seed);
+        let model = self.init(device);
+        model.visit(&mut Touch);
+        model
+    }
+
     pub fn tunable(&self) -> bool {
-        match self {
+        match self.net() {
             ModelConfig::ConvAe { tunable, .. } | ModelConfig::DenseAe { tunable, .. } => *tunable,
+            _ => false,
         }
     }
+
+    /// The prefix schedule of a tunable model: all prefixes for dense models (cheap decoders),
+    /// a random one for conv models unless the config says otherwise.
+    pub fn prefixes(&self) -> Prefixes {
+        match self.net() {
+            ModelConfig::ConvAe { prefixes, .. } => prefixes.unwrap_or(Prefixes::Random),
+            ModelConfig::DenseAe { prefixes, .. } => prefixes.unwrap_or(Prefixes::All),
+            _ => Prefixes::Random,
+        }
+    }
+
+    pub fn is_meanvar(&self) -> bool {
+        matches!(self, ModelConfig::Meanvar { .. })
+    }
+
+    /// The variance floor ε of a meanvar model.
+    pub fn eps(&self) -> f64 {
+        match self {
+            ModelConfig::Meanvar { eps, .. } => *eps,
+            _ => default_eps(),
+        }
+    }
+
+    /// The corruption of a dae model, as written in its config.
+    pub fn noise(&self) -> Option<&str> {
+        match self {
+            ModelConfig::Dae { noise, .. } => Some(noise),
+            _ => None,
+        }
+    }
+
     /// Latent channels (conv) or units (dense): the range of η.
     pub fn latent(&self) -> usize {
-        match self {
+        match self.net() {
             ModelConfig::ConvAe { net, .. } => net.latent,
             ModelConfig::DenseAe { net, .. } => net.latent,
+            _ => 0,
         }
     }
-}
 
-/// A latent code: channels of a conv model, units of a dense one.
-#[derive(Clone)]
-enum Code {
-    Conv(Tensor<4>),
-    Dense(Tensor<2>),
+    /// Checks that an image of `ny`×`nx` fits the model, naming the problem otherwise.
+    pub fn check_shape(&self, ny: usize, nx: usize) -> Result<(), String> {
+        match self.net() {
+            ModelConfig::ConvAe { net, .. } => {
+                let d = net.divisor();
+                if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
+                    return Err(format!(
+                        "images of {nx}×{ny} do not fit this conv-ae: both sides must be multiples of {d}"
+                    ));
+                }
+            }
+            ModelConfig::DenseAe { net, .. } => {
+                if ny != net.size || nx != net.size {
+                    return Err(format!(
+                        "images of {nx}×{ny} do not fit this dense-ae: it takes {s}×{s}",
+                        s = net.size
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 impl Model {
-    fn encode(&self, x: Tensor<4>) -> Code {
-        match self {
-            Model::ConvAe(m) => Code::Conv(m.encode(x)),
-            Model::DenseAe(m) => Code::Dense(m.encode(x)),
+    pub fn encode(&self, x: Tensor<4>) -> Code {
+        match &self.encoder {
+            Encoder::Conv(e) => Code::Conv(e.forward(x)),
+            Encoder::Dense(e) => Code::Dense(e.forward(x)),
         }
     }
 
-    /// Decodes the code with its first `eta` channels/units kept (None = all).
-    fn decode(&self, z: Code, eta: Option<usize>) -> Tensor<4> {
-        match (self, z) {
-            (Model::ConvAe(m), Code::Conv(z)) => {
-                let k = z.dims()[1];
-                match eta {
-                    Some(e) if e < k => m.decode(z.clone() * channel_mask(k, e, &z.device())),
-                    _ => m.decode(z),
-                }
-            }
-            (Model::DenseAe(m), Code::Dense(z)) => {
-                let d = z.dims()[1];
-                match eta {
-                    Some(e) if e < d => m.decode(z.clone() * unit_mask(d, e, &z.device())),
-                    _ => m.decode(z),
-                }
-            }
+    fn run(decoder: &Decoder, z: Code) -> Tensor<4> {
+        match (decoder, z) {
+            (Decoder::Conv(d), Code::Conv(z)) => d.forward(z),
+            (Decoder::Dense(d), Code::Dense(z)) => d.forward(z),
             _ => unreachable!("a model decodes only its own codes"),
         }
+    }
+
+    /// The mean decoder on the code with its first `eta` channels/units kept (None = all).
+    pub fn decode(&self, z: Code, eta: Option<usize>) -> Tensor<4> {
+        Self::run(&self.decoder, z.masked(eta))
+    }
+
+    /// σ² = softplus(variance decoder) + eps; None for a model without a variance decoder.
+    pub fn variance(&self, z: Code, eta: Option<usize>, eps: f64) -> Option<Tensor<4>> {
+        let d = self.var_decoder.as_ref()?;
+        Some(softplus(Self::run(d, z.masked(eta)), 1.0).add_scalar(eps))
     }
 
     /// Reconstruction with the first `eta` latent channels/units kept (None = all).
@@ -125,8 +363,22 @@ impl Model {
         self.decode(self.encode(x), eta)
     }
 
-    /// The training loss of one batch. Tunable models average the loss at a random η and at
-    /// the full code (see [`crate::tunable`]); the encoding is shared between the two.
+    /// Mean and (meanvar) variance of the reconstruction.
+    pub fn predict(
+        &self,
+        x: Tensor<4>,
+        eta: Option<usize>,
+        eps: f64,
+    ) -> (Tensor<4>, Option<Tensor<4>>) {
+        let z = self.encode(x);
+        let var = self.variance(z.clone(), eta, eps);
+        (self.decode(z, eta), var)
+    }
+
+    /// The training loss of one batch: the reconstruction loss (tunable models average it at a
+    /// random η and at the full code, see [`crate::tunable`]) plus, for meanvar, the Gaussian NLL
+    /// of the variance decoder fed the detached code and scored against the detached μ — so its
+    /// gradients reach the variance decoder only and the mean path ignores it.
     pub fn training_loss(
         &self,
         cfg: &ModelConfig,
@@ -135,12 +387,35 @@ impl Model {
         loss: Loss,
         rng: &mut impl Rng,
     ) -> Tensor<1> {
-        if !cfg.tunable() {
-            return loss.forward(self.reconstruct(x, None), y);
-        }
-        let eta = draw_eta(rng, cfg.latent());
         let z = self.encode(x);
-        let (a, b) = (self.decode(z.clone(), Some(eta)), self.decode(z, None));
-        (loss.forward(a, y.clone()) + loss.forward(b, y)).div_scalar(2.0)
+        let mu = self.decode(z.clone(), None);
+        let mut total = loss.forward(mu.clone(), y.clone());
+        if cfg.tunable() {
+            let part = match cfg.prefixes() {
+                Prefixes::Random => {
+                    let eta = draw_eta(rng, cfg.latent());
+                    loss.forward(self.decode(z.clone(), Some(eta)), y.clone())
+                }
+                Prefixes::All => {
+                    let all = Self::run(&self.decoder, z.clone().every_prefix());
+                    loss.forward(all, y.clone().repeat_dim(0, cfg.latent()))
+                }
+            };
+            total = (total + part).div_scalar(2.0);
+        }
+        if let Some(var) = self.variance(z.detach(), None, cfg.eps()) {
+            total = total + gaussian_nll(mu.detach(), var, y, 0.0);
+        }
+        total
+    }
+
+    /// Splits the gradients of [`Model::training_loss`] into those of the encoder + mean decoder
+    /// and (meanvar) those of the variance decoder, one set per optimizer.
+    pub fn split_grads(&self, mut grads: Gradients) -> (GradientsParams, Option<GradientsParams>) {
+        let var = self
+            .var_decoder
+            .as_ref()
+            .map(|d| GradientsParams::from_module(&mut grads, d));
+        (GradientsParams::from_grads(grads, self), var)
     }
 }

@@ -3,9 +3,15 @@
 //! Training draws η per batch. A uniform η alone trains the full code (η = K) only 1/K of the
 //! time and the largest prefixes least, so the decoder never learns to use the last channels
 //! well: the error is then not lowest at η = K but at some intermediate η (the seed's "behaves
-//! unexpectedly"). skyzip's schedule evaluates every batch at a random η *and* at η = K and
-//! averages the two losses, so each prefix size keeps being trained and the full code is
-//! trained every step (nested-dropout ordering with a guaranteed top).
+//! unexpectedly"). skyzip's loss is the mean of the full-code loss and the prefix loss, so the
+//! full code is trained every step and every prefix size keeps being trained (nested-dropout
+//! ordering with a guaranteed top). The prefix loss is either one uniform random η per batch
+//! (`Prefixes::Random`, 2 decodes: the default for conv models) or the exact expectation over
+//! η = 1…K, every prefix decoded in one batched pass (`Prefixes::All`: the default for dense
+//! models, whose decoders are cheap). The exact expectation removes the sampling noise that
+//! otherwise leaves adjacent units' order (and so the error at η = k) slow to settle: on the
+//! linear-Gaussian toy the random schedule left η = 6…8 15–25 % above the PCA error after 10k
+//! steps, the exact one reaches it.
 
 use burn::prelude::*;
 use rand::Rng;

@@ -181,3 +181,140 @@ mod tests {
         std::fs::remove_file(&d).unwrap();
     }
 }
+
+/// Where a sans-serif TrueType font is looked for (Debian/Ubuntu `fonts-dejavu-core`, Fedora,
+/// macOS); `SKYZIP_FONT` overrides. Without one, curves are drawn without text.
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+];
+
+/// Registers a system font with plotters once; true when text can be drawn.
+fn font_ready() -> bool {
+    static READY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *READY.get_or_init(|| {
+        let env = std::env::var("SKYZIP_FONT").ok();
+        let candidates = env
+            .iter()
+            .map(String::as_str)
+            .chain(FONT_PATHS.iter().copied());
+        for p in candidates {
+            if let Ok(bytes) = std::fs::read(p) {
+                // plotters keeps the font for the life of the process.
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// One curve of a line plot.
+pub struct Series<'a> {
+    pub label: &'a str,
+    pub points: &'a [(f64, f64)],
+}
+
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// A line plot (points marked) as a 800×500 PNG; `log_y` plots log10 of positive values.
+/// Title, axis labels and legend need a font (see `FONT_PATHS`); the curves never do.
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_y: bool,
+) -> Result<(), PlotError> {
+    let tr = |y: f64| if log_y { y.log10() } else { y };
+    let pts: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_y || *y > 0.0))
+                .map(|&(x, y)| (x, tr(y)))
+                .collect()
+        })
+        .collect();
+    let all: Vec<&(f64, f64)> = pts.iter().flatten().collect();
+    if all.is_empty() {
+        return Err(perr(path, "no finite points to plot"));
+    }
+    let fold = |f: fn(&(f64, f64)) -> f64| {
+        let v: Vec<f64> = all.iter().map(|p| f(p)).collect();
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
+        (lo - pad, hi + pad)
+    };
+    let (x0, x1) = fold(|p| p.0);
+    let (y0, y1) = fold(|p| p.1);
+    let text = font_ready();
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15);
+    if text {
+        b.caption(title, ("sans-serif", 22))
+            .x_label_area_size(45)
+            .y_label_area_size(70);
+    }
+    let mut chart = b
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| perr(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        let ylab = if log_y {
+            format!("log10 {y_label}")
+        } else {
+            y_label.to_string()
+        };
+        mesh.x_desc(x_label)
+            .y_desc(ylab)
+            .label_style(("sans-serif", 14));
+        mesh.draw().map_err(|e| perr(path, e))?;
+    } else {
+        mesh.disable_x_mesh()
+            .disable_y_mesh()
+            .draw()
+            .map_err(|e| perr(path, e))?;
+    }
+    for (i, (s, p)) in series.iter().zip(&pts).enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let line = chart
+            .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| perr(path, e))?;
+        if text {
+            line.label(s.label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+            });
+        }
+        chart
+            .draw_series(p.iter().map(|&q| Circle::new(q, 3, c.filled())))
+            .map_err(|e| perr(path, e))?;
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| perr(path, e))?;
+    }
+    root.present().map_err(|e| perr(path, e))
+}

@@ -14,7 +14,8 @@ pub struct Experiment {
     /// The model: `{"name": "conv-ae", ...its parameters}` (see `skyzip models`).
     pub model: serde_json::Value,
     pub data: DataConfig,
-    #[serde(default = "default_loss")]
+    /// A name ("mse", "l1", "bce", "ssim", "ms-ssim", "ssim-l1") or an object with parameters.
+    #[serde(default = "default_loss", deserialize_with = "de_loss")]
     pub loss: Loss,
     #[serde(default)]
     pub optimizer: OptConfig,
@@ -35,6 +36,11 @@ pub struct Experiment {
 
 fn default_loss() -> Loss {
     Loss::Mse
+}
+
+fn de_loss<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Loss, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Loss::from_json(&v).map_err(serde::de::Error::custom)
 }
 fn default_batch() -> usize {
     16
@@ -153,7 +159,8 @@ impl Experiment {
 
     /// Checks what serde cannot: the model, the loss and the numbers.
     pub fn check(&self) -> Result<(), TrainError> {
-        self.model_config()?;
+        let m = self.model_config()?;
+        crate::eval::dae_noise(&m).map_err(TrainError::Config)?;
         if self.batch_size == 0 || self.epochs == 0 {
             return Err(TrainError::Config(
                 "batch_size and epochs must be at least 1".into(),

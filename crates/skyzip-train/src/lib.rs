@@ -1,21 +1,30 @@
 //! skyzip-train: one JSON config per experiment → a trained model in a run folder.
 //!
-//! A run folder holds `config.json` (the experiment as run), `metrics.csv` (one row per epoch),
-//! `last.safetensors`, `best.safetensors` (lowest validation loss) and
-//! `epoch-NNNN.safetensors` every `checkpoint_every` epochs.
+//! A run folder holds `config.json` (the experiment as run), `metrics.csv` and `metrics.json`
+//! (one row per epoch), `last.safetensors`, `best.safetensors` (lowest validation loss),
+//! `epoch-NNNN.safetensors` every `checkpoint_every` epochs, `state/` for `--resume`,
+//! `loss_curve.png`, `summary.json` and, for tunable models, `eta_curve.csv` + `eta_curve.png`.
+//!
+//! Determinism: the batches, the η draws and the dae noise of epoch e come from generators seeded
+//! by (seed, e), so a run resumed after epoch e repeats the uninterrupted run's losses exactly.
 
+pub mod apply;
+pub mod checkpoint;
 pub mod config;
+pub mod eval;
 
+use checkpoint::{Part, RunState};
 use config::{DataSource, Experiment};
+use eval::Scores;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use skyzip_data::Dataset;
-use skyzip_nn::burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
+use skyzip_nn::burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
 use skyzip_nn::burn::prelude::*;
-use skyzip_nn::burn::store::{ModuleSnapshot, SafetensorsStore};
-use skyzip_nn::model::Model;
-use std::io::Write;
+use skyzip_nn::model::{Model, ModelConfig};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -27,7 +36,7 @@ pub enum TrainError {
     Io { path: String, why: String },
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
+pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Io {
         path: path.display().to_string(),
         why: e.to_string(),
@@ -81,58 +90,184 @@ pub fn build_dataset(exp: &Experiment) -> Result<Dataset, TrainError> {
 }
 
 /// One epoch's numbers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     pub train_loss: f64,
-    pub val_loss: f64,
+    pub val: Scores,
+    pub lr: f64,
     pub seconds: f64,
     pub samples_per_s: f64,
 }
 
-/// Mean loss of `model` over the items `idx` (full code, no tunable draw).
-pub fn evaluate(
-    model: &Model,
-    ds: &Dataset,
-    idx: &[usize],
-    exp: &Experiment,
-    device: &Device,
-) -> f64 {
-    let mut total = 0.0;
-    let mut n = 0usize;
-    for b in ds.batches(idx, exp.batch_size, exp.seed, 0, false, false) {
-        let x = skyzip_nn::image_tensor(&b.x, b.n, b.ny, b.nx, device);
-        let y = skyzip_nn::image_tensor(&b.y, b.n, b.ny, b.nx, device);
-        let l: f32 = exp
-            .loss
-            .forward(model.reconstruct(x, None), y)
-            .into_scalar::<f32>();
-        total += l as f64 * b.n as f64;
-        n += b.n;
-    }
-    total / n.max(1) as f64
+/// How a call to [`train`] runs.
+#[derive(Default)]
+pub struct TrainOptions<'a> {
+    /// Continue the run in the output folder from its last completed epoch.
+    pub resume: bool,
+    /// Checked after every batch: when set, training stops, `last.safetensors` gets the current
+    /// weights and the resume state stays at the last completed epoch.
+    pub stop: Option<&'a AtomicBool>,
 }
 
-/// Saves a model's weights as safetensors (replacing the file).
-pub fn save_model(model: &Model, path: &Path) -> Result<(), TrainError> {
-    let mut store = SafetensorsStore::from_file(path).overwrite(true);
-    model.save_into(&mut store).map_err(|e| io(path, e))
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// Every epoch of the run, resumed ones included.
+    pub history: Vec<EpochMetrics>,
+    /// (epoch, batches done, batches) when stopped by [`TrainOptions::stop`].
+    pub interrupted: Option<(usize, usize, usize)>,
+    /// Held-out scores of the final model at every η (tunable models).
+    pub eta_curve: Vec<(usize, Scores)>,
+    /// Held-out scores of the final model with the full code.
+    pub final_scores: Option<Scores>,
 }
 
-/// Loads weights saved by [`save_model`] into a model built from the same config.
-pub fn load_model(exp: &Experiment, path: &Path, device: &Device) -> Result<Model, TrainError> {
-    if !path.exists() {
-        return Err(io(path, "no such model file"));
+fn optimizer(exp: &Experiment) -> ModuleOptimizer {
+    match exp.optimizer.kind {
+        config::OptKind::Adam => AdamConfig::new().init(),
+        config::OptKind::Adamw => AdamWConfig::new()
+            .with_weight_decay(exp.optimizer.weight_decay as f32)
+            .init(),
     }
-    let mut model = exp.model_config()?.init(device);
-    let mut store = SafetensorsStore::from_file(path);
-    model.load_from(&mut store).map_err(|e| {
-        io(
-            path,
-            format!("does not match the model of this config: {e}"),
-        )
-    })?;
-    Ok(model)
+}
+
+/// The generator of epoch `epoch`'s random choices (η draws, dae noise).
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..16].copy_from_slice(&(epoch as u64).to_le_bytes());
+    key[16..21].copy_from_slice(b"train");
+    ChaCha8Rng::from_seed(key)
+}
+
+/// The top-level fields (and `model`/`data` sub-fields) where two experiments differ.
+fn differences(a: &Experiment, b: &Experiment) -> Vec<String> {
+    let (va, vb) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
+    let mut out = Vec::new();
+    if let (Some(ma), Some(mb)) = (va.as_object(), vb.as_object()) {
+        for (k, x) in ma {
+            let y = mb.get(k).cloned().unwrap_or_default();
+            if *x == y {
+                continue;
+            }
+            match (x.as_object(), y.as_object()) {
+                (Some(xa), Some(ya)) => {
+                    for (kk, xx) in xa {
+                        if Some(xx) != ya.get(kk) {
+                            out.push(format!("{k}.{kk}"));
+                        }
+                    }
+                    for kk in ya.keys().filter(|kk| !xa.contains_key(*kk)) {
+                        out.push(format!("{k}.{kk}"));
+                    }
+                }
+                _ => out.push(k.clone()),
+            }
+        }
+    }
+    out
+}
+
+/// Checks a resumed run's config against the one the run was started with (only `epochs` may
+/// change, to train longer).
+fn check_resume(exp: &Experiment, out: &Path) -> Result<(), TrainError> {
+    let p = out.join("config.json");
+    let old = Experiment::load(&p)?;
+    let diff: Vec<String> = differences(&old, exp)
+        .into_iter()
+        .filter(|f| f != "epochs")
+        .collect();
+    if !diff.is_empty() {
+        return Err(TrainError::Config(format!(
+            "{}: cannot resume: the config differs from the run's in {} (only epochs may change)",
+            out.display(),
+            diff.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
+    let mut csv =
+        String::from("epoch,train_loss,val_loss,val_mse,val_nll,val_z2,lr,seconds,samples_per_s\n");
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for m in history {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{:.3},{:.1}\n",
+            m.epoch,
+            m.train_loss,
+            m.val.loss,
+            m.val.mse,
+            opt(m.val.nll),
+            opt(m.val.z2),
+            m.lr,
+            m.seconds,
+            m.samples_per_s
+        ));
+    }
+    let p = out.join("metrics.csv");
+    std::fs::write(&p, csv).map_err(|e| io(&p, e))?;
+    let p = out.join("metrics.json");
+    let text = serde_json::to_string_pretty(history).map_err(|e| io(&p, e))?;
+    std::fs::write(&p, text).map_err(|e| io(&p, e))
+}
+
+fn plot_losses(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
+    let tr: Vec<(f64, f64)> = history
+        .iter()
+        .map(|m| (m.epoch as f64, m.train_loss))
+        .collect();
+    let va: Vec<(f64, f64)> = history
+        .iter()
+        .map(|m| (m.epoch as f64, m.val.loss))
+        .collect();
+    let log = history
+        .iter()
+        .all(|m| m.train_loss > 0.0 && m.val.loss > 0.0);
+    skyzip_plot::line_plot(
+        &out.join("loss_curve.png"),
+        "loss per epoch",
+        "epoch",
+        "loss",
+        &[
+            skyzip_plot::Series {
+                label: "train",
+                points: &tr,
+            },
+            skyzip_plot::Series {
+                label: "validation",
+                points: &va,
+            },
+        ],
+        log,
+    )
+    .map_err(|e| io(out, e))
+}
+
+fn write_eta_curve(out: &Path, curve: &[(usize, Scores)]) -> Result<(), TrainError> {
+    let mut csv = String::from("eta,loss,mse\n");
+    for (k, s) in curve {
+        csv.push_str(&format!("{k},{},{}\n", s.loss, s.mse));
+    }
+    let p = out.join("eta_curve.csv");
+    std::fs::write(&p, csv).map_err(|e| io(&p, e))?;
+    let pts: Vec<(f64, f64)> = curve.iter().map(|(k, s)| (*k as f64, s.mse)).collect();
+    skyzip_plot::line_plot(
+        &out.join("eta_curve.png"),
+        "held-out error vs latent prefix η",
+        "η (latent channels/units kept)",
+        "MSE",
+        &[skyzip_plot::Series {
+            label: "held-out MSE",
+            points: &pts,
+        }],
+        pts.iter().all(|p| p.1 > 0.0),
+    )
+    .map_err(|e| io(out, e))
 }
 
 /// Trains an experiment into `out`, calling `progress(epoch, batch, batches, loss)` as it goes.
@@ -140,41 +275,73 @@ pub fn train(
     exp: &Experiment,
     out: &Path,
     device: &Device,
+    opts: &TrainOptions,
     mut progress: impl FnMut(usize, usize, usize, f64),
-) -> Result<Vec<EpochMetrics>, TrainError> {
+) -> Result<TrainReport, TrainError> {
     let mcfg = exp.model_config()?;
+    let noise = eval::dae_noise(&mcfg).map_err(TrainError::Config)?;
+    let resume_dir = if opts.resume {
+        let dir = checkpoint::find_state(out).ok_or_else(|| {
+            TrainError::Config(format!(
+                "{}: nothing to resume (no state/ with a completed epoch)",
+                out.display()
+            ))
+        })?;
+        check_resume(exp, out)?;
+        Some(dir)
+    } else {
+        if checkpoint::find_state(out).is_some() {
+            return Err(TrainError::Config(format!(
+                "{}: already holds a run (resume it, or train into another folder)",
+                out.display()
+            )));
+        }
+        None
+    };
     let ds = build_dataset(exp)?;
+    mcfg.check_shape(ds.ny, ds.nx).map_err(TrainError::Config)?;
+    exp.loss
+        .check_shape(ds.ny, ds.nx)
+        .map_err(TrainError::Config)?;
     let split = ds.split(exp.val_fraction, exp.seed)?;
     if split.train.is_empty() {
         return Err(TrainError::Config(
             "no training samples after the validation split".into(),
         ));
     }
+    let val_idx = if split.val.is_empty() {
+        &split.train
+    } else {
+        &split.val
+    };
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let cfg_path = out.join("config.json");
-    std::fs::write(
-        &cfg_path,
-        serde_json::to_string_pretty(exp).unwrap_or_default(),
-    )
-    .map_err(|e| io(&cfg_path, e))?;
+    let text = serde_json::to_string_pretty(exp).map_err(|e| io(&cfg_path, e))?;
+    std::fs::write(&cfg_path, text).map_err(|e| io(&cfg_path, e))?;
+
     let ad = device.clone().autodiff();
-    ad.seed(exp.seed);
-    let mut model = mcfg.init(&ad);
-    let mut rng = ChaCha8Rng::seed_from_u64(exp.seed ^ 0x0074_7261_696e);
-    let mut adam = AdamConfig::new().init();
-    let mut adamw = AdamWConfig::new()
-        .with_weight_decay(exp.optimizer.weight_decay as f32)
-        .init();
-    let csv_path = out.join("metrics.csv");
-    let mut csv = std::fs::File::create(&csv_path).map_err(|e| io(&csv_path, e))?;
-    writeln!(csv, "epoch,train_loss,val_loss,lr,seconds,samples_per_s")
-        .map_err(|e| io(&csv_path, e))?;
-    let mut history = Vec::new();
-    let mut best = f64::INFINITY;
-    let mut since_best = 0;
-    for epoch in 1..=exp.epochs {
+    let mut model = mcfg.init_seeded(&ad, exp.seed);
+    let mut optims = vec![optimizer(exp)];
+    if mcfg.is_meanvar() {
+        optims.push(optimizer(exp));
+    }
+    let mut state = RunState::default();
+    if let Some(dir) = &resume_dir {
+        let (s, o) = checkpoint::load_state(dir, &mut model, optims)?;
+        state = s;
+        optims = o;
+    }
+    let mut interrupted = None;
+    for epoch in state.epochs_done + 1..=exp.epochs {
+        if exp
+            .early_stopping
+            .is_some_and(|p| state.since_best >= p && state.epochs_done > 0)
+        {
+            break;
+        }
         let t = std::time::Instant::now();
         let lr = exp.optimizer.lr_at(epoch, exp.epochs);
+        let mut rng = epoch_rng(exp.seed, epoch);
         let batches = ds.batches(
             &split.train,
             exp.batch_size,
@@ -185,7 +352,10 @@ pub fn train(
         );
         let nb = batches.len();
         let (mut sum, mut count) = (0.0, 0usize);
-        for (bi, b) in batches.into_iter().enumerate() {
+        for (bi, mut b) in batches.into_iter().enumerate() {
+            if let Some(noise) = &noise {
+                eval::corrupt(&mut b.x, b.n, noise, &mut rng);
+            }
             let x = skyzip_nn::image_tensor(&b.x, b.n, b.ny, b.nx, &ad);
             let y = skyzip_nn::image_tensor(&b.y, b.n, b.ny, b.nx, &ad);
             let loss = model.training_loss(&mcfg, x, y, exp.loss, &mut rng);
@@ -195,51 +365,93 @@ pub fn train(
                     "epoch {epoch}: the loss became {l}; lower optimizer.lr or check the normalisation"
                 )));
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = match exp.optimizer.kind {
-                config::OptKind::Adam => adam.step(lr, model, grads),
-                config::OptKind::Adamw => adamw.step(lr, model, grads),
-            };
+            let (g_mean, g_var) = model.split_grads(loss.backward());
+            model = optims[0].step(lr, model, g_mean);
+            if let (Some(g), Some(o)) = (g_var, optims.get_mut(1)) {
+                model = o.step(lr, model, g);
+            }
             sum += l * b.n as f64;
             count += b.n;
             progress(epoch, bi + 1, nb, sum / count as f64);
+            if opts.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                interrupted = Some((epoch, bi + 1, nb));
+                break;
+            }
         }
-        let valid = model.valid();
-        let val_idx = if split.val.is_empty() {
-            &split.train
-        } else {
-            &split.val
-        };
-        let val_loss = evaluate(&valid, &ds, val_idx, exp, device);
-        let secs = t.elapsed().as_secs_f64();
-        let m = EpochMetrics {
-            epoch,
-            train_loss: sum / count.max(1) as f64,
-            val_loss,
-            seconds: secs,
-            samples_per_s: count as f64 / secs,
-        };
-        writeln!(
-            csv,
-            "{},{},{},{},{:.3},{:.1}",
-            epoch, m.train_loss, m.val_loss, lr, secs, m.samples_per_s
-        )
-        .map_err(|e| io(&csv_path, e))?;
-        save_model(&valid, &out.join("last.safetensors"))?;
-        if val_loss < best {
-            best = val_loss;
-            since_best = 0;
-            save_model(&valid, &out.join("best.safetensors"))?;
-        } else {
-            since_best += 1;
-        }
-        if exp.checkpoint_every > 0 && epoch % exp.checkpoint_every == 0 {
-            save_model(&valid, &out.join(format!("epoch-{epoch:04}.safetensors")))?;
-        }
-        history.push(m);
-        if exp.early_stopping.is_some_and(|p| since_best >= p) {
+        if interrupted.is_some() {
+            checkpoint::save_weights(&model.valid(), &out.join("last.safetensors"), Part::Full)?;
             break;
         }
+        let valid = model.valid();
+        let val = eval::evaluate(&valid, &mcfg, &ds, val_idx, exp, device, None);
+        let secs = t.elapsed().as_secs_f64();
+        state.history.push(EpochMetrics {
+            epoch,
+            train_loss: sum / count.max(1) as f64,
+            val,
+            lr,
+            seconds: secs,
+            samples_per_s: count as f64 / secs,
+        });
+        checkpoint::save_weights(&valid, &out.join("last.safetensors"), Part::Full)?;
+        if state.best.is_none_or(|b| val.loss < b) {
+            state.best = Some(val.loss);
+            state.since_best = 0;
+            checkpoint::save_weights(&valid, &out.join("best.safetensors"), Part::Full)?;
+        } else {
+            state.since_best += 1;
+        }
+        if exp.checkpoint_every > 0 && epoch % exp.checkpoint_every == 0 {
+            let p = out.join(format!("epoch-{epoch:04}.safetensors"));
+            checkpoint::save_weights(&valid, &p, Part::Full)?;
+        }
+        state.epochs_done = epoch;
+        write_metrics(out, &state.history)?;
+        let refs: Vec<&ModuleOptimizer> = optims.iter().collect();
+        checkpoint::save_state(out, &model, &refs, &state)?;
     }
-    Ok(history)
+    let mut report = TrainReport {
+        history: state.history.clone(),
+        interrupted,
+        eta_curve: Vec::new(),
+        final_scores: None,
+    };
+    if interrupted.is_some() || state.history.is_empty() {
+        return Ok(report);
+    }
+    plot_losses(out, &state.history)?;
+    let valid = model.valid();
+    report.final_scores = Some(eval::evaluate(
+        &valid, &mcfg, &ds, val_idx, exp, device, None,
+    ));
+    if mcfg.tunable() {
+        report.eta_curve = eval::eta_curve(&valid, &mcfg, &ds, val_idx, exp, device);
+        write_eta_curve(out, &report.eta_curve)?;
+    }
+    let summary = serde_json::json!({
+        "epochs": state.epochs_done,
+        "best_val_loss": state.best,
+        "final": report.final_scores,
+        "eta_curve": report.eta_curve.iter().map(|(k, s)| serde_json::json!({"eta": k, "scores": s})).collect::<Vec<_>>(),
+        "validation_items": val_idx.len(),
+    });
+    let p = out.join("summary.json");
+    std::fs::write(
+        &p,
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    )
+    .map_err(|e| io(&p, e))?;
+    Ok(report)
+}
+
+/// Loads a run's (or an export's) weights into the model of its config, on `device`.
+pub fn load_model(
+    mcfg: &ModelConfig,
+    path: &Path,
+    part: Part,
+    device: &Device,
+) -> Result<Model, TrainError> {
+    let mut model = mcfg.init(device);
+    checkpoint::load_weights(&mut model, path, part)?;
+    Ok(model)
 }

@@ -17,66 +17,260 @@ fn exp(model: serde_json::Value, epochs: usize) -> Experiment {
     .unwrap()
 }
 
+fn run(e: &Experiment, out: &std::path::Path) -> TrainReport {
+    train(
+        e,
+        out,
+        &Device::flex(),
+        &TrainOptions::default(),
+        |_, _, _, _| {},
+    )
+    .unwrap()
+}
+
 #[test]
 fn every_model_family_learns() {
-    let dev = Device::flex();
     for model in [
         serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8, 8], "latent": 4}),
         serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4, "tunable": true}),
+        serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4, "tunable": true, "prefixes": "all"}),
         serde_json::json!({"name": "dense-ae", "size": 28, "stages": [8], "latent": 6}),
         serde_json::json!({"name": "dense-ae", "size": 28, "latent": 6, "tunable": true}),
+        serde_json::json!({"name": "meanvar", "base": {"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}}),
+        serde_json::json!({"name": "dae", "noise": "gaussian:0.05", "base": {"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}}),
+        serde_json::json!({"name": "dae", "noise": "saltpepper:0.05", "base": {"name": "dense-ae", "size": 28, "latent": 6}}),
     ] {
         let d = tempfile::tempdir().unwrap();
         let e = exp(model.clone(), 6);
-        let h = train(&e, d.path(), &dev, |_, _, _, _| {}).unwrap();
+        let r = run(&e, d.path());
+        let h = &r.history;
         assert_eq!(h.len(), 6);
         let (first, last) = (h[0].train_loss, h[5].train_loss);
         eprintln!(
             "{model}: {:?}",
-            h.iter().map(|m| m.val_loss).collect::<Vec<_>>()
+            h.iter().map(|m| m.val.loss).collect::<Vec<_>>()
         );
-        assert!(last < 0.7 * first, "{model}: loss {first} → {last}");
-        assert!(h[5].val_loss < h[0].val_loss, "{model}: validation {h:?}");
+        // meanvar's training loss includes the NLL, which may be negative: compare the MSE.
+        if model["name"] == "meanvar" {
+            assert!(h[5].val.mse < 0.7 * h[0].val.mse, "{model}: {h:?}");
+            assert!(h[5].val.nll < h[0].val.nll, "{model}: {h:?}");
+        } else {
+            assert!(last < 0.7 * first, "{model}: loss {first} → {last}");
+            assert!(h[5].val.loss < h[0].val.loss, "{model}: validation {h:?}");
+        }
         for f in [
             "config.json",
             "metrics.csv",
+            "metrics.json",
+            "summary.json",
             "last.safetensors",
             "best.safetensors",
+            "loss_curve.png",
+            "state/state.json",
         ] {
             assert!(d.path().join(f).exists(), "{f}");
         }
         let csv = std::fs::read_to_string(d.path().join("metrics.csv")).unwrap();
         assert_eq!(csv.lines().count(), 7);
+        if model["tunable"] == true {
+            assert_eq!(r.eta_curve.len(), e.model_config().unwrap().latent());
+            assert!(d.path().join("eta_curve.png").exists());
+        }
     }
 }
 
 #[test]
-fn saved_weights_load_back_to_identical_outputs() {
+fn ssim_losses_train() {
+    let mut e = exp(
+        serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}),
+        4,
+    );
+    for loss in [
+        serde_json::json!("ssim-l1"),
+        serde_json::json!({"name": "ms-ssim", "levels": 2}),
+    ] {
+        e.loss = skyzip_nn::loss::Loss::from_json(&loss).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let h = run(&e, d.path()).history;
+        assert!(h[3].train_loss < h[0].train_loss, "{loss}: {h:?}");
+    }
+    // MS-SSIM at 5 scales needs 176-pixel images: refused before training, not a panic.
+    e.loss = skyzip_nn::loss::Loss::parse("ms-ssim").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let err = train(
+        &e,
+        d.path(),
+        &Device::flex(),
+        &TrainOptions::default(),
+        |_, _, _, _| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("176"), "{err}");
+}
+
+#[test]
+fn saved_weights_and_parts_load_back_to_identical_outputs() {
+    use skyzip_train::checkpoint::{save_weights, Part};
     let dev = Device::flex();
     let e = exp(
-        serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}),
+        serde_json::json!({"name": "meanvar", "base": {"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}}),
         1,
     );
+    let m = e.model_config().unwrap();
     let d = tempfile::tempdir().unwrap();
     dev.seed(1);
-    let a = e.model_config().unwrap().init(&dev);
-    save_model(&a, &d.path().join("m.safetensors")).unwrap();
+    let a = m.init(&dev);
+    for part in [Part::Full, Part::Encoder, Part::Decoder] {
+        save_weights(
+            &a,
+            &d.path().join(format!("{}.safetensors", part.name())),
+            part,
+        )
+        .unwrap();
+    }
     dev.seed(2);
-    let b = load_model(&e, &d.path().join("m.safetensors"), &dev).unwrap();
+    let full = load_model(&m, &d.path().join("full.safetensors"), Part::Full, &dev).unwrap();
+    // An encoder export and a decoder export together rebuild the model.
+    let mut parts = m.init(&dev);
+    skyzip_train::checkpoint::load_weights(
+        &mut parts,
+        &d.path().join("encoder.safetensors"),
+        Part::Encoder,
+    )
+    .unwrap();
+    skyzip_train::checkpoint::load_weights(
+        &mut parts,
+        &d.path().join("decoder.safetensors"),
+        Part::Decoder,
+    )
+    .unwrap();
     let x: Vec<f32> = (0..2 * 28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
     let x = skyzip_nn::image_tensor(&x, 2, 28, 28, &dev);
-    let (ya, yb) = (a.reconstruct(x.clone(), None), b.reconstruct(x, None));
-    assert_eq!(
-        ya.into_data().try_to_vec::<f32>().unwrap(),
-        yb.into_data().try_to_vec::<f32>().unwrap()
-    );
-    // Weights of another architecture are refused with the file named.
+    let out = |model: &skyzip_nn::model::Model| {
+        let (mu, var) = model.predict(x.clone(), None, m.eps());
+        (
+            mu.into_data().try_to_vec::<f32>().unwrap(),
+            var.unwrap().into_data().try_to_vec::<f32>().unwrap(),
+        )
+    };
+    assert_eq!(out(&a), out(&full));
+    assert_eq!(out(&a), out(&parts));
+    // An encoder-only file is not a full model; weights of another architecture are refused.
+    let err = load_model(&m, &d.path().join("encoder.safetensors"), Part::Full, &dev).unwrap_err();
+    assert!(err.to_string().contains("encoder.safetensors"), "{err}");
     let other = exp(
         serde_json::json!({"name": "conv-ae", "width": 4, "stages": [8], "latent": 4}),
         1,
     );
-    let err = load_model(&other, &d.path().join("m.safetensors"), &dev).unwrap_err();
-    assert!(err.to_string().contains("m.safetensors"), "{err}");
+    let err = load_model(
+        &other.model_config().unwrap(),
+        &d.path().join("full.safetensors"),
+        Part::Full,
+        &dev,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("full.safetensors"), "{err}");
+}
+
+#[test]
+fn a_resumed_run_repeats_the_uninterrupted_losses() {
+    for model in [
+        serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4, "tunable": true}),
+        serde_json::json!({"name": "meanvar", "base": {"name": "dense-ae", "size": 28, "latent": 4}}),
+        serde_json::json!({"name": "dae", "noise": "poisson:50", "base": {"name": "dense-ae", "size": 28, "latent": 4}}),
+    ] {
+        let whole = tempfile::tempdir().unwrap();
+        let a = run(&exp(model.clone(), 4), whole.path()).history;
+        let parted = tempfile::tempdir().unwrap();
+        run(&exp(model.clone(), 2), parted.path());
+        let resumed = TrainOptions {
+            resume: true,
+            stop: None,
+        };
+        let b = train(
+            &exp(model.clone(), 4),
+            parted.path(),
+            &Device::flex(),
+            &resumed,
+            |_, _, _, _| {},
+        )
+        .unwrap()
+        .history;
+        assert_eq!(b.len(), 4);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                (x.train_loss, x.val),
+                (y.train_loss, y.val),
+                "{model} epoch {}",
+                x.epoch
+            );
+        }
+    }
+}
+
+#[test]
+fn resume_and_stop_are_guarded() {
+    let model = serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4});
+    let d = tempfile::tempdir().unwrap();
+    let dev = Device::flex();
+    let resume = TrainOptions {
+        resume: true,
+        stop: None,
+    };
+    // Nothing to resume yet.
+    let err = train(
+        &exp(model.clone(), 2),
+        d.path(),
+        &dev,
+        &resume,
+        |_, _, _, _| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("nothing to resume"), "{err}");
+    // A stop request ends the run after the batch with a loadable last checkpoint.
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let opts = TrainOptions {
+        resume: false,
+        stop: Some(&stop),
+    };
+    let r = train(
+        &exp(model.clone(), 2),
+        d.path(),
+        &dev,
+        &opts,
+        |_, _, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(r.interrupted.map(|i| (i.0, i.1)), Some((1, 1)));
+    let m = exp(model.clone(), 2).model_config().unwrap();
+    load_model(
+        &m,
+        &d.path().join("last.safetensors"),
+        skyzip_train::checkpoint::Part::Full,
+        &dev,
+    )
+    .unwrap();
+    // One complete epoch, then a resumed run with another learning rate is refused by field.
+    let d = tempfile::tempdir().unwrap();
+    run(&exp(model.clone(), 1), d.path());
+    let err = train(
+        &exp(model.clone(), 1),
+        d.path(),
+        &dev,
+        &TrainOptions::default(),
+        |_, _, _, _| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("already holds a run"), "{err}");
+    let mut other = exp(model.clone(), 2);
+    other.optimizer.lr = 0.01;
+    other.batch_size = 8;
+    let err = train(&other, d.path(), &dev, &resume, |_, _, _, _| {}).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("optimizer.lr") && msg.contains("batch_size"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -90,6 +284,14 @@ fn bad_configs_fail_before_training() {
         (
             serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4, "depth": 3}),
             "depth",
+        ),
+        (
+            serde_json::json!({"name": "dae", "noise": "pink:3", "base": {"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}}),
+            "pink",
+        ),
+        (
+            serde_json::json!({"name": "meanvar", "base": {"name": "meanvar", "base": {"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}}}),
+            "must be a conv-ae or dense-ae",
         ),
     ];
     for (model, want) in bad {
@@ -108,6 +310,7 @@ fn bad_configs_fail_before_training() {
         &e,
         tempfile::tempdir().unwrap().path(),
         &Device::flex(),
+        &TrainOptions::default(),
         |_, _, _, _| {},
     )
     .unwrap_err();

@@ -1,0 +1,245 @@
+//! `skyzip export` and `skyzip reconstruct`: trained models out of run folders and onto images.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use skyzip_data::NormKind;
+use skyzip_fits::{Card, HduSelector, ImageHdu, Pixels};
+use skyzip_nn::model::ModelConfig;
+use skyzip_train::checkpoint::{save_weights, Part};
+use skyzip_train::config::Experiment;
+use std::path::{Path, PathBuf};
+
+/// The JSON written beside an exported `F.safetensors` as `F.json`: what the weights are.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportInfo {
+    /// "skyzip-model/1".
+    pub format: String,
+    /// encoder, decoder or full.
+    pub part: String,
+    pub model: serde_json::Value,
+    /// The normalisation the model was trained on (fitted per tile when applied).
+    pub normalisation: NormKind,
+    /// The run and checkpoint the weights came from.
+    pub run: String,
+    pub checkpoint: String,
+}
+
+const FORMAT: &str = "skyzip-model/1";
+
+fn sidecar(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Run folder written by `skyzip train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// encoder, decoder (mean and, for meanvar, variance decoders) or full.
+    #[arg(long, default_value = "full")]
+    part: String,
+    /// Which checkpoint: best, last or epoch-NNNN.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    /// Output weights (safetensors); its config goes beside it as .json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace an existing output.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+pub fn run_export(a: ExportArgs) -> Result<()> {
+    let part = Part::parse(&a.part).map_err(anyhow::Error::msg)?;
+    let exp = Experiment::load(&a.run.join("config.json"))
+        .with_context(|| format!("{}: not a run folder", a.run.display()))?;
+    let mcfg = exp.model_config()?;
+    let src = a.run.join(format!("{}.safetensors", a.checkpoint));
+    let device = skyzip_nn::device("cpu").map_err(anyhow::Error::msg)?;
+    let model = skyzip_train::load_model(&mcfg, &src, Part::Full, &device)?;
+    let side = sidecar(&a.out);
+    for p in [&a.out, &side] {
+        if p.exists() && !a.overwrite {
+            bail!(
+                "{}: already exists (--overwrite to replace it)",
+                p.display()
+            );
+        }
+    }
+    if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    save_weights(&model, &a.out, part)?;
+    let info = ExportInfo {
+        format: FORMAT.into(),
+        part: part.name().into(),
+        model: exp.model.clone(),
+        normalisation: exp.data.normalisation,
+        run: a.run.display().to_string(),
+        checkpoint: a.checkpoint.clone(),
+    };
+    std::fs::write(&side, serde_json::to_string_pretty(&info)?)
+        .with_context(|| format!("writing {}", side.display()))?;
+    println!(
+        "{}: {} of {} ({}), config in {}",
+        a.out.display(),
+        part.name(),
+        src.display(),
+        mcfg_name(&mcfg),
+        side.display()
+    );
+    Ok(())
+}
+
+fn mcfg_name(m: &ModelConfig) -> String {
+    serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(String::from))
+        .unwrap_or_default()
+}
+
+/// Reads an export's sidecar config.
+pub fn read_export(weights: &Path) -> Result<(ExportInfo, ModelConfig)> {
+    let side = sidecar(weights);
+    let text = std::fs::read_to_string(&side).with_context(|| {
+        format!(
+            "{}: the model's config {} is missing (write both with skyzip export)",
+            weights.display(),
+            side.display()
+        )
+    })?;
+    let info: ExportInfo = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a skyzip export config", side.display()))?;
+    if info.format != FORMAT {
+        bail!(
+            "{}: format '{}' is not {FORMAT}",
+            side.display(),
+            info.format
+        );
+    }
+    let mcfg = ModelConfig::from_json(&info.model)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", side.display()))?;
+    Ok((info, mcfg))
+}
+
+#[derive(clap::Args)]
+pub struct ReconstructArgs {
+    /// An export written by `skyzip export --part full` (F.safetensors with F.json beside it).
+    #[arg(long)]
+    model: PathBuf,
+    /// Input FITS image.
+    input: PathBuf,
+    /// Output FITS: the reconstruction (input header kept) and, for meanvar, a SIGMA extension.
+    output: PathBuf,
+    /// Keep only the first K latent channels/units (tunable models).
+    #[arg(long)]
+    eta: Option<usize>,
+    /// Which HDU: index or EXTNAME (default: the first image).
+    #[arg(long)]
+    hdu: Option<String>,
+    /// Replace an existing output.
+    #[arg(long)]
+    overwrite: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// The input's cards that no longer describe float pixels written by us.
+const DROPPED: &[&str] = &["BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM"];
+
+pub fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
+    crate::pack::check_not_input(&a.input, &a.output)?;
+    let (info, mcfg) = read_export(&a.model)?;
+    if info.part != "full" {
+        bail!(
+            "{}: holds only the {} (export --part full to reconstruct)",
+            a.model.display(),
+            info.part
+        );
+    }
+    if let Some(k) = a.eta {
+        if !mcfg.tunable() {
+            bail!("--eta: {} is not a tunable model", a.model.display());
+        }
+        if k == 0 || k > mcfg.latent() {
+            bail!("--eta {k}: must be 1 to {} for this model", mcfg.latent());
+        }
+    }
+    let device = skyzip_nn::device(&a.device).map_err(anyhow::Error::msg)?;
+    let model = skyzip_train::load_model(&mcfg, &a.model, Part::Full, &device)?;
+    let sel = match &a.hdu {
+        Some(s) => s.parse::<HduSelector>().unwrap_or(HduSelector::FirstImage),
+        None => HduSelector::FirstImage,
+    };
+    let img = skyzip_fits::read_image(&a.input, &sel)?;
+    let (nx, ny, planes) = (img.nx(), img.ny(), img.planes());
+    if nx == 0 || ny == 0 {
+        bail!("{}: the image is empty", a.input.display());
+    }
+    let mut mean = Vec::with_capacity(nx * ny * planes);
+    let mut sigma = mcfg.is_meanvar().then(Vec::new);
+    for p in 0..planes {
+        let data: Vec<f32> = img.physical_plane(p).iter().map(|&v| v as f32).collect();
+        let r = skyzip_train::apply::reconstruct_image(
+            &model,
+            &mcfg,
+            info.normalisation,
+            &data,
+            nx,
+            ny,
+            a.eta,
+            &device,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+        mean.extend(r.mean);
+        if let (Some(s), Some(rs)) = (sigma.as_mut(), r.sigma) {
+            s.extend(rs);
+        }
+    }
+    let mut header = img.header.clone();
+    header.cards.retain(|c| !DROPPED.contains(&c.keyword()));
+    let eta = a.eta.map(|k| format!(", eta {k}")).unwrap_or_default();
+    header.cards.push(Card::new(&format!(
+        "HISTORY skyzip reconstruct: model {}{eta}",
+        a.model.file_name().unwrap_or_default().to_string_lossy()
+    )));
+    let mut w = skyzip_fits::FitsWriter::create(&a.output, a.overwrite)?;
+    w.write_image(
+        &ImageHdu::new(img.axes.clone(), Pixels::F32(mean), header),
+        None,
+    )?;
+    if let Some(s) = sigma {
+        let mut h = skyzip_fits::Header::default();
+        h.set(Card::string(
+            "EXTNAME",
+            "SIGMA",
+            "per-pixel sigma of the reconstruction",
+        ));
+        h.set(Card::string(
+            "BUNIT",
+            &img.header.string("BUNIT").unwrap_or_default(),
+            "as the image",
+        ));
+        w.write_image(&ImageHdu::new(img.axes.clone(), Pixels::F32(s), h), None)?;
+    }
+    let out = w.finish()?;
+    println!(
+        "{}: {}×{}{} reconstructed by {}{}",
+        out.display(),
+        nx,
+        ny,
+        if planes > 1 {
+            format!("×{planes}")
+        } else {
+            String::new()
+        },
+        a.model.display(),
+        if mcfg.is_meanvar() {
+            " (+ SIGMA HDU)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
