@@ -1,0 +1,208 @@
+//! `skyzip train --resume`, `skyzip export` and `skyzip reconstruct` end to end.
+
+mod common;
+use common::{s, skyzip, stderr};
+use skyzip_fits::{Card, FitsWriter, HduSelector, Header, ImageHdu, Pixels};
+use std::path::Path;
+
+fn write_config(dir: &Path, model: serde_json::Value, epochs: usize) -> std::path::PathBuf {
+    let p = dir.join(format!("cfg-{epochs}.json"));
+    let cfg = serde_json::json!({
+        "model": model,
+        "data": {"source": {"type": "simulator", "kind": "toy-blobs", "n": 96, "seed": 1},
+                 "normalisation": {"kind": "z-score"}},
+        "optimizer": {"kind": "adam", "lr": 0.005},
+        "batch_size": 16,
+        "epochs": epochs,
+        "seed": 1
+    });
+    std::fs::write(&p, cfg.to_string()).unwrap();
+    p
+}
+
+/// A 60×44 float image (not a multiple of the model's stride) with NaN blanks and a header.
+fn test_image(path: &Path) -> Vec<f32> {
+    let (nx, ny) = (60, 44);
+    let data: Vec<f32> = (0..nx * ny)
+        .map(|i| {
+            let (x, y) = ((i % nx) as f32, (i / nx) as f32);
+            if i % 97 == 5 {
+                f32::NAN
+            } else {
+                100.0
+                    + 50.0 * (-((x - 30.0).powi(2) + (y - 20.0).powi(2)) / 20.0).exp()
+                    + ((i * 7919) % 13) as f32 * 0.5
+            }
+        })
+        .collect();
+    let mut h = Header::default();
+    h.set(Card::string("OBJECT", "test field", "kept by reconstruct"));
+    let mut w = FitsWriter::create(path, false).unwrap();
+    w.write_image(
+        &ImageHdu::new(vec![nx, ny], Pixels::F32(data.clone()), h),
+        None,
+    )
+    .unwrap();
+    w.finish().unwrap();
+    data
+}
+
+#[test]
+fn resume_export_and_reconstruct() {
+    let d = tempfile::tempdir().unwrap();
+    let model = serde_json::json!({"name": "meanvar", "base": {"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}});
+    let run = d.path().join("run");
+    let o = skyzip(&[
+        "train",
+        "--config",
+        s(&write_config(d.path(), model.clone(), 1)),
+        "--out",
+        s(&run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Resuming with more epochs continues; with another model it is refused.
+    let o = skyzip(&[
+        "train",
+        "--config",
+        s(&write_config(d.path(), model.clone(), 2)),
+        "--out",
+        s(&run),
+        "--resume",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let other = d.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let cfg = write_config(
+        &other,
+        serde_json::json!({"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}),
+        3,
+    );
+    let o = skyzip(&["train", "--config", s(&cfg), "--out", s(&run), "--resume"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot resume") && stderr(&o).contains("model"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Export the parts and the whole.
+    for part in ["encoder", "decoder", "full"] {
+        let out = d.path().join(format!("{part}.safetensors"));
+        let o = skyzip(&["export", "--run", s(&run), "--part", part, "--out", s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(out.exists() && out.with_extension("json").exists());
+    }
+    let full = d.path().join("full.safetensors");
+    let o = skyzip(&["export", "--run", s(&run), "--out", s(&full)]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an export is not overwritten silently"
+    );
+
+    // Reconstruct: header kept, NaN mask kept, a SIGMA extension, deterministic.
+    let img = d.path().join("img.fits");
+    let data = test_image(&img);
+    let rec = d.path().join("rec.fits");
+    let o = skyzip(&["reconstruct", "--model", s(&full), s(&img), s(&rec)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = skyzip_fits::read_image(&rec, &HduSelector::Index(0)).unwrap();
+    assert_eq!(out.axes, vec![60, 44]);
+    assert_eq!(out.header.string("OBJECT").as_deref(), Some("test field"));
+    let mu = out.physical();
+    for (a, b) in data.iter().zip(&mu) {
+        assert_eq!(a.is_nan(), b.is_nan());
+    }
+    let sig = skyzip_fits::read_image(&rec, &HduSelector::Name("SIGMA".into())).unwrap();
+    let sig = sig.physical();
+    assert!(sig.iter().zip(&data).all(|(s, x)| x.is_nan() == s.is_nan()));
+    assert!(sig.iter().filter(|s| s.is_finite()).all(|&s| s > 0.0));
+    let rec2 = d.path().join("rec2.fits");
+    let o = skyzip(&["reconstruct", "--model", s(&full), s(&img), s(&rec2)]);
+    assert!(o.status.success());
+    let again = skyzip_fits::read_image(&rec2, &HduSelector::Index(0)).unwrap();
+    assert!(again.pixels.bit_identical(&out.pixels));
+
+    // Bad input: each refused with the problem named, the input never touched.
+    let before = std::fs::read(&img).unwrap();
+    let enc = d.path().join("encoder.safetensors");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "reconstruct".into(),
+                "--model".into(),
+                s(&full).into(),
+                s(&img).into(),
+                s(&img).into(),
+                "--overwrite".into(),
+            ],
+            "refusing to overwrite",
+        ),
+        (
+            vec![
+                "reconstruct".into(),
+                "--model".into(),
+                s(&enc).into(),
+                s(&img).into(),
+                s(&d.path().join("x.fits")).into(),
+            ],
+            "holds only the encoder",
+        ),
+        (
+            vec![
+                "reconstruct".into(),
+                "--model".into(),
+                s(&full).into(),
+                s(&img).into(),
+                s(&d.path().join("x.fits")).into(),
+                "--eta".into(),
+                "2".into(),
+            ],
+            "not a tunable model",
+        ),
+        (
+            vec![
+                "reconstruct".into(),
+                "--model".into(),
+                s(&d.path().join("none.safetensors")).into(),
+                s(&img).into(),
+                s(&d.path().join("x.fits")).into(),
+            ],
+            "none.json",
+        ),
+        (
+            vec![
+                "reconstruct".into(),
+                "--model".into(),
+                s(&full).into(),
+                s(&rec).into(),
+                s(&rec2).into(),
+            ],
+            "exists",
+        ),
+    ];
+    for (args, want) in cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = skyzip(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    // A truncated weights file is named, not a panic.
+    let cut = d.path().join("cut.safetensors");
+    let bytes = std::fs::read(&full).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::copy(full.with_extension("json"), cut.with_extension("json")).unwrap();
+    let o = skyzip(&[
+        "reconstruct",
+        "--model",
+        s(&cut),
+        s(&img),
+        s(&d.path().join("y.fits")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cut.safetensors"), "{}", stderr(&o));
+    assert!(!d.path().join("y.fits").exists());
+    assert_eq!(std::fs::read(&img).unwrap(), before);
+}
