@@ -181,17 +181,14 @@ pub fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
     let mut sigma = mcfg.is_meanvar().then(Vec::new);
     for p in 0..planes {
         let data: Vec<f32> = img.physical_plane(p).iter().map(|&v| v as f32).collect();
-        let r = skyzip_train::apply::reconstruct_image(
-            &model,
-            &mcfg,
-            info.normalisation,
-            &data,
-            nx,
-            ny,
-            a.eta,
-            &device,
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
+        let trained = skyzip_train::apply::Trained {
+            model: &model,
+            config: &mcfg,
+            norm: info.normalisation,
+            device: &device,
+        };
+        let r = skyzip_train::apply::reconstruct_image(&trained, &data, nx, ny, a.eta)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", a.input.display()))?;
         mean.extend(r.mean);
         if let (Some(s), Some(rs)) = (sigma.as_mut(), r.sigma) {
             s.extend(rs);

@@ -92,12 +92,15 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
     ),
 ];
 
+// A model holds one of each, so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Encoder {
     Conv(ConvEncoder),
     Dense(DenseEncoder),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Decoder {
     Conv(ConvDecoder),
@@ -317,13 +320,11 @@ impl ModelConfig {
                     ));
                 }
             }
-            ModelConfig::DenseAe { net, .. } => {
-                if ny != net.size || nx != net.size {
-                    return Err(format!(
-                        "images of {nx}×{ny} do not fit this dense-ae: it takes {s}×{s}",
-                        s = net.size
-                    ));
-                }
+            ModelConfig::DenseAe { net, .. } if ny != net.size || nx != net.size => {
+                return Err(format!(
+                    "images of {nx}×{ny} do not fit this dense-ae: it takes {s}×{s}",
+                    s = net.size
+                ));
             }
             _ => {}
         }

@@ -137,51 +137,6 @@ pub fn image_grid(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn asinh_stretch_is_monotone_and_bounded() {
-        let data: Vec<f32> = (0..1000)
-            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
-            .chain([f32::NAN, 1e6])
-            .collect();
-        let s = stretch(&data, Stretch::Asinh);
-        assert!(s[1000].is_none());
-        assert_eq!(s[1001], Some(1.0));
-        assert!(s[..1000]
-            .iter()
-            .all(|v| v.unwrap() < 1.0 || v.unwrap() == 1.0));
-        let mut pairs: Vec<(f32, f64)> = data
-            .iter()
-            .zip(&s)
-            .filter_map(|(d, v)| v.map(|v| (*d, v)))
-            .collect();
-        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        assert!(pairs.windows(2).all(|w| w[0].1 <= w[1].1));
-        assert!(pairs.iter().all(|p| (0.0..=1.0).contains(&p.1)));
-    }
-
-    #[test]
-    fn grid_writes_a_png() {
-        let d = std::env::temp_dir().join(format!("skyzip-plot-{}.png", std::process::id()));
-        let a: Vec<f32> = (0..64 * 64).map(|i| (i % 64) as f32).collect();
-        let tiles = vec![
-            Tile {
-                nx: 64,
-                ny: 64,
-                data: &a
-            };
-            3
-        ];
-        image_grid(&d, &tiles, 2, 32, Stretch::Linear).unwrap();
-        let bytes = std::fs::read(&d).unwrap();
-        assert_eq!(&bytes[1..4], b"PNG");
-        std::fs::remove_file(&d).unwrap();
-    }
-}
-
 /// Where a sans-serif TrueType font is looked for (Debian/Ubuntu `fonts-dejavu-core`, Fedora,
 /// macOS); `SKYZIP_FONT` overrides. Without one, curves are drawn without text.
 const FONT_PATHS: &[&str] = &[
@@ -317,4 +272,49 @@ pub fn line_plot(
             .map_err(|e| perr(path, e))?;
     }
     root.present().map_err(|e| perr(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asinh_stretch_is_monotone_and_bounded() {
+        let data: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+            .chain([f32::NAN, 1e6])
+            .collect();
+        let s = stretch(&data, Stretch::Asinh);
+        assert!(s[1000].is_none());
+        assert_eq!(s[1001], Some(1.0));
+        assert!(s[..1000]
+            .iter()
+            .all(|v| v.unwrap() < 1.0 || v.unwrap() == 1.0));
+        let mut pairs: Vec<(f32, f64)> = data
+            .iter()
+            .zip(&s)
+            .filter_map(|(d, v)| v.map(|v| (*d, v)))
+            .collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(pairs.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert!(pairs.iter().all(|p| (0.0..=1.0).contains(&p.1)));
+    }
+
+    #[test]
+    fn grid_writes_a_png() {
+        let d = std::env::temp_dir().join(format!("skyzip-plot-{}.png", std::process::id()));
+        let a: Vec<f32> = (0..64 * 64).map(|i| (i % 64) as f32).collect();
+        let tiles = vec![
+            Tile {
+                nx: 64,
+                ny: 64,
+                data: &a
+            };
+            3
+        ];
+        image_grid(&d, &tiles, 2, 32, Stretch::Linear).unwrap();
+        let bytes = std::fs::read(&d).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        std::fs::remove_file(&d).unwrap();
+    }
 }

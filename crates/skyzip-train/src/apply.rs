@@ -11,6 +11,16 @@ pub struct Reconstruction {
     pub sigma: Option<Vec<f32>>,
 }
 
+/// A trained model with what applying it needs.
+#[derive(Clone, Copy)]
+pub struct Trained<'a> {
+    pub model: &'a Model,
+    pub config: &'a ModelConfig,
+    /// The normalisation it was trained with.
+    pub norm: NormKind,
+    pub device: &'a Device,
+}
+
 /// Core side of the tiles a fully convolutional model sees at once, and the margin of context
 /// around each (the margin's outputs are discarded, so tiles join without seams from padding).
 const CONV_TILE: usize = 256;
@@ -38,15 +48,18 @@ fn spans(n: usize, core: usize, halo: usize, fixed: bool) -> Vec<(usize, usize, 
 /// channels/units (None = all). Each tile is normalised with `norm` fitted to that tile — as
 /// training stamps were — and mapped back; σ goes through the inverse by the delta method.
 pub fn reconstruct_image(
-    model: &Model,
-    mcfg: &ModelConfig,
-    norm: NormKind,
+    trained: &Trained,
     data: &[f32],
     nx: usize,
     ny: usize,
     eta: Option<usize>,
-    device: &Device,
 ) -> Result<Reconstruction, String> {
+    let Trained {
+        model,
+        config: mcfg,
+        norm,
+        device,
+    } = *trained;
     let (core, halo, fixed, div) = match mcfg.net() {
         ModelConfig::DenseAe { net, .. } => (net.size, 0, true, 1),
         ModelConfig::ConvAe { net, .. } => (CONV_TILE, CONV_HALO, false, net.divisor()),
