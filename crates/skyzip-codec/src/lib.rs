@@ -1,0 +1,4 @@
+//! skyzip-codec: the learned FITS codec.
+
+pub mod detmath;
+pub mod entropy;
