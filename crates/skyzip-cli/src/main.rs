@@ -1,6 +1,7 @@
 //! `skyzip`: one subcommand per job; the work lives in the library crates.
 
 mod classic;
+mod codec;
 mod info;
 mod model;
 mod pack;
@@ -28,6 +29,10 @@ enum Command {
     Info(info::Args),
     /// Run fpack's codecs (cfitsio, in-process) on images: bytes, bits/pixel, errors in σ, speed.
     Classic(classic::Args),
+    /// Compress a FITS file with the learned codec (lossless or max-error in σ).
+    Compress(codec::CompressArgs),
+    /// Decompress a file written by `skyzip compress`.
+    Decompress(codec::DecompressArgs),
     /// Tile-compress every image HDU of a file with one of fpack's codecs (other HDUs copied).
     Pack(pack::PackArgs),
     /// Write a tile-compressed file back as plain FITS images.
@@ -53,6 +58,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Classic(a) => classic::run(a),
+        Command::Compress(a) => codec::run_compress(a),
+        Command::Decompress(a) => codec::run_decompress(a),
         Command::Pack(a) => pack::run_pack(a),
         Command::Unpack(a) => pack::run_unpack(a),
         Command::Simulate(a) => simulate::run(a),

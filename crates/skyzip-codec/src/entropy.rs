@@ -8,9 +8,7 @@
 //! integers (the tables decide the bitstream; see the crate docs for what else must agree).
 
 use crate::detmath;
-use constriction::stream::model::{
-    DefaultContiguousCategoricalEntropyModel, DefaultUniformModel,
-};
+use constriction::stream::model::{DefaultContiguousCategoricalEntropyModel, DefaultUniformModel};
 use constriction::stream::queue::{DefaultRangeDecoder, DefaultRangeEncoder};
 use constriction::stream::{Decode, Encode};
 use std::sync::OnceLock;
@@ -97,16 +95,16 @@ fn build(s: usize) -> Table {
         .collect();
     let sum: i64 = f.iter().map(|&v| v as i64).sum();
     let diff = (1i64 << PRECISION) - sum;
-    let (imax, _) = f.iter().enumerate().max_by_key(|(_, v)| **v).expect("non-empty");
-    f[imax] = (f[imax] as i64 + diff) as u32;
-    let cost = f
+    let (imax, _) = f
         .iter()
-        .map(|&v| -(v as f64 / total).log2())
-        .collect();
-    let model = DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(
-        &f, false,
-    )
-    .expect("frequencies sum to 2^24");
+        .enumerate()
+        .max_by_key(|(_, v)| **v)
+        .expect("non-empty");
+    f[imax] = (f[imax] as i64 + diff) as u32;
+    let cost = f.iter().map(|&v| -(v as f64 / total).log2()).collect();
+    let model =
+        DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(&f, false)
+            .expect("frequencies sum to 2^24");
     Table { k, q, model, cost }
 }
 
@@ -150,7 +148,9 @@ impl Writer {
         let q = r >> t.k; // floor division by 2^k
         if (-t.q..=t.q).contains(&q) {
             let sym = (q + t.q) as usize;
-            self.enc.encode_symbol(sym, &t.model).expect("symbol in table");
+            self.enc
+                .encode_symbol(sym, &t.model)
+                .expect("symbol in table");
             self.est_bits += t.cost[sym];
             if t.k > 0 {
                 self.uniform_bits((r - (q << t.k)) as u64, t.k);
@@ -158,7 +158,9 @@ impl Writer {
             }
         } else {
             let sym = (2 * t.q + 1) as usize;
-            self.enc.encode_symbol(sym, &t.model).expect("escape symbol");
+            self.enc
+                .encode_symbol(sym, &t.model)
+                .expect("escape symbol");
             self.est_bits += t.cost[sym] + 64.0;
             let z = ((r << 1) ^ (r >> 63)) as u64;
             self.uniform_bits(z, 64);
@@ -191,7 +193,10 @@ pub struct Reader {
 impl Reader {
     pub fn new(bytes: &[u8]) -> Result<Reader, Corrupt> {
         if bytes.len() % 4 != 0 {
-            return Err(Corrupt(format!("{} bytes is not a whole number of words", bytes.len())));
+            return Err(Corrupt(format!(
+                "{} bytes is not a whole number of words",
+                bytes.len()
+            )));
         }
         let words: Vec<u32> = bytes
             .chunks_exact(4)
@@ -226,7 +231,11 @@ impl Reader {
             .map_err(|_| Corrupt("truncated".into()))? as i64;
         if sym <= 2 * t.q {
             let q = sym - t.q;
-            let low = if t.k > 0 { self.uniform_bits(t.k)? as i64 } else { 0 };
+            let low = if t.k > 0 {
+                self.uniform_bits(t.k)? as i64
+            } else {
+                0
+            };
             Ok((q << t.k) + low)
         } else {
             let z = self.uniform_bits(64)?;
@@ -249,7 +258,6 @@ pub fn cost(r: i64, s: usize) -> f64 {
         t.cost[(2 * t.q + 1) as usize] + 64.0
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -301,6 +309,9 @@ mod tests {
         }
         assert_eq!(rd.get_bits(12).unwrap(), 0xabc);
         let actual = bytes.len() as f64 * 8.0;
-        assert!((actual - est).abs() / est < 0.01, "actual {actual} vs estimated {est}");
+        assert!(
+            (actual - est).abs() / est < 0.01,
+            "actual {actual} vs estimated {est}"
+        );
     }
 }

@@ -21,5 +21,5 @@ pub use image::{
     find_image_hdu, list_hdus, read_all_images, read_image, HduInfo, HduSelector, ImageHdu, Pixels,
 };
 pub use noise::{clipped_background, noise_bits, noise_stats, NoiseStats};
-pub use table::{read_table, Column, Table};
-pub use writer::{rewrite_file, FitsWriter};
+pub use table::{read_table, read_table_at, Column, Table};
+pub use writer::{rewrite_file, verify_checksums, Checksum, FitsWriter};

@@ -202,6 +202,19 @@ pub fn read_table(path: &Path, extname: &str) -> Result<Table> {
     ))
 }
 
+/// Reads the BINTABLE at HDU `index` (0-based).
+pub fn read_table_at(path: &Path, index: usize) -> Result<Table> {
+    let h = Handle::open(path)?;
+    let t = h.goto(index)?;
+    if t != sys::BINARY_TBL as c_int {
+        return Err(FitsError::new(
+            path,
+            ErrorKind::NoSuchHdu(format!("binary table at HDU {index}")),
+        ));
+    }
+    read_table_here(&h)
+}
+
 pub(crate) fn read_table_here(h: &Handle) -> Result<Table> {
     let mut status = 0;
     let mut ncols = 0;

@@ -320,3 +320,52 @@ pub fn rewrite_file(
     }
     w.finish()
 }
+
+impl FitsWriter {
+    /// Writes CHECKSUM and DATASUM into every HDU written so far (call last, before finish).
+    pub fn write_checksums(&mut self) -> Result<()> {
+        let r = (|| {
+            let h = self.h();
+            for i in 0..h.num_hdus()? {
+                h.goto(i)?;
+                let mut status = 0;
+                unsafe { sys::ffpcks(h.ptr, &mut status) };
+                h.check(status)?;
+            }
+            Ok(())
+        })();
+        self.wrap(r)
+    }
+}
+
+/// What CHECKSUM/DATASUM say about one HDU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// Both present and correct.
+    Ok,
+    /// No CHECKSUM/DATASUM keywords.
+    Absent,
+    /// Present and wrong: the HDU changed since it was written.
+    Mismatch,
+}
+
+/// Verifies CHECKSUM/DATASUM of every HDU of a file (index, verdict).
+pub fn verify_checksums(path: &Path) -> Result<Vec<(usize, Checksum)>> {
+    let h = Handle::open(path)?;
+    let mut out = Vec::new();
+    for i in 0..h.num_hdus()? {
+        h.goto(i)?;
+        let (mut data_ok, mut hdu_ok, mut status) = (0, 0, 0);
+        unsafe { sys::ffvcks(h.ptr, &mut data_ok, &mut hdu_ok, &mut status) };
+        h.check(status)?;
+        let v = if data_ok < 0 || hdu_ok < 0 {
+            Checksum::Mismatch
+        } else if data_ok == 0 && hdu_ok == 0 {
+            Checksum::Absent
+        } else {
+            Checksum::Ok
+        };
+        out.push((i, v));
+    }
+    Ok(out)
+}

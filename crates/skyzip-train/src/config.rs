@@ -71,6 +71,10 @@ pub struct DataConfig {
     pub augment: bool,
     #[serde(default = "default_target")]
     pub target: Target,
+    /// Train on a random `crop`×`crop` window of each image (drawn afresh every batch);
+    /// validation uses whole images. Lets big stamps train at small-stamp cost.
+    #[serde(default)]
+    pub crop: Option<usize>,
 }
 
 fn default_norm() -> NormKind {

@@ -270,6 +270,29 @@ fn write_eta_curve(out: &Path, curve: &[(usize, Scores)]) -> Result<(), TrainErr
     .map_err(|e| io(out, e))
 }
 
+/// Replaces every image of a batch by a random `c`×`c` window of it (inputs and targets alike).
+fn crop_batch(b: &mut skyzip_data::Batch, c: usize, rng: &mut ChaCha8Rng) {
+    use rand::Rng;
+    let (nx, ny) = (b.nx, b.ny);
+    let (mut x, mut y) = (
+        Vec::with_capacity(b.n * c * c),
+        Vec::with_capacity(b.n * c * c),
+    );
+    for i in 0..b.n {
+        let ox = rng.random_range(0..=nx - c);
+        let oy = rng.random_range(0..=ny - c);
+        for r in 0..c {
+            let at = i * nx * ny + (oy + r) * nx + ox;
+            x.extend_from_slice(&b.x[at..at + c]);
+            y.extend_from_slice(&b.y[at..at + c]);
+        }
+    }
+    b.x = x;
+    b.y = y;
+    b.nx = c;
+    b.ny = c;
+}
+
 /// Trains an experiment into `out`, calling `progress(epoch, batch, batches, loss)` as it goes.
 pub fn train(
     exp: &Experiment,
@@ -299,6 +322,16 @@ pub fn train(
         None
     };
     let ds = build_dataset(exp)?;
+    if let Some(c) = exp.data.crop {
+        if c == 0 || c > ds.nx || c > ds.ny {
+            return Err(TrainError::Config(format!(
+                "data.crop {c} does not fit images of {}×{}",
+                ds.nx, ds.ny
+            )));
+        }
+        mcfg.check_shape(c, c).map_err(TrainError::Config)?;
+        exp.loss.check_shape(c, c).map_err(TrainError::Config)?;
+    }
     mcfg.check_shape(ds.ny, ds.nx).map_err(TrainError::Config)?;
     exp.loss
         .check_shape(ds.ny, ds.nx)
@@ -353,6 +386,9 @@ pub fn train(
         let nb = batches.len();
         let (mut sum, mut count) = (0.0, 0usize);
         for (bi, mut b) in batches.into_iter().enumerate() {
+            if let Some(c) = exp.data.crop {
+                crop_batch(&mut b, c, &mut rng);
+            }
             if let Some(noise) = &noise {
                 eval::corrupt(&mut b.x, b.n, noise, &mut rng);
             }

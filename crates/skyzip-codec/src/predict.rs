@@ -1,0 +1,155 @@
+//! The learned part of the codec: a `meanvar` conv autoencoder whose quantised latent is sent
+//! and whose decoders give, for every pixel, a prediction μ and a spread σ.
+
+use crate::CodecError;
+use sha2::{Digest, Sha256};
+use skyzip_data::{Norm, NormKind};
+use skyzip_nn::burn::prelude::*;
+use skyzip_nn::burn::store::{ModuleSnapshot, SafetensorsStore};
+use skyzip_nn::model::{Code, Model, ModelConfig};
+use std::path::Path;
+
+/// The codec model bundled in the binary (trained by `configs/codec-default.json`).
+const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../models/default.safetensors");
+const DEFAULT_INFO: &str = include_str!("../models/default.json");
+
+/// A loaded codec model.
+pub struct Predictor {
+    model: Model,
+    cfg: ModelConfig,
+    norm: NormKind,
+    device: Device,
+    /// 16 hex digits of sha256(config ‖ weights): written in every file, checked on decode.
+    pub hash: String,
+    /// What the files say the model is ("default" or the export's file name).
+    pub name: String,
+}
+
+fn hash_of(info: &str, weights: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(info.as_bytes());
+    h.update(weights);
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct Info {
+    model: serde_json::Value,
+    normalisation: NormKind,
+}
+
+impl Predictor {
+    /// `default` (bundled) or an export written by `skyzip export --part full` (F.safetensors +
+    /// F.json), which must be a meanvar conv autoencoder.
+    pub fn load(spec: &str) -> Result<Predictor, CodecError> {
+        let bad = |why: String| CodecError::Model {
+            model: spec.to_string(),
+            why,
+        };
+        let (info_text, weights, name) = if spec == "default" {
+            (
+                DEFAULT_INFO.to_string(),
+                DEFAULT_WEIGHTS.to_vec(),
+                "default".to_string(),
+            )
+        } else {
+            let p = Path::new(spec);
+            let w = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
+            let side = p.with_extension("json");
+            let i = std::fs::read_to_string(&side)
+                .map_err(|e| bad(format!("{}: {e}", side.display())))?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (i, w, name)
+        };
+        let info: Info = serde_json::from_str(&info_text).map_err(|e| bad(e.to_string()))?;
+        let cfg = ModelConfig::from_json(&info.model).map_err(bad)?;
+        let conv = matches!(cfg.net(), ModelConfig::ConvAe { .. });
+        if !cfg.is_meanvar() || !conv {
+            return Err(bad(
+                "a codec model must be a meanvar model on a conv-ae".into()
+            ));
+        }
+        let device = Device::flex();
+        let mut model = cfg.init(&device);
+        let mut store = SafetensorsStore::from_bytes(Some(weights.clone()));
+        let r = model
+            .load_from(&mut store)
+            .map_err(|e| bad(format!("weights do not load: {e}")))?;
+        if !r.errors.is_empty() || !r.missing.is_empty() {
+            return Err(bad(format!(
+                "weights do not match the model (missing {:?}, errors {:?})",
+                r.missing, r.errors
+            )));
+        }
+        Ok(Predictor {
+            model,
+            cfg,
+            norm: info.normalisation,
+            device,
+            hash: hash_of(&info_text, &weights),
+            name,
+        })
+    }
+
+    /// The tile sides must be multiples of this.
+    pub fn divisor(&self) -> usize {
+        match self.cfg.net() {
+            ModelConfig::ConvAe { net, .. } => net.divisor(),
+            _ => 1,
+        }
+    }
+
+    pub fn latent_channels(&self) -> usize {
+        self.cfg.latent()
+    }
+
+    /// Fits the normalisation to a tile (NaN = blank).
+    pub fn fit(&self, tile: &[f32]) -> Norm {
+        self.norm.fit(tile)
+    }
+
+    /// The latent of a padded, normalised `w`×`h` tile, rounded to integers: ([C, h', w'] values).
+    pub fn encode(&self, tile: &[f32], w: usize, h: usize) -> (Vec<i64>, [usize; 3]) {
+        let x = skyzip_nn::image_tensor(tile, 1, h, w, &self.device);
+        let z = match self.model.encode(x) {
+            Code::Conv(z) => z,
+            Code::Dense(_) => unreachable!("codec models are convolutional"),
+        };
+        let [_, c, zh, zw] = z.dims();
+        let v = z.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let q = v
+            .iter()
+            .map(|&x| {
+                if x.is_finite() {
+                    (x as f64).round().clamp(-1e6, 1e6) as i64
+                } else {
+                    0
+                }
+            })
+            .collect();
+        (q, [c, zh, zw])
+    }
+
+    /// μ and σ² (normalised units) of every pixel from a quantised latent.
+    pub fn decode(&self, latent: &[i64], shape: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+        let [c, zh, zw] = shape;
+        let v: Vec<f32> = latent.iter().map(|&x| x as f32).collect();
+        let z = Tensor::from_data(TensorData::new(v, [1, c, zh, zw]), &self.device);
+        let code = Code::Conv(z);
+        let var = self
+            .model
+            .variance(code.clone(), None, self.cfg.eps())
+            .expect("meanvar models have a variance decoder");
+        let mu = self.model.decode(code, None);
+        (
+            mu.into_data().try_to_vec::<f32>().unwrap_or_default(),
+            var.into_data().try_to_vec::<f32>().unwrap_or_default(),
+        )
+    }
+}

@@ -1,0 +1,318 @@
+//! One tile: blank mask, normalisation, quantised latent, residuals — decodable on its own.
+//!
+//! Layout: `[version u8][8 bytes of sha256 over the decoded tile][range-coded body]`. The body
+//! holds, in order: the blank mask (none / all / run lengths), the tile's normalisation
+//! (2 × 64 raw bits), the latent (a scale index per channel, then every value) and the residual of
+//! every non-blank pixel against the model's prediction, each under a Laplace whose scale is the
+//! model's σ for that pixel snapped to the table. The hash is checked after decoding, so a
+//! corrupted tile — or a machine whose floating point disagrees with the encoder's — is an
+//! error, never a silently wrong image.
+
+use crate::entropy::{snap, Corrupt, Reader, Writer, SCALES};
+use crate::predict::Predictor;
+use sha2::{Digest, Sha256};
+use skyzip_data::Norm;
+
+const VERSION: u8 = 1;
+const SCALE_BITS: u32 = 7;
+
+/// How the integers of a tile may be coded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Largest allowed |error| in integer units (0 = lossless).
+    pub e: i64,
+    /// The range every decoded value must lie in (the pixel type's).
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// A coded tile.
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    /// The entropy model's estimate of the body's size, in bits.
+    pub est_bits: f64,
+    /// What the decoder will produce.
+    pub decoded: Vec<i64>,
+}
+
+fn digest(v: &[i64], blank: &[bool]) -> [u8; 8] {
+    let mut h = Sha256::new();
+    for (x, b) in v.iter().zip(blank) {
+        h.update(if *b { [0u8; 8] } else { x.to_le_bytes() });
+        h.update([*b as u8]);
+    }
+    let d = h.finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
+fn put_norm(w: &mut Writer, n: &Norm) {
+    let (a, b) = match *n {
+        Norm::Asinh { background, scale } => (background, scale),
+        Norm::ZScore { background, sigma } => (background, sigma),
+        _ => (0.0, 1.0),
+    };
+    w.put_bits(a.to_bits(), 64);
+    w.put_bits(b.to_bits(), 64);
+}
+
+fn get_norm(r: &mut Reader, like: &Norm) -> Result<Norm, Corrupt> {
+    let a = f64::from_bits(r.get_bits(64)?);
+    let b = f64::from_bits(r.get_bits(64)?);
+    if !(a.is_finite() && b.is_finite()) {
+        return Err(Corrupt("non-finite normalisation".into()));
+    }
+    Ok(match like {
+        Norm::Asinh { .. } => Norm::Asinh {
+            background: a,
+            scale: b,
+        },
+        Norm::ZScore { .. } => Norm::ZScore {
+            background: a,
+            sigma: b,
+        },
+        _ => Norm::None,
+    })
+}
+
+/// The network's input: the tile normalised, blanks at 0, edge-padded to `pw`×`ph`.
+fn network_input(
+    v: &[i64],
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    norm: &Norm,
+    pw: usize,
+    ph: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f32; pw * ph];
+    for y in 0..ph {
+        for x in 0..pw {
+            let i = y.min(h - 1) * w + x.min(w - 1);
+            out[y * pw + x] = if blank[i] {
+                0.0
+            } else {
+                let f = norm.forward_value(v[i] as f64) as f32;
+                if f.is_finite() {
+                    f
+                } else {
+                    0.0
+                }
+            };
+        }
+    }
+    out
+}
+
+/// Per pixel: the integer prediction and the scale index of the residual (after the step).
+fn predictions(
+    p: &Predictor,
+    latent: &[i64],
+    shape: [usize; 3],
+    norm: &Norm,
+    w: usize,
+    h: usize,
+    pw: usize,
+    s: &Settings,
+) -> (Vec<i64>, Vec<usize>) {
+    let (mu, var) = p.decode(latent, shape);
+    let step = (2 * s.e + 1) as f64;
+    let mut pred = vec![0i64; w * h];
+    let mut scale = vec![0usize; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let t = y * pw + x;
+            let m = mu[t] as f64;
+            let sd = (var[t] as f64).max(0.0).sqrt();
+            let md = norm.inverse_value(m);
+            let eps = 1e-3 * sd.max(1e-6);
+            let slope = (norm.inverse_value(m + eps) - norm.inverse_value(m - eps)) / (2.0 * eps);
+            let sigma = slope.abs() * sd;
+            let i = y * w + x;
+            pred[i] = if md.is_finite() {
+                md.round().clamp(s.lo as f64, s.hi as f64) as i64
+            } else {
+                0
+            };
+            // A Laplace of standard deviation σ has scale σ/√2.
+            scale[i] = snap(sigma / std::f64::consts::SQRT_2 / step);
+        }
+    }
+    (pred, scale)
+}
+
+fn put_runs(w: &mut Writer, blank: &[bool]) {
+    let mut runs = Vec::new();
+    let (mut cur, mut len) = (false, 0i64);
+    for &b in blank {
+        if b == cur {
+            len += 1;
+        } else {
+            runs.push(len);
+            cur = b;
+            len = 1;
+        }
+    }
+    runs.push(len);
+    let mean = runs.iter().sum::<i64>() as f64 / runs.len() as f64;
+    let s = snap(mean);
+    w.put_bits(s as u64, SCALE_BITS);
+    for r in runs {
+        w.put(r, s);
+    }
+}
+
+fn get_runs(r: &mut Reader, n: usize) -> Result<Vec<bool>, Corrupt> {
+    let s = r.get_bits(SCALE_BITS)? as usize;
+    let mut out = Vec::with_capacity(n);
+    let mut cur = false;
+    while out.len() < n {
+        let len = r.get(s)?;
+        if len < 0 || len as usize > n - out.len() {
+            return Err(Corrupt(format!("blank run of {len} pixels")));
+        }
+        out.extend(std::iter::repeat_n(cur, len as usize));
+        cur = !cur;
+    }
+    Ok(out)
+}
+
+/// Codes a `w`×`h` tile of integers (`blank` marks pixels without data).
+pub fn encode(
+    p: &Predictor,
+    v: &[i64],
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    s: &Settings,
+) -> Encoded {
+    let mut wr = Writer::default();
+    let nblank = blank.iter().filter(|&&b| b).count();
+    let flag = if nblank == 0 {
+        0
+    } else if nblank == w * h {
+        1
+    } else {
+        2
+    };
+    wr.put_bits(flag, 2);
+    if flag == 2 {
+        put_runs(&mut wr, blank);
+    }
+    let mut decoded = vec![0i64; w * h];
+    if flag != 1 {
+        let finite: Vec<f32> = v
+            .iter()
+            .zip(blank)
+            .map(|(&x, &b)| if b { f32::NAN } else { x as f32 })
+            .collect();
+        let norm = p.fit(&finite);
+        put_norm(&mut wr, &norm);
+        let d = p.divisor();
+        let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
+        let input = network_input(v, blank, w, h, &norm, pw, ph);
+        let (latent, shape) = p.encode(&input, pw, ph);
+        let per = shape[1] * shape[2];
+        for c in 0..shape[0] {
+            let ch = &latent[c * per..(c + 1) * per];
+            let b = ch.iter().map(|x| x.unsigned_abs() as f64).sum::<f64>() / per as f64;
+            let sc = snap(b.max(0.3));
+            wr.put_bits(sc as u64, SCALE_BITS);
+            for &x in ch {
+                wr.put(x, sc);
+            }
+        }
+        let (pred, scale) = predictions(p, &latent, shape, &norm, w, h, pw, s);
+        let step = 2 * s.e + 1;
+        for i in 0..w * h {
+            if blank[i] {
+                continue;
+            }
+            let r = v[i] - pred[i];
+            let q = (r + s.e).div_euclid(step);
+            wr.put(q, scale[i]);
+            decoded[i] = (pred[i] + q * step).clamp(s.lo, s.hi);
+        }
+    }
+    let est_bits = wr.est_bits;
+    let mut bytes = vec![VERSION];
+    bytes.extend_from_slice(&digest(&decoded, blank));
+    bytes.extend(wr.finish());
+    Encoded {
+        bytes,
+        est_bits,
+        decoded,
+    }
+}
+
+/// Decodes a tile written by [`encode`] with the same model and settings.
+pub fn decode(
+    p: &Predictor,
+    bytes: &[u8],
+    w: usize,
+    h: usize,
+    s: &Settings,
+) -> Result<(Vec<i64>, Vec<bool>), Corrupt> {
+    if bytes.len() < 9 {
+        return Err(Corrupt(format!(
+            "tile of {} bytes is truncated",
+            bytes.len()
+        )));
+    }
+    if bytes[0] != VERSION {
+        return Err(Corrupt(format!(
+            "tile format version {} (this build reads {VERSION})",
+            bytes[0]
+        )));
+    }
+    let mut rd = Reader::new(&bytes[9..])?;
+    let n = w * h;
+    let blank = match rd.get_bits(2)? {
+        0 => vec![false; n],
+        1 => vec![true; n],
+        2 => get_runs(&mut rd, n)?,
+        f => return Err(Corrupt(format!("blank-mask flag {f}"))),
+    };
+    let mut v = vec![0i64; n];
+    if blank.iter().any(|b| !b) {
+        let like = p.fit(&[0.0, 1.0, 2.0]);
+        let norm = get_norm(&mut rd, &like)?;
+        let d = p.divisor();
+        let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
+        let shape = [p.latent_channels(), ph / d, pw / d];
+        let per = shape[1] * shape[2];
+        let mut latent = Vec::with_capacity(shape[0] * per);
+        for _ in 0..shape[0] {
+            let sc = rd.get_bits(SCALE_BITS)? as usize;
+            if sc >= SCALES {
+                return Err(Corrupt(format!("latent scale index {sc}")));
+            }
+            for _ in 0..per {
+                let x = rd.get(sc)?;
+                if x.abs() > 1_000_000 {
+                    return Err(Corrupt(format!("latent value {x}")));
+                }
+                latent.push(x);
+            }
+        }
+        let (pred, scale) = predictions(p, &latent, shape, &norm, w, h, pw, s);
+        let step = 2 * s.e + 1;
+        for i in 0..n {
+            if blank[i] {
+                continue;
+            }
+            let q = rd.get(scale[i])?;
+            v[i] = pred[i]
+                .saturating_add(q.saturating_mul(step))
+                .clamp(s.lo, s.hi);
+        }
+    }
+    if digest(&v, &blank) != bytes[1..9] {
+        return Err(Corrupt(
+            "decoded tile does not match its hash (corrupt data, or a model/arithmetic mismatch)"
+                .into(),
+        ));
+    }
+    Ok((v, blank))
+}
