@@ -3,8 +3,9 @@
 //! tables are built from these, so an encoder and a decoder on different machines agree on
 //! every table entry — unlike `f64::exp`, which calls the platform's libm.
 
-const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+// fdlibm's split of ln 2: the high part has trailing zero bits, so n·LN2_HI is exact.
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 
 /// 2^n for n in the normal range (exact), 0 below it.

@@ -106,16 +106,23 @@ fn network_input(
 }
 
 /// Per pixel: the integer prediction and the scale index of the residual (after the step).
+/// A tile's size and the padded width the network saw.
+#[derive(Clone, Copy)]
+struct Geometry {
+    w: usize,
+    h: usize,
+    pw: usize,
+}
+
 fn predictions(
     p: &Predictor,
     latent: &[i64],
     shape: [usize; 3],
     norm: &Norm,
-    w: usize,
-    h: usize,
-    pw: usize,
+    g: Geometry,
     s: &Settings,
 ) -> (Vec<i64>, Vec<usize>) {
+    let Geometry { w, h, pw } = g;
     let (mu, var) = p.decode(latent, shape);
     let step = (2 * s.e + 1) as f64;
     let mut pred = vec![0i64; w * h];
@@ -223,7 +230,7 @@ pub fn encode(
                 wr.put(x, sc);
             }
         }
-        let (pred, scale) = predictions(p, &latent, shape, &norm, w, h, pw, s);
+        let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
         for i in 0..w * h {
             if blank[i] {
@@ -296,7 +303,7 @@ pub fn decode(
                 latent.push(x);
             }
         }
-        let (pred, scale) = predictions(p, &latent, shape, &norm, w, h, pw, s);
+        let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
         for i in 0..n {
             if blank[i] {

@@ -194,3 +194,10 @@ mod tests {
         assert_eq!(s.str_value().as_deref(), Some("SCI"));
     }
 }
+
+/// The header of HDU `index` (0-based) of a file, whatever the HDU holds.
+pub fn read_header(path: &std::path::Path, index: usize) -> Result<Header> {
+    let h = Handle::open(path)?;
+    h.goto(index)?;
+    Header::read(&h)
+}

@@ -16,7 +16,7 @@ mod writer;
 pub use classic::{image_sigma, physical_errors, run_codec, ClassicResult, CompressedFile};
 pub use compress::{Algorithm, Dither, TileCompression};
 pub use error::{ErrorKind, FitsError, Result};
-pub use header::{Card, Header};
+pub use header::{read_header, Card, Header};
 pub use image::{
     find_image_hdu, list_hdus, read_all_images, read_image, HduInfo, HduSelector, ImageHdu, Pixels,
 };

@@ -1,0 +1,200 @@
+//! `skyzip compress` / `decompress` as processes: golden bitstream, thread-count determinism,
+//! standard FITS (fitsverify, astropy), and bad input refused.
+
+mod common;
+use common::{have, s, skyzip, stderr};
+use skyzip_fits::{read_image, read_table_at, Card, Column, FitsWriter, HduSelector};
+use std::path::Path;
+use std::process::Command;
+
+fn real(name: &str) -> std::path::PathBuf {
+    skyzip_testdata::real_dir().join(name)
+}
+
+fn tiles(path: &Path) -> Vec<Vec<u8>> {
+    match read_table_at(path, 1).unwrap().column("COMPRESSED_DATA") {
+        Some(Column::Bytes(b)) => b.clone(),
+        _ => panic!("no COMPRESSED_DATA"),
+    }
+}
+
+fn sha256_hex(parts: &[Vec<u8>]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn with_threads(n: usize, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_skyzip"))
+        .args(args)
+        .env("RAYON_NUM_THREADS", n.to_string())
+        .output()
+        .unwrap()
+}
+
+/// The sha256 of the coded tiles of the ESO image (lossless, default model). It changes only
+/// when the bitstream format or the bundled model changes — then update it on purpose.
+const GOLDEN_ESO: &str = "5de2555571b7b356608931bd8bd12ef2faa511d4e46bae7bba2f6b59095c229e";
+
+#[test]
+fn golden_bitstream_and_thread_count_determinism() {
+    let d = tempfile::tempdir().unwrap();
+    let img = real("optical_eso_ntt_sep_image.fits");
+    let mut coded = Vec::new();
+    for n in [1, 2] {
+        let c = d.path().join(format!("c{n}.fits"));
+        let o = with_threads(n, &["compress", s(&img), s(&c)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        coded.push(tiles(&c));
+    }
+    assert_eq!(coded[0], coded[1], "encoding depends on the thread count");
+    let got = sha256_hex(&coded[0]);
+    assert_eq!(got, GOLDEN_ESO, "golden bitstream changed");
+    // Decoding with 1 and 2 threads gives the same, original pixels.
+    let c = d.path().join("c1.fits");
+    let orig = read_image(&img, &HduSelector::FirstImage).unwrap();
+    for n in [1, 2] {
+        let out = d.path().join(format!("d{n}.fits"));
+        let o = with_threads(n, &["decompress", s(&c), s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let back = read_image(&out, &HduSelector::FirstImage).unwrap();
+        assert!(back.pixels.bit_identical(&orig.pixels));
+        assert_eq!(back.header.string("OBJECT"), orig.header.string("OBJECT"));
+    }
+}
+
+#[test]
+fn compressed_files_are_standard_fits() {
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("parkes.sz.fits");
+    let o = skyzip(&[
+        "compress",
+        s(&real("radio_parkes_1904-66_SIN.fits")),
+        s(&c),
+        "--max-error",
+        "0.5",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    if have("fitsverify") {
+        let v = Command::new("fitsverify")
+            .arg("-q")
+            .arg(&c)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&v.stdout);
+        assert!(text.contains("0 error"), "fitsverify: {text}");
+    }
+    if have("python3") {
+        let py = format!(
+            "from astropy.io import fits\nf = fits.open('{}')\nh = f[1].header\nassert h['ZCMPTYPE'] == 'SKYZIP_1', h\nassert f[0].header['CTYPE1'].startswith('RA'), f[0].header\nprint(len(f))",
+            s(&c)
+        );
+        let r = Command::new("python3").args(["-c", &py]).output().unwrap();
+        if String::from_utf8_lossy(&r.stderr).contains("No module named 'astropy'") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "astropy must be installed in CI"
+            );
+        } else {
+            assert!(
+                r.status.success(),
+                "astropy: {}",
+                String::from_utf8_lossy(&r.stderr)
+            );
+        }
+    }
+}
+
+/// Rewrites a compressed file's table through `f` (fresh checksums unless `keep_sums`).
+fn tamper(src: &Path, dst: &Path, f: impl FnOnce(&mut skyzip_fits::Table)) {
+    let mut t = read_table_at(src, 1).unwrap();
+    f(&mut t);
+    let mut w = FitsWriter::create(dst, true).unwrap();
+    w.copy_hdu(src, 0).unwrap();
+    let ext = t.header.string("EXTNAME").unwrap_or_default();
+    w.write_table(ext.trim(), &t).unwrap();
+    w.write_checksums().unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn bad_compressed_input_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let img = real("optical_ccd_raw_saao_a8280271.fits");
+    let c = d.path().join("c.fits");
+    assert!(skyzip(&["compress", s(&img), s(&c)]).status.success());
+    let bytes = std::fs::read(&c).unwrap();
+    let out = d.path().join("out.fits");
+    let refuse = |file: &Path, want: &str| {
+        let o = skyzip(&["decompress", s(file), s(&out)]);
+        assert_eq!(o.status.code(), Some(2), "{want}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(want), "wanted '{want}': {e}");
+        assert!(!e.contains("panicked"), "{e}");
+        assert!(!out.exists(), "no output for a bad input");
+    };
+    // Truncated.
+    let cut = d.path().join("cut.fits");
+    std::fs::write(&cut, &bytes[..bytes.len() - 4000]).unwrap();
+    refuse(&cut, "cut.fits");
+    // A flipped byte in the data with the old checksums: caught by DATASUM.
+    let flip = d.path().join("flip.fits");
+    let mut b = bytes.clone();
+    let at = b.len() - 5000;
+    b[at] ^= 0x40;
+    std::fs::write(&flip, &b).unwrap();
+    refuse(&flip, "checksum");
+    // A damaged tile with fresh checksums: caught by the tile's own hash or bitstream checks.
+    let bad = d.path().join("tile.fits");
+    tamper(&c, &bad, |t| {
+        if let Some((_, Column::Bytes(rows))) = t.columns.first_mut() {
+            let r = &mut rows[0];
+            let k = r.len() / 2;
+            r[k] ^= 0x10;
+        }
+    });
+    refuse(&bad, "tile 0");
+    // Another model's hash: refused by name.
+    let other = d.path().join("model.fits");
+    tamper(&c, &other, |t| {
+        let card = t
+            .header
+            .cards
+            .iter_mut()
+            .find(|c| c.keyword() == "ZVAL1")
+            .unwrap();
+        *card = Card::new("ZVAL1   = '0123456789abcdef'");
+    });
+    refuse(&other, "hash");
+    // Not a skyzip file.
+    refuse(&img, "not written by skyzip compress");
+    // Output = input, and an existing output without --force.
+    let o = skyzip(&["decompress", s(&c), s(&c), "--force"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("refusing to overwrite"));
+    let o = skyzip(&["compress", s(&img), s(&c)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read(&c).unwrap(),
+        bytes,
+        "the existing file is untouched"
+    );
+    // Bad options.
+    for args in [
+        vec!["compress", s(&img), "x.fits", "--max-error", "-1"],
+        vec!["compress", s(&img), "x.fits", "--tile", "100"],
+        vec![
+            "compress",
+            s(&img),
+            "x.fits",
+            "--model",
+            "/no/such/model.safetensors",
+        ],
+    ] {
+        let o = skyzip(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}
