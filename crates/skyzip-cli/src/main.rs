@@ -2,6 +2,7 @@
 
 mod classic;
 mod codec;
+mod compare;
 mod info;
 mod model;
 mod pack;
@@ -33,6 +34,8 @@ enum Command {
     Compress(codec::CompressArgs),
     /// Decompress a file written by `skyzip compress`.
     Decompress(codec::DecompressArgs),
+    /// skyzip's codec beside fpack's on the same images: table and rate–distortion plot.
+    Compare(compare::Args),
     /// Tile-compress every image HDU of a file with one of fpack's codecs (other HDUs copied).
     Pack(pack::PackArgs),
     /// Write a tile-compressed file back as plain FITS images.
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Classic(a) => classic::run(a),
         Command::Compress(a) => codec::run_compress(a),
         Command::Decompress(a) => codec::run_decompress(a),
+        Command::Compare(a) => compare::run(a),
         Command::Pack(a) => pack::run_pack(a),
         Command::Unpack(a) => pack::run_unpack(a),
         Command::Simulate(a) => simulate::run(a),

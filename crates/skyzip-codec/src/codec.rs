@@ -708,7 +708,8 @@ pub fn decompress(
         if primary_coded && info.index == 1 {
             // Back into the primary: its own cards were kept in the primary header.
             let mut ph = skyzip_fits::read_header(input, 0)?;
-            ph.cards.retain(|c| !c.is_structural() || c.keyword() == "EXTEND");
+            ph.cards
+                .retain(|c| !c.is_structural() || c.keyword() == "EXTEND");
             for c in &ih.cards {
                 if RENAMED.iter().any(|(b, _)| *b == c.keyword()) {
                     ph.set(c.clone());

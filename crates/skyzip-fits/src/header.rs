@@ -167,6 +167,13 @@ impl Header {
     }
 }
 
+/// The header of HDU `index` (0-based) of a file, whatever the HDU holds.
+pub fn read_header(path: &std::path::Path, index: usize) -> Result<Header> {
+    let h = Handle::open(path)?;
+    h.goto(index)?;
+    Header::read(&h)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,11 +200,4 @@ mod tests {
         let s = Card::string("EXTNAME", "SCI", "");
         assert_eq!(s.str_value().as_deref(), Some("SCI"));
     }
-}
-
-/// The header of HDU `index` (0-based) of a file, whatever the HDU holds.
-pub fn read_header(path: &std::path::Path, index: usize) -> Result<Header> {
-    let h = Handle::open(path)?;
-    h.goto(index)?;
-    Header::read(&h)
 }
