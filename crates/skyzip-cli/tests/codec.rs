@@ -198,3 +198,49 @@ fn bad_compressed_input_is_refused() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
 }
+
+#[test]
+fn compare_prints_every_codec_and_plots() {
+    let d = tempfile::tempdir().unwrap();
+    let plot = d.path().join("rd.png");
+    let o = skyzip(&[
+        "compare",
+        s(&real("radio_parkes_1904-66_SIN.fits")),
+        "--errors",
+        "1",
+        "--repeat",
+        "1",
+        "--json",
+        "--plot",
+        s(&plot),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v[0]["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["codec"].as_str().unwrap()).collect();
+    for want in [
+        "RICE_1 q=4",
+        "HCOMPRESS_1 s=4 q=4",
+        "skyzip lossless q=4",
+        "skyzip max-error 1σ",
+    ] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    for r in rows
+        .iter()
+        .filter(|r| r["codec"].as_str().unwrap().starts_with("skyzip"))
+    {
+        assert_eq!(r["mask_preserved"], true);
+        let (bpp, est) = (
+            r["bits_per_pixel"].as_f64().unwrap(),
+            r["est_bits_per_pixel"].as_f64().unwrap(),
+        );
+        assert!((bpp - est).abs() / bpp < 0.03, "{r}");
+    }
+    let m = rows
+        .iter()
+        .find(|r| r["codec"] == "skyzip max-error 1σ")
+        .unwrap();
+    assert!(m["max_err_sigma"].as_f64().unwrap() <= 1.0 + 1e-9);
+    assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
+}
