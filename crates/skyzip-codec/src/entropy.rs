@@ -114,6 +114,7 @@ fn tables() -> &'static [Table] {
 }
 
 /// A bitstream being written, with the estimated cost of what went in.
+#[derive(Clone)]
 pub struct Writer {
     enc: DefaultRangeEncoder,
     /// Σ −log2 p over every symbol coded (the model's estimate of the size).

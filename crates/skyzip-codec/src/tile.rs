@@ -2,9 +2,12 @@
 //!
 //! Layout: `[version u8][8 bytes of sha256 over the decoded tile][range-coded body]`. The body
 //! holds, in order: the blank mask (none / all / run lengths), the tile's normalisation
-//! (2 × 64 raw bits), the latent (a scale index per channel, then every value) and the residual of
-//! every non-blank pixel against the model's prediction, each under a Laplace whose scale is the
-//! model's σ for that pixel snapped to the table. The hash is checked after decoding, so a
+//! (2 × 64 raw bits), the latent (a scale index per channel, then every value), a 2-bit residual
+//! mode and the residual of every non-blank pixel, each under a Laplace snapped to the table:
+//! against the model's prediction round(μ) with the model's σ as scale, or against round(μ) plus
+//! a median-edge prediction from the decoded neighbours' model residuals (for images whose
+//! structure the latent does not carry), with the scale from the neighbours or from the model.
+//! The encoder tries the three and keeps the cheapest. The hash is checked after decoding, so a
 //! corrupted tile — or a machine whose floating point disagrees with the encoder's — is an
 //! error, never a silently wrong image.
 
@@ -13,7 +16,7 @@ use crate::predict::Predictor;
 use sha2::{Digest, Sha256};
 use skyzip_data::Norm;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const SCALE_BITS: u32 = 7;
 
 /// How the integers of a tile may be coded.
@@ -185,6 +188,111 @@ fn get_runs(r: &mut Reader, n: usize) -> Result<Vec<bool>, Corrupt> {
     Ok(out)
 }
 
+/// How a tile's residuals are predicted and scaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Residuals {
+    /// x − round(μ), Laplace scale from the model's σ.
+    Model = 0,
+    /// The model residual further predicted from its causal neighbours (LOCO-I's median edge
+    /// detector on x − round(μ)); scale from the neighbours' coded values (JPEG-LS-like context).
+    MedContext = 1,
+    /// The same prediction with the model's σ as the scale.
+    MedModel = 2,
+}
+
+/// LOCO-I's median edge detector.
+fn med(a: i64, b: i64, c: i64) -> i64 {
+    if c >= a.max(b) {
+        a.min(b)
+    } else if c <= a.min(b) {
+        a.max(b)
+    } else {
+        a.saturating_add(b).saturating_sub(c)
+    }
+}
+
+/// Visits the non-blank pixels in raster order with the prediction (`base`) and scale index
+/// the mode gives them; `code` returns the quantised residual (the encoder computes and writes
+/// it, the decoder reads it). Returns the decoded values. Encoder and decoder share this walk,
+/// so they derive the same contexts from the same decoded neighbours.
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    mode: Residuals,
+    pred: &[i64],
+    scale: &[usize],
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    s: &Settings,
+    mut code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
+) -> Result<Vec<i64>, Corrupt> {
+    let step = 2 * s.e + 1;
+    let n = w * h;
+    let mut out = vec![0i64; n];
+    // Reconstructed model residuals and |coded values| of the pixels seen so far (0 for blanks).
+    let mut res = vec![0i64; n];
+    let mut mag = vec![0i64; n];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            if blank[i] {
+                continue;
+            }
+            let (base, sidx) = match mode {
+                Residuals::Model => (pred[i], scale[i]),
+                _ => {
+                    let a = if x > 0 {
+                        res[i - 1]
+                    } else if y > 0 {
+                        res[i - w]
+                    } else {
+                        0
+                    };
+                    let b = if y > 0 { res[i - w] } else { a };
+                    let c = if x > 0 && y > 0 { res[i - w - 1] } else { b };
+                    let base = pred[i].saturating_add(med(a, b, c)).clamp(s.lo, s.hi);
+                    let sidx = if mode == Residuals::MedModel {
+                        scale[i]
+                    } else {
+                        let mut sum = 0i64;
+                        let mut k = 0i64;
+                        let mut add = |j: usize| {
+                            sum = sum.saturating_add(mag[j]);
+                            k += 1;
+                        };
+                        if x > 0 {
+                            add(i - 1);
+                        }
+                        if y > 0 {
+                            add(i - w);
+                            if x > 0 {
+                                add(i - w - 1);
+                            }
+                            if x + 1 < w {
+                                add(i - w + 1);
+                            }
+                        }
+                        if k == 0 {
+                            scale[i]
+                        } else {
+                            snap((sum as f64 / k as f64).max(0.3))
+                        }
+                    };
+                    (base, sidx)
+                }
+            };
+            let q = code(i, sidx, base)?;
+            let xv = base
+                .saturating_add(q.saturating_mul(step))
+                .clamp(s.lo, s.hi);
+            out[i] = xv;
+            res[i] = xv.saturating_sub(pred[i]);
+            mag[i] = q.saturating_abs();
+        }
+    }
+    Ok(out)
+}
+
 /// Codes a `w`×`h` tile of integers (`blank` marks pixels without data).
 pub fn encode(
     p: &Predictor,
@@ -232,15 +340,24 @@ pub fn encode(
         }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
-        for i in 0..w * h {
-            if blank[i] {
-                continue;
+        // Every residual mode is tried; the tile keeps the cheapest (2 bits say which).
+        let mut best: Option<(Writer, Vec<i64>)> = None;
+        for mode in [Residuals::Model, Residuals::MedContext, Residuals::MedModel] {
+            let mut wm = wr.clone();
+            wm.put_bits(mode as u64, 2);
+            let dec = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
+                let q = (v[i] - base + s.e).div_euclid(step);
+                wm.put(q, sidx);
+                Ok(q)
+            })
+            .expect("encoding cannot fail");
+            if best.as_ref().is_none_or(|b| wm.est_bits < b.0.est_bits) {
+                best = Some((wm, dec));
             }
-            let r = v[i] - pred[i];
-            let q = (r + s.e).div_euclid(step);
-            wr.put(q, scale[i]);
-            decoded[i] = (pred[i] + q * step).clamp(s.lo, s.hi);
         }
+        let (wb, dec) = best.expect("three modes tried");
+        wr = wb;
+        decoded = dec;
     }
     let est_bits = wr.est_bits;
     let mut bytes = vec![VERSION];
@@ -304,16 +421,15 @@ pub fn decode(
             }
         }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
-        let step = 2 * s.e + 1;
-        for i in 0..n {
-            if blank[i] {
-                continue;
-            }
-            let q = rd.get(scale[i])?;
-            v[i] = pred[i]
-                .saturating_add(q.saturating_mul(step))
-                .clamp(s.lo, s.hi);
-        }
+        let mode = match rd.get_bits(2)? {
+            0 => Residuals::Model,
+            1 => Residuals::MedContext,
+            2 => Residuals::MedModel,
+            m => return Err(Corrupt(format!("residual mode {m}"))),
+        };
+        v = walk(mode, &pred, &scale, &blank, w, h, s, |_, sidx, _| {
+            rd.get(sidx)
+        })?;
     }
     if digest(&v, &blank) != bytes[1..9] {
         return Err(Corrupt(
