@@ -18,6 +18,13 @@ pub struct CompressArgs {
     /// Every pixel within E·σ of the original (σ: the image's background noise).
     #[arg(long, value_name = "E")]
     max_error: Option<f64>,
+    /// Rate control: the smallest max-error (in σ), i.e. the best quality, whose file fits in B
+    /// bits/pixel.
+    #[arg(long, value_name = "B", conflicts_with_all = ["lossless", "max_error", "target_rmse"])]
+    target_bpp: Option<f64>,
+    /// Rate control: the largest max-error (in σ) whose RMSE stays within R·σ (every image HDU).
+    #[arg(long, value_name = "R", conflicts_with_all = ["lossless", "max_error"])]
+    target_rmse: Option<f64>,
     /// Float quantisation step σ/q (as fpack's -q).
     #[arg(long, default_value_t = 4.0)]
     q: f64,
@@ -40,6 +47,16 @@ pub fn run_compress(a: CompressArgs) -> Result<()> {
         q: a.q,
         tile: a.tile,
     };
+    let mut opts = opts;
+    if a.target_bpp.is_some() || a.target_rmse.is_some() {
+        let e = search_error(&a, &p, &opts)?;
+        opts.mode = if e > 0.0 {
+            Mode::MaxError(e)
+        } else {
+            Mode::Lossless
+        };
+        println!("rate control: max-error {e:.4} σ");
+    }
     let in_bytes = std::fs::metadata(&a.input)?.len();
     let t = Instant::now();
     let r = skyzip_codec::compress(&a.input, &a.output, &p, &opts, a.force)?;
@@ -71,6 +88,124 @@ pub fn run_compress(a: CompressArgs) -> Result<()> {
         in_bytes as f64 / 1e6 / secs
     );
     Ok(())
+}
+
+/// (bits/pixel of the file, worst RMSE/σ over the image HDUs) at max-error `e`.
+fn trial(
+    a: &CompressArgs,
+    p: &Predictor,
+    opts: &Options,
+    e: f64,
+    dir: &std::path::Path,
+) -> Result<(f64, f64)> {
+    let c = dir.join("trial.fits");
+    let o = dir.join("trial.out.fits");
+    let mut t = *opts;
+    t.mode = if e > 0.0 {
+        Mode::MaxError(e)
+    } else {
+        Mode::Lossless
+    };
+    let r = skyzip_codec::compress(&a.input, &c, p, &t, true)?;
+    let npix: usize = r.images.iter().map(|i| i.nx * i.ny * i.planes).sum();
+    let bpp = 8.0 * r.file_bytes as f64 / npix.max(1) as f64;
+    let mut worst = 0f64;
+    if a.target_rmse.is_some() {
+        skyzip_codec::decompress(&c, &o, &|n: &str| Predictor::load(n), true)?;
+        for (rep, k) in r.images.iter().zip(0..) {
+            let orig =
+                skyzip_fits::read_image(&a.input, &skyzip_fits::HduSelector::Index(rep.hdu))?;
+            let back = skyzip_fits::read_all_images(&o)?;
+            let (rmse, _, _) = skyzip_fits::physical_errors(&orig, &back[k]);
+            if rep.sigma > 0.0 {
+                worst = worst.max(rmse / rep.sigma);
+            }
+        }
+    }
+    Ok((bpp, worst))
+}
+
+/// The largest max-error (σ units, 0 = lossless) meeting --target-bpp or --target-rmse: a coarse
+/// doubling scan, then bisection (sizes and errors grow with E, up to tile-level noise).
+fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let ok = |(bpp, rmse): (f64, f64)| match (a.target_bpp, a.target_rmse) {
+        (Some(b), _) => bpp <= b,
+        (_, Some(r)) => rmse <= r,
+        _ => true,
+    };
+    if let Some(b) = a.target_bpp {
+        if b.is_nan() || b <= 0.0 {
+            bail!("--target-bpp {b} must be positive");
+        }
+    }
+    if let Some(r) = a.target_rmse {
+        if r.is_nan() || r < 0.0 {
+            bail!("--target-rmse {r} must be ≥ 0");
+        }
+    }
+    let (mut lo, mut hi): (f64, Option<f64>);
+    let at0 = trial(a, p, opts, 0.0, dir.path())?;
+    if a.target_rmse.is_some() {
+        // Lossless meets any RMSE target; look for the largest E that still does.
+        lo = 0.0;
+        hi = None;
+        let mut e = 0.125;
+        while e <= 64.0 {
+            if ok(trial(a, p, opts, e, dir.path())?) {
+                lo = e;
+                e *= 2.0;
+            } else {
+                hi = Some(e);
+                break;
+            }
+        }
+    } else {
+        if ok(at0) {
+            return Ok(0.0);
+        }
+        lo = f64::NAN;
+        hi = None;
+        let mut e = 0.125;
+        while e <= 1024.0 {
+            if ok(trial(a, p, opts, e, dir.path())?) {
+                hi = Some(e);
+                break;
+            }
+            lo = e;
+            e *= 2.0;
+        }
+        let Some(h) = hi else {
+            bail!(
+                "{}: no max-error up to 1024 σ reaches {} bits/pixel",
+                a.input.display(),
+                a.target_bpp.unwrap_or(0.0)
+            );
+        };
+        // Bisection for the smallest E meeting the size target.
+        let mut l = if lo.is_nan() { 0.0 } else { lo };
+        let mut h = h;
+        for _ in 0..6 {
+            let m = 0.5 * (l + h);
+            if ok(trial(a, p, opts, m, dir.path())?) {
+                h = m;
+            } else {
+                l = m;
+            }
+        }
+        return Ok(h);
+    }
+    if let Some(mut h) = hi {
+        for _ in 0..6 {
+            let m = 0.5 * (lo + h);
+            if ok(trial(a, p, opts, m, dir.path())?) {
+                lo = m;
+            } else {
+                h = m;
+            }
+        }
+    }
+    Ok(lo)
 }
 
 #[derive(clap::Args)]

@@ -244,3 +244,37 @@ fn compare_prints_every_codec_and_plots() {
     assert!(m["max_err_sigma"].as_f64().unwrap() <= 1.0 + 1e-9);
     assert!(std::fs::metadata(&plot).unwrap().len() > 1000);
 }
+
+#[test]
+fn rate_control_meets_its_targets() {
+    let d = tempfile::tempdir().unwrap();
+    let img = real("optical_eso_ntt_sep_image.fits");
+    let orig = read_image(&img, &HduSelector::FirstImage).unwrap();
+    let npix = orig.npix() as f64;
+    // Size: the file fits the budget.
+    let c = d.path().join("bpp.fits");
+    let o = skyzip(&["compress", s(&img), s(&c), "--target-bpp", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bpp = 8.0 * std::fs::metadata(&c).unwrap().len() as f64 / npix;
+    assert!(bpp <= 7.0, "{bpp} bits/pixel");
+    // Distortion: the decoded image is within the RMSE target (σ as the codec measures it).
+    let c = d.path().join("rmse.fits");
+    let o = skyzip(&["compress", s(&img), s(&c), "--target-rmse", "0.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("rmse.out.fits");
+    assert!(skyzip(&["decompress", s(&c), s(&out)]).status.success());
+    let back = read_image(&out, &HduSelector::FirstImage).unwrap();
+    let (rmse, _, mask) = skyzip_fits::physical_errors(&orig, &back);
+    let sigma = read_table_at(&c, 1).unwrap().header.f64("SZSIGMA").unwrap();
+    assert!(mask && rmse / sigma <= 0.5 + 1e-9, "RMSE {}σ", rmse / sigma);
+    assert!(rmse > 0.0, "a lossy mode was chosen");
+    // An impossible target is refused clearly.
+    let o = skyzip(&[
+        "compress",
+        s(&img),
+        s(&d.path().join("x.fits")),
+        "--target-bpp",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
