@@ -17,6 +17,7 @@
 use crate::predict::Predictor;
 use crate::tile::{self, Settings};
 use crate::CodecError;
+use rayon::prelude::*;
 use skyzip_fits::{
     list_hdus, noise_stats, read_image, read_table_at, Card, Column, FitsWriter, HduSelector,
     Header, ImageHdu, Pixels, Table,
@@ -313,9 +314,13 @@ pub fn compress(
             lo: dom.lo,
             hi: dom.hi,
         };
-        let (mut rows, mut est) = (Vec::new(), Vec::new());
-        for pl in 0..planes {
-            for &(x0, y0, tw, th) in &tiles(nx, ny, opts.tile) {
+        // Tiles are independent: coded in parallel, kept in order.
+        let jobs: Vec<(usize, (usize, usize, usize, usize))> = (0..planes)
+            .flat_map(|pl| tiles(nx, ny, opts.tile).into_iter().map(move |r| (pl, r)))
+            .collect();
+        let coded: Vec<tile::Encoded> = jobs
+            .par_iter()
+            .map(|&(pl, (x0, y0, tw, th))| {
                 let mut v = Vec::with_capacity(tw * th);
                 let mut b = Vec::with_capacity(tw * th);
                 for y in y0..y0 + th {
@@ -323,11 +328,11 @@ pub fn compress(
                     v.extend_from_slice(&dom.v[at..at + tw]);
                     b.extend_from_slice(&dom.blank[at..at + tw]);
                 }
-                let t = tile::encode(p, &v, &b, tw, th, &s);
-                est.push(t.est_bits);
-                rows.push(t.bytes);
-            }
-        }
+                tile::encode(p, &v, &b, tw, th, &s)
+            })
+            .collect();
+        let est: Vec<f64> = coded.iter().map(|t| t.est_bits).collect();
+        let rows: Vec<Vec<u8>> = coded.into_iter().map(|t| t.bytes).collect();
         let tile_bytes = rows.iter().map(Vec::len).sum();
         let est_bits: f64 = est.iter().sum();
         let mut h = Header::default();
@@ -637,16 +642,25 @@ pub fn decompress(
         let npix = nx * ny * planes;
         let mut v = vec![0i64; npix];
         let mut blank = vec![false; npix];
-        for pl in 0..planes {
-            for (k, &(x0, y0, tw, th)) in rects.iter().enumerate() {
+        let jobs: Vec<(usize, usize)> = (0..planes)
+            .flat_map(|pl| (0..rects.len()).map(move |k| (pl, k)))
+            .collect();
+        let decoded: Vec<_> = jobs
+            .par_iter()
+            .map(|&(pl, k)| {
+                let (_, _, tw, th) = rects[k];
                 let row = pl * rects.len() + k;
-                let (tv, tb) = tile::decode(p, &rows[row], tw, th, &s)
-                    .map_err(|c| err(input, format!("HDU {} tile {row}: {}", info.index, c.0)))?;
-                for y in 0..th {
-                    let at = pl * nx * ny + (y0 + y) * nx + x0;
-                    v[at..at + tw].copy_from_slice(&tv[y * tw..(y + 1) * tw]);
-                    blank[at..at + tw].copy_from_slice(&tb[y * tw..(y + 1) * tw]);
-                }
+                tile::decode(p, &rows[row], tw, th, &s)
+                    .map_err(|c| err(input, format!("HDU {} tile {row}: {}", info.index, c.0)))
+            })
+            .collect();
+        for (&(pl, k), r) in jobs.iter().zip(decoded) {
+            let (tv, tb) = r?;
+            let (x0, y0, tw, th) = rects[k];
+            for y in 0..th {
+                let at = pl * nx * ny + (y0 + y) * nx + x0;
+                v[at..at + tw].copy_from_slice(&tv[y * tw..(y + 1) * tw]);
+                blank[at..at + tw].copy_from_slice(&tb[y * tw..(y + 1) * tw]);
             }
         }
         // The image header: the table's cards minus the container's, Z-renamed keys restored.
