@@ -212,6 +212,10 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> 
 pub struct DecompressArgs {
     input: PathBuf,
     output: PathBuf,
+    /// The codec model, when the file was written with an export (F.safetensors): files record
+    /// the model's name and hash, not where it lives. The hash must match.
+    #[arg(long)]
+    model: Option<String>,
     /// Replace an existing output (never the input).
     #[arg(long)]
     force: bool,
@@ -220,12 +224,12 @@ pub struct DecompressArgs {
 pub fn run_decompress(a: DecompressArgs) -> Result<()> {
     crate::pack::check_not_input(&a.input, &a.output)?;
     let t = Instant::now();
-    let n = skyzip_codec::decompress(
-        &a.input,
-        &a.output,
-        &|name: &str| Predictor::load(name),
-        a.force,
-    )?;
+    let given = a.model.clone();
+    let load = move |name: &str| match &given {
+        Some(m) => Predictor::load(m),
+        None => Predictor::load(name),
+    };
+    let n = skyzip_codec::decompress(&a.input, &a.output, &load, a.force)?;
     if n == 0 {
         bail!("{}: nothing decoded", a.input.display());
     }

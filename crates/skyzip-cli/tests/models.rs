@@ -125,6 +125,32 @@ fn resume_export_and_reconstruct() {
     let again = skyzip_fits::read_image(&rec2, &HduSelector::Index(0)).unwrap();
     assert!(again.pixels.bit_identical(&out.pixels));
 
+    // The exported meanvar conv model also serves as a codec model; files name it, and
+    // decompressing needs it given again (its hash is checked).
+    let sz = d.path().join("img.sz.fits");
+    let o = skyzip(&["compress", s(&img), s(&sz), "--model", s(&full)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = skyzip(&["decompress", s(&sz), s(&d.path().join("a.fits"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("full.safetensors"), "{}", stderr(&o));
+    let o = skyzip(&[
+        "decompress",
+        s(&sz),
+        s(&d.path().join("b.fits")),
+        "--model",
+        s(&full),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = skyzip(&[
+        "decompress",
+        s(&sz),
+        s(&d.path().join("c.fits")),
+        "--model",
+        "default",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("hash"), "{}", stderr(&o));
+
     // Bad input: each refused with the problem named, the input never touched.
     let before = std::fs::read(&img).unwrap();
     let enc = d.path().join("encoder.safetensors");

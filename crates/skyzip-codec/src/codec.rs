@@ -560,14 +560,7 @@ pub fn decompress(
                 if m.hash != hash {
                     return Err(err(
                         input,
-                        format!(
-                            "HDU {} was coded with model {} (hash {hash}) but '{}' has hash {}",
-                            info.index,
-                            name.trim(),
-                            name.trim(),
-                            m.hash
-                        ),
-                    ));
+                        format!("HDU {} was coded with model '{}' (hash {hash}); the model loaded ('{}') has hash {}", info.index, name.trim(), m.name, m.hash)));
                 }
                 models.push(m);
                 models.last().expect("just pushed")

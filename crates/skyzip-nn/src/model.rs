@@ -6,8 +6,9 @@
 
 use crate::conv_ae::{ConvAeConfig, ConvDecoder, ConvEncoder};
 use crate::dense_ae::{DenseAeConfig, DenseDecoder, DenseEncoder};
-use crate::loss::{gaussian_nll, Loss};
+use crate::loss::{gaussian_nll, mse as loss_mse, Loss};
 use crate::tunable::{channel_mask, draw_eta, unit_mask};
+use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
@@ -45,6 +46,14 @@ pub enum ModelConfig {
         base: Box<ModelConfig>,
         #[serde(default = "default_eps")]
         eps: f64,
+        /// Train for code length instead (the codec's objective): the latent passes through
+        /// uniform noise (the quantisation proxy) and is scored in nats under a learned
+        /// per-channel Laplace prior, plus the Gaussian NLL of the pixels given μ and σ — jointly,
+        /// nothing detached — plus `lambda`·MSE(μ) as a distortion term.
+        #[serde(default)]
+        rate: bool,
+        #[serde(default)]
+        lambda: f64,
     },
     /// A denoising autoencoder: `base` trained to map `noise`(x) back to x, with the noise
     /// (gaussian:S, poisson:S, masked:F, saltpepper:F) drawn afresh for every batch.
@@ -113,6 +122,8 @@ pub struct Model {
     pub encoder: Encoder,
     pub decoder: Decoder,
     pub var_decoder: Option<Decoder>,
+    /// log of the Laplace scale of each latent channel (rate-trained meanvar only).
+    pub prior: Option<Param<Tensor<1>>>,
 }
 
 /// A latent code: channels of a conv model ([b, K, h, w]), units of a dense one ([b, d]).
@@ -192,9 +203,14 @@ impl ModelConfig {
 
     fn check(&self) -> Result<(), String> {
         match self {
-            ModelConfig::Meanvar { base, eps } => {
+            ModelConfig::Meanvar {
+                base, eps, lambda, ..
+            } => {
                 if !(*eps > 0.0 && eps.is_finite()) {
                     return Err(format!("model.eps {eps} must be positive"));
+                }
+                if !(*lambda >= 0.0 && lambda.is_finite()) {
+                    return Err(format!("model.lambda {lambda} must be ≥ 0"));
                 }
                 base.check_base("meanvar")
             }
@@ -242,6 +258,9 @@ impl ModelConfig {
             encoder,
             decoder,
             var_decoder: self.is_meanvar().then_some(second),
+            prior: self
+                .rate()
+                .then(|| Param::from_tensor(Tensor::zeros([self.latent()], device))),
         }
     }
 
@@ -277,6 +296,18 @@ impl ModelConfig {
             ModelConfig::ConvAe { prefixes, .. } => prefixes.unwrap_or(Prefixes::Random),
             ModelConfig::DenseAe { prefixes, .. } => prefixes.unwrap_or(Prefixes::All),
             _ => Prefixes::Random,
+        }
+    }
+
+    /// Whether the model trains for code length (see `ModelConfig::Meanvar`), and its λ.
+    pub fn rate(&self) -> bool {
+        matches!(self, ModelConfig::Meanvar { rate: true, .. })
+    }
+
+    fn lambda(&self) -> f64 {
+        match self {
+            ModelConfig::Meanvar { lambda, .. } => *lambda,
+            _ => 0.0,
         }
     }
 
@@ -388,6 +419,9 @@ impl Model {
         loss: Loss,
         rng: &mut impl Rng,
     ) -> Tensor<1> {
+        if cfg.rate() {
+            return self.rate_loss(cfg, x, y, rng);
+        }
         let z = self.encode(x);
         let mu = self.decode(z.clone(), None);
         let mut total = loss.forward(mu.clone(), y.clone());
@@ -406,6 +440,53 @@ impl Model {
         }
         if let Some(var) = self.variance(z.detach(), None, cfg.eps()) {
             total = total + gaussian_nll(mu.detach(), var, y, 0.0);
+        }
+        total
+    }
+
+    /// The code-length objective of a rate-trained meanvar model, in nats per pixel: latent
+    /// (with uniform noise for rounding) under the learned Laplace prior, plus the pixels'
+    /// Gaussian NLL given μ and σ, plus λ·MSE(μ).
+    fn rate_loss(
+        &self,
+        cfg: &ModelConfig,
+        x: Tensor<4>,
+        y: Tensor<4>,
+        rng: &mut impl Rng,
+    ) -> Tensor<1> {
+        let [b, _, h, w] = y.dims();
+        let z = match self.encode(x) {
+            Code::Conv(z) => {
+                let dims = z.dims();
+                let n: usize = dims.iter().product();
+                let u: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
+                z.clone() + Tensor::from_data(TensorData::new(u, dims), &z.device())
+            }
+            Code::Dense(_) => panic!("rate training needs a conv-ae base"),
+        };
+        let k = z.dims()[1];
+        let logb = self
+            .prior
+            .as_ref()
+            .expect("rate-trained models have a prior")
+            .val()
+            .reshape([1, k, 1, 1]);
+        let scale = logb.exp();
+        let cdf = |t: Tensor<4>| {
+            let e = (t.clone().abs().neg() / scale.clone()).exp();
+            t.sign() * e.neg().add_scalar(1.0) * 0.5 + 0.5
+        };
+        let p = (cdf(z.clone().add_scalar(0.5)) - cdf(z.clone().sub_scalar(0.5))).clamp_min(1e-9);
+        let latent = p.log().sum().neg().div_scalar((b * h * w) as f64);
+        let code = Code::Conv(z);
+        let mu = self.decode(code.clone(), None);
+        let var = self
+            .variance(code, None, cfg.eps())
+            .expect("meanvar models have a variance decoder");
+        let nll = gaussian_nll(mu.clone(), var, y.clone(), 0.0).mul_scalar(0.5);
+        let mut total = latent + nll;
+        if cfg.lambda() > 0.0 {
+            total = total + loss_mse(mu, y).mul_scalar(cfg.lambda());
         }
         total
     }
