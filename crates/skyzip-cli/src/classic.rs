@@ -43,14 +43,30 @@ struct FileReport {
     results: Vec<ClassicResult>,
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let specs: Vec<TileCompression> = args
-        .codecs
-        .split(',')
+/// Parses a comma-separated `--codecs` list.
+pub fn parse_codecs(list: &str) -> Result<Vec<TileCompression>> {
+    list.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|s| TileCompression::parse(s.trim()).map_err(anyhow::Error::msg))
         .collect::<Result<_>>()
-        .context("--codecs")?;
+        .context("--codecs")
+}
+
+/// The codecs of `specs` that differ on an image of this BITPIX (a float quantiser is the same
+/// codec as RICE on integers), each with its label, in order.
+pub fn distinct(specs: &[TileCompression], bitpix: i32) -> Vec<(String, &TileCompression)> {
+    let mut out: Vec<(String, &TileCompression)> = Vec::new();
+    for spec in specs {
+        let label = spec.label(bitpix);
+        if !out.iter().any(|(l, _)| *l == label) {
+            out.push((label, spec));
+        }
+    }
+    out
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let specs = parse_codecs(&args.codecs)?;
     let sel = args
         .hdu
         .as_deref()
@@ -60,14 +76,8 @@ pub fn run(args: Args) -> Result<()> {
     for file in &args.files {
         let img = read_image(file, &sel)?;
         let sigma = image_sigma(&img);
-        let mut seen = Vec::new();
         let mut results = Vec::new();
-        for spec in &specs {
-            let label = spec.label(img.bitpix());
-            if seen.contains(&label) {
-                continue;
-            }
-            seen.push(label.clone());
+        for (label, spec) in distinct(&specs, img.bitpix()) {
             let keep = match &args.keep {
                 Some(dir) => {
                     let stem = file

@@ -3,9 +3,7 @@
 
 use anyhow::{Context, Result};
 use skyzip_codec::{Mode, Options, Predictor};
-use skyzip_fits::{
-    image_sigma, physical_errors, read_image, run_codec, FitsWriter, HduSelector, TileCompression,
-};
+use skyzip_fits::{image_sigma, physical_errors, read_image, run_codec, FitsWriter, HduSelector};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -107,13 +105,7 @@ fn skyzip_row(
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let specs: Vec<TileCompression> = a
-        .codecs
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| TileCompression::parse(s.trim()).map_err(anyhow::Error::msg))
-        .collect::<Result<_>>()
-        .context("--codecs")?;
+    let specs = crate::classic::parse_codecs(&a.codecs)?;
     let p = Predictor::load(&a.model)?;
     let dir = tempfile::tempdir()?;
     let mut reports = Vec::new();
@@ -126,13 +118,7 @@ pub fn run(a: Args) -> Result<()> {
         w.write_image(&img, None)?;
         w.finish()?;
         let mut rows = Vec::new();
-        let mut seen = Vec::new();
-        for spec in &specs {
-            let label = spec.label(img.bitpix());
-            if seen.contains(&label) {
-                continue;
-            }
-            seen.push(label.clone());
+        for (label, spec) in crate::classic::distinct(&specs, img.bitpix()) {
             let r = run_codec(&img, spec, sigma, a.repeat, None)
                 .with_context(|| format!("{}: codec {label}", file.display()))?;
             rows.push(Row {
