@@ -136,9 +136,7 @@ fn predictions(
             let m = mu[t] as f64;
             let sd = (var[t] as f64).max(0.0).sqrt();
             let md = norm.inverse_value(m);
-            let eps = 1e-3 * sd.max(1e-6);
-            let slope = (norm.inverse_value(m + eps) - norm.inverse_value(m - eps)) / (2.0 * eps);
-            let sigma = slope.abs() * sd;
+            let sigma = norm.inverse_sigma(m, sd);
             let i = y * w + x;
             pred[i] = if md.is_finite() {
                 md.round().clamp(s.lo as f64, s.hi as f64) as i64

@@ -140,6 +140,13 @@ impl Norm {
             Norm::ZScore { background, sigma } => y * sigma + background,
         }
     }
+    /// A spread `sd` around `y` in normalised units, mapped to data units by the delta method:
+    /// |d f⁻¹/dy| · sd, the derivative by a central difference of step 10⁻³·sd.
+    pub fn inverse_sigma(&self, y: f64, sd: f64) -> f64 {
+        let h = 1e-3 * sd.max(1e-6);
+        let slope = (self.inverse_value(y + h) - self.inverse_value(y - h)) / (2.0 * h);
+        slope.abs() * sd
+    }
     pub fn forward(&self, data: &mut [f32]) {
         data.iter_mut()
             .for_each(|v| *v = self.forward_value(*v as f64) as f32);

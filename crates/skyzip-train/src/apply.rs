@@ -113,11 +113,7 @@ pub fn reconstruct_image(
                     let m = mu[t] as f64;
                     mean[i] = fitted.inverse_value(m) as f32;
                     if let (Some(s), Some(v)) = (sigma.as_mut(), var.as_ref()) {
-                        let sd = (v[t] as f64).sqrt();
-                        let h = 1e-3 * sd.max(1e-6);
-                        let slope =
-                            (fitted.inverse_value(m + h) - fitted.inverse_value(m - h)) / (2.0 * h);
-                        s[i] = (slope.abs() * sd) as f32;
+                        s[i] = fitted.inverse_sigma(m, (v[t] as f64).sqrt()) as f32;
                     }
                 }
             }
