@@ -109,6 +109,11 @@ impl Predictor {
         self.cfg.latent()
     }
 
+    /// The normalisation the model was trained with (fitted to each tile).
+    pub fn norm_kind(&self) -> NormKind {
+        self.norm
+    }
+
     /// Fits the normalisation to a tile (NaN = blank).
     pub fn fit(&self, tile: &[f32]) -> Norm {
         self.norm.fit(tile)

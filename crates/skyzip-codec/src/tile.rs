@@ -14,7 +14,7 @@
 use crate::entropy::{snap, Corrupt, Reader, Writer, SCALES};
 use crate::predict::Predictor;
 use sha2::{Digest, Sha256};
-use skyzip_data::Norm;
+use skyzip_data::{Norm, NormKind};
 
 const VERSION: u8 = 2;
 const SCALE_BITS: u32 = 7;
@@ -51,32 +51,18 @@ fn digest(v: &[i64], blank: &[bool]) -> [u8; 8] {
 }
 
 fn put_norm(w: &mut Writer, n: &Norm) {
-    let (a, b) = match *n {
-        Norm::Asinh { background, scale } => (background, scale),
-        Norm::ZScore { background, sigma } => (background, sigma),
-        _ => (0.0, 1.0),
-    };
-    w.put_bits(a.to_bits(), 64);
-    w.put_bits(b.to_bits(), 64);
+    for v in n.params() {
+        w.put_bits(v.to_bits(), 64);
+    }
 }
 
-fn get_norm(r: &mut Reader, like: &Norm) -> Result<Norm, Corrupt> {
+fn get_norm(r: &mut Reader, kind: NormKind) -> Result<Norm, Corrupt> {
     let a = f64::from_bits(r.get_bits(64)?);
     let b = f64::from_bits(r.get_bits(64)?);
     if !(a.is_finite() && b.is_finite()) {
         return Err(Corrupt("non-finite normalisation".into()));
     }
-    Ok(match like {
-        Norm::Asinh { .. } => Norm::Asinh {
-            background: a,
-            scale: b,
-        },
-        Norm::ZScore { .. } => Norm::ZScore {
-            background: a,
-            sigma: b,
-        },
-        _ => Norm::None,
-    })
+    Ok(kind.with_params([a, b]))
 }
 
 /// The network's input: the tile normalised, blanks at 0, edge-padded to `pw`×`ph`.
@@ -398,8 +384,7 @@ pub fn decode(
     };
     let mut v = vec![0i64; n];
     if blank.iter().any(|b| !b) {
-        let like = p.fit(&[0.0, 1.0, 2.0]);
-        let norm = get_norm(&mut rd, &like)?;
+        let norm = get_norm(&mut rd, p.norm_kind())?;
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
         let shape = [p.latent_channels(), ph / d, pw / d];

@@ -113,6 +113,24 @@ impl NormKind {
             }
         }
     }
+
+    /// The normalisation of this kind with parameters stored by [`Norm::params`].
+    pub fn with_params(&self, [a, b]: [f64; 2]) -> Norm {
+        match self {
+            NormKind::None => Norm::None,
+            NormKind::Log10 { .. } => Norm::Log10 { shift: a },
+            NormKind::Asinh { .. } => Norm::Asinh {
+                background: a,
+                scale: b,
+            },
+            NormKind::MinMax => Norm::MinMax { min: a, max: b },
+            NormKind::Max => Norm::Max { max: a },
+            NormKind::ZScore => Norm::ZScore {
+                background: a,
+                sigma: b,
+            },
+        }
+    }
 }
 
 impl Norm {
@@ -140,6 +158,19 @@ impl Norm {
             Norm::ZScore { background, sigma } => y * sigma + background,
         }
     }
+    /// The fitted parameters, two numbers for every kind (unused ones 0; identity: 0, 1), to be
+    /// stored beside data and rebuilt with [`NormKind::with_params`].
+    pub fn params(&self) -> [f64; 2] {
+        match *self {
+            Norm::None => [0.0, 1.0],
+            Norm::Log10 { shift } => [shift, 0.0],
+            Norm::Asinh { background, scale } => [background, scale],
+            Norm::MinMax { min, max } => [min, max],
+            Norm::Max { max } => [max, 0.0],
+            Norm::ZScore { background, sigma } => [background, sigma],
+        }
+    }
+
     /// A spread `sd` around `y` in normalised units, mapped to data units by the delta method:
     /// |d f⁻¹/dy| · sd, the derivative by a central difference of step 10⁻³·sd.
     pub fn inverse_sigma(&self, y: f64, sd: f64) -> f64 {
@@ -200,6 +231,7 @@ mod tests {
             }
             let json = serde_json::to_string(&n).unwrap();
             assert_eq!(serde_json::from_str::<Norm>(&json).unwrap(), n);
+            assert_eq!(kind.with_params(n.params()), n, "{kind:?}");
         }
     }
 
