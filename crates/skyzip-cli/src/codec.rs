@@ -90,50 +90,11 @@ pub fn run_compress(a: CompressArgs) -> Result<()> {
     Ok(())
 }
 
-/// (bits/pixel of the file, worst RMSE/σ over the image HDUs) at max-error `e`.
-fn trial(
-    a: &CompressArgs,
-    p: &Predictor,
-    opts: &Options,
-    e: f64,
-    dir: &std::path::Path,
-) -> Result<(f64, f64)> {
-    let c = dir.join("trial.fits");
-    let o = dir.join("trial.out.fits");
-    let mut t = *opts;
-    t.mode = if e > 0.0 {
-        Mode::MaxError(e)
-    } else {
-        Mode::Lossless
-    };
-    let r = skyzip_codec::compress(&a.input, &c, p, &t, true)?;
-    let npix: usize = r.images.iter().map(|i| i.nx * i.ny * i.planes).sum();
-    let bpp = 8.0 * r.file_bytes as f64 / npix.max(1) as f64;
-    let mut worst = 0f64;
-    if a.target_rmse.is_some() {
-        skyzip_codec::decompress(&c, &o, &|n: &str| Predictor::load(n), true)?;
-        for (rep, k) in r.images.iter().zip(0..) {
-            let orig =
-                skyzip_fits::read_image(&a.input, &skyzip_fits::HduSelector::Index(rep.hdu))?;
-            let back = skyzip_fits::read_all_images(&o)?;
-            let (rmse, _, _) = skyzip_fits::physical_errors(&orig, &back[k]);
-            if rep.sigma > 0.0 {
-                worst = worst.max(rmse / rep.sigma);
-            }
-        }
-    }
-    Ok((bpp, worst))
-}
-
-/// The largest max-error (σ units, 0 = lossless) meeting --target-bpp or --target-rmse: a coarse
-/// doubling scan, then bisection (sizes and errors grow with E, up to tile-level noise).
+/// The largest max-error (σ units, 0 = lossless) meeting --target-rmse, or the smallest meeting
+/// --target-bpp, from real compress (and, for RMSE, decompress) trials. Sizes fall and errors
+/// grow with E, so whether E meets the target switches once: a doubling scan finds the switch,
+/// bisection narrows it.
 fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let ok = |(bpp, rmse): (f64, f64)| match (a.target_bpp, a.target_rmse) {
-        (Some(b), _) => bpp <= b,
-        (_, Some(r)) => rmse <= r,
-        _ => true,
-    };
     if let Some(b) = a.target_bpp {
         if b.is_nan() || b <= 0.0 {
             bail!("--target-bpp {b} must be positive");
@@ -144,68 +105,77 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> 
             bail!("--target-rmse {r} must be ≥ 0");
         }
     }
-    let (mut lo, mut hi): (f64, Option<f64>);
-    let at0 = trial(a, p, opts, 0.0, dir.path())?;
-    if a.target_rmse.is_some() {
-        // Lossless meets any RMSE target; look for the largest E that still does.
-        lo = 0.0;
-        hi = None;
-        let mut e = 0.125;
-        while e <= 64.0 {
-            if ok(trial(a, p, opts, e, dir.path())?) {
-                lo = e;
-                e *= 2.0;
-            } else {
-                hi = Some(e);
-                break;
+    let dir = tempfile::tempdir()?;
+    let (c, o) = (
+        dir.path().join("trial.fits"),
+        dir.path().join("trial.out.fits"),
+    );
+    // The originals, read once, for the RMSE trials.
+    let originals = match a.target_rmse {
+        Some(_) => skyzip_fits::read_all_images(&a.input)?,
+        None => Vec::new(),
+    };
+    let size = a.target_bpp.is_some();
+    // True when E lies past the switch: the size target met, or the RMSE target missed.
+    let past = |e: f64| -> Result<bool> {
+        let mut t = *opts;
+        t.mode = if e > 0.0 {
+            Mode::MaxError(e)
+        } else {
+            Mode::Lossless
+        };
+        let r = skyzip_codec::compress(&a.input, &c, p, &t, true)?;
+        if let Some(b) = a.target_bpp {
+            let npix: usize = r.images.iter().map(|i| i.nx * i.ny * i.planes).sum();
+            return Ok(8.0 * r.file_bytes as f64 / npix.max(1) as f64 <= b);
+        }
+        let target = a.target_rmse.unwrap_or(f64::INFINITY);
+        skyzip_codec::decompress(&c, &o, &|_: &str| Predictor::load(&a.model), true)?;
+        let back = skyzip_fits::read_all_images(&o)?;
+        let mut worst = 0f64;
+        for ((rep, orig), dec) in r.images.iter().zip(&originals).zip(&back) {
+            let (rmse, _, _) = skyzip_fits::physical_errors(orig, dec);
+            if rep.sigma > 0.0 {
+                worst = worst.max(rmse / rep.sigma);
             }
         }
-    } else {
-        if ok(at0) {
-            return Ok(0.0);
+        Ok(worst > target)
+    };
+    if past(0.0)? {
+        // Lossless already fits the size, or no lossy setting can beat its RMSE.
+        return Ok(0.0);
+    }
+    let limit = if size { 1024.0 } else { 64.0 };
+    let (mut lo, mut hi) = (0.0, None);
+    let mut e = 0.125;
+    while e <= limit {
+        if past(e)? {
+            hi = Some(e);
+            break;
         }
-        lo = f64::NAN;
-        hi = None;
-        let mut e = 0.125;
-        while e <= 1024.0 {
-            if ok(trial(a, p, opts, e, dir.path())?) {
-                hi = Some(e);
-                break;
-            }
-            lo = e;
-            e *= 2.0;
-        }
-        let Some(h) = hi else {
+        lo = e;
+        e *= 2.0;
+    }
+    let Some(mut hi) = hi else {
+        if size {
             bail!(
-                "{}: no max-error up to 1024 σ reaches {} bits/pixel",
+                "{}: no max-error up to {limit} σ reaches {} bits/pixel",
                 a.input.display(),
                 a.target_bpp.unwrap_or(0.0)
             );
-        };
-        // Bisection for the smallest E meeting the size target.
-        let mut l = if lo.is_nan() { 0.0 } else { lo };
-        let mut h = h;
-        for _ in 0..6 {
-            let m = 0.5 * (l + h);
-            if ok(trial(a, p, opts, m, dir.path())?) {
-                h = m;
-            } else {
-                l = m;
-            }
         }
-        return Ok(h);
-    }
-    if let Some(mut h) = hi {
-        for _ in 0..6 {
-            let m = 0.5 * (lo + h);
-            if ok(trial(a, p, opts, m, dir.path())?) {
-                lo = m;
-            } else {
-                h = m;
-            }
+        return Ok(lo);
+    };
+    for _ in 0..6 {
+        let m = 0.5 * (lo + hi);
+        if past(m)? {
+            hi = m;
+        } else {
+            lo = m;
         }
     }
-    Ok(lo)
+    // The size target holds from `hi` on; the RMSE target up to `lo`.
+    Ok(if size { hi } else { lo })
 }
 
 #[derive(clap::Args)]
