@@ -270,12 +270,8 @@ pub fn compress(
     let mut images = Vec::new();
     for info in &hdus {
         if !info.has_image() {
-            if info.index == 0 {
-                // An empty primary: keep it as it was.
-                w.copy_hdu(input, 0)?;
-            } else {
-                w.copy_hdu(input, info.index)?;
-            }
+            // Tables, and an empty primary, go across as they are.
+            w.copy_hdu(input, info.index)?;
             continue;
         }
         let img = read_image(input, &HduSelector::Index(info.index))?;

@@ -5,8 +5,8 @@ use crate::CodecError;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
 use skyzip_nn::burn::prelude::*;
-use skyzip_nn::burn::store::{ModuleSnapshot, SafetensorsStore};
 use skyzip_nn::model::{Code, Model, ModelConfig};
+use skyzip_train::checkpoint::{load_weights_bytes, Part};
 use std::path::Path;
 
 /// The codec model bundled in the binary (trained by `configs/codec-default.json`).
@@ -77,16 +77,8 @@ impl Predictor {
         }
         let device = Device::flex();
         let mut model = cfg.init(&device);
-        let mut store = SafetensorsStore::from_bytes(Some(weights.clone()));
-        let r = model
-            .load_from(&mut store)
-            .map_err(|e| bad(format!("weights do not load: {e}")))?;
-        if !r.errors.is_empty() || !r.missing.is_empty() {
-            return Err(bad(format!(
-                "weights do not match the model (missing {:?}, errors {:?})",
-                r.missing, r.errors
-            )));
-        }
+        load_weights_bytes(&mut model, weights.clone(), Part::Full)
+            .map_err(|e| bad(format!("weights {e}")))?;
         Ok(Predictor {
             model,
             cfg,

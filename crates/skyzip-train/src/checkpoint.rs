@@ -75,22 +75,26 @@ pub fn load_weights(model: &mut Model, path: &Path, part: Part) -> Result<(), Tr
     if !path.exists() {
         return Err(io(path, "no such model file"));
     }
-    let mut store = SafetensorsStore::from_file(path)
+    load_into(model, SafetensorsStore::from_file(path), part).map_err(|e| io(path, e))
+}
+
+/// Loads safetensors bytes (a model compiled into a binary) as [`load_weights`] loads a file.
+pub fn load_weights_bytes(model: &mut Model, bytes: Vec<u8>, part: Part) -> Result<(), String> {
+    load_into(model, SafetensorsStore::from_bytes(Some(bytes)), part)
+}
+
+/// Applies a store to `model`: a full part must fill every parameter, a partial one its own.
+fn load_into(model: &mut Model, store: SafetensorsStore, part: Part) -> Result<(), String> {
+    let mut store = store
         .filter(part.filter())
         .allow_partial(part != Part::Full);
-    let r = model.load_from(&mut store).map_err(|e| {
-        io(
-            path,
-            format!("does not match the model of this config: {e}"),
-        )
-    })?;
+    let r = model
+        .load_from(&mut store)
+        .map_err(|e| format!("does not match the model of this config: {e}"))?;
     if !r.errors.is_empty() || (part == Part::Full && !r.missing.is_empty()) {
-        return Err(io(
-            path,
-            format!(
-                "does not match the model of this config (missing {:?}, errors {:?})",
-                r.missing, r.errors
-            ),
+        return Err(format!(
+            "does not match the model of this config (missing {:?}, errors {:?})",
+            r.missing, r.errors
         ));
     }
     Ok(())
