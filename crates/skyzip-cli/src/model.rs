@@ -1,35 +1,11 @@
 //! `skyzip export` and `skyzip reconstruct`: trained models out of run folders and onto images.
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
-use skyzip_data::NormKind;
 use skyzip_fits::{Card, HduSelector, ImageHdu, Pixels};
 use skyzip_nn::model::ModelConfig;
-use skyzip_train::checkpoint::{save_weights, Part};
+use skyzip_train::checkpoint::{save_weights, sidecar, ExportInfo, Part, EXPORT_FORMAT};
 use skyzip_train::config::Experiment;
 use std::path::{Path, PathBuf};
-
-/// The JSON written beside an exported `F.safetensors` as `F.json`: what the weights are.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportInfo {
-    /// "skyzip-model/1".
-    pub format: String,
-    /// encoder, decoder or full.
-    pub part: String,
-    pub model: serde_json::Value,
-    /// The normalisation the model was trained on (fitted per tile when applied).
-    pub normalisation: NormKind,
-    /// The run and checkpoint the weights came from.
-    pub run: String,
-    pub checkpoint: String,
-}
-
-const FORMAT: &str = "skyzip-model/1";
-
-fn sidecar(weights: &Path) -> PathBuf {
-    weights.with_extension("json")
-}
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -72,7 +48,7 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     }
     save_weights(&model, &a.out, part)?;
     let info = ExportInfo {
-        format: FORMAT.into(),
+        format: EXPORT_FORMAT.into(),
         part: part.name().into(),
         model: exp.model.clone(),
         normalisation: exp.data.normalisation,
@@ -109,18 +85,7 @@ pub fn read_export(weights: &Path) -> Result<(ExportInfo, ModelConfig)> {
             side.display()
         )
     })?;
-    let info: ExportInfo = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a skyzip export config", side.display()))?;
-    if info.format != FORMAT {
-        bail!(
-            "{}: format '{}' is not {FORMAT}",
-            side.display(),
-            info.format
-        );
-    }
-    let mcfg = ModelConfig::from_json(&info.model)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", side.display()))?;
-    Ok((info, mcfg))
+    ExportInfo::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", side.display()))
 }
 
 #[derive(clap::Args)]

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
 use skyzip_nn::burn::prelude::*;
 use skyzip_nn::model::{Code, Model, ModelConfig};
-use skyzip_train::checkpoint::{load_weights_bytes, Part};
+use skyzip_train::checkpoint::{load_weights_bytes, sidecar, ExportInfo, Part};
 use std::path::Path;
 
 /// The codec model bundled in the binary (trained by `configs/codec-default.json`).
@@ -35,12 +35,6 @@ fn hash_of(info: &str, weights: &[u8]) -> String {
         .collect()
 }
 
-#[derive(serde::Deserialize)]
-struct Info {
-    model: serde_json::Value,
-    normalisation: NormKind,
-}
-
 impl Predictor {
     /// `default` (bundled) or an export written by `skyzip export --part full` (F.safetensors +
     /// F.json), which must be a meanvar conv autoencoder.
@@ -58,7 +52,7 @@ impl Predictor {
         } else {
             let p = Path::new(spec);
             let w = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
-            let side = p.with_extension("json");
+            let side = sidecar(p);
             let i = std::fs::read_to_string(&side)
                 .map_err(|e| bad(format!("{}: {e}", side.display())))?;
             let name = p
@@ -67,8 +61,13 @@ impl Predictor {
                 .unwrap_or_default();
             (i, w, name)
         };
-        let info: Info = serde_json::from_str(&info_text).map_err(|e| bad(e.to_string()))?;
-        let cfg = ModelConfig::from_json(&info.model).map_err(bad)?;
+        let (info, cfg) = ExportInfo::parse(&info_text).map_err(bad)?;
+        if info.part != "full" {
+            return Err(bad(format!(
+                "holds only the {} (export --part full for a codec model)",
+                info.part
+            )));
+        }
         let conv = matches!(cfg.net(), ModelConfig::ConvAe { .. });
         if !cfg.is_meanvar() || !conv {
             return Err(bad(

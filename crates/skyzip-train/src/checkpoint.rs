@@ -100,6 +100,43 @@ fn load_into(model: &mut Model, store: SafetensorsStore, part: Part) -> Result<(
     Ok(())
 }
 
+/// The format named in every export's sidecar.
+pub const EXPORT_FORMAT: &str = "skyzip-model/1";
+
+/// The JSON written beside an exported `F.safetensors` as `F.json`: what the weights are.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportInfo {
+    /// [`EXPORT_FORMAT`].
+    pub format: String,
+    /// encoder, decoder or full.
+    pub part: String,
+    pub model: serde_json::Value,
+    /// The normalisation the model was trained on (fitted per tile when applied).
+    pub normalisation: skyzip_data::NormKind,
+    /// The run and checkpoint the weights came from.
+    pub run: String,
+    pub checkpoint: String,
+}
+
+impl ExportInfo {
+    /// Parses a sidecar's text and the model config in it, naming what is wrong.
+    pub fn parse(text: &str) -> Result<(ExportInfo, skyzip_nn::model::ModelConfig), String> {
+        let info: ExportInfo =
+            serde_json::from_str(text).map_err(|e| format!("not a skyzip export config: {e}"))?;
+        if info.format != EXPORT_FORMAT {
+            return Err(format!("format '{}' is not {EXPORT_FORMAT}", info.format));
+        }
+        let cfg = skyzip_nn::model::ModelConfig::from_json(&info.model)?;
+        Ok((info, cfg))
+    }
+}
+
+/// Where an export's sidecar config lives: `F.json` beside `F.safetensors`.
+pub fn sidecar(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
 /// The bookkeeping of a run between epochs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunState {
