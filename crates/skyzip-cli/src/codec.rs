@@ -9,7 +9,7 @@ use std::time::Instant;
 pub struct CompressArgs {
     input: PathBuf,
     output: PathBuf,
-    /// Codec model: `default` (bundled) or an export (F.safetensors with F.json beside it).
+    /// Codec model: `default` or `rate` (bundled) or an export (F.safetensors with F.json beside it).
     #[arg(long, default_value = "default")]
     model: String,
     /// Integers exact; floats exact after quantisation at σ/q (the default mode).
@@ -18,6 +18,14 @@ pub struct CompressArgs {
     /// Every pixel within E·σ of the original (σ: the image's background noise).
     #[arg(long, value_name = "E")]
     max_error: Option<f64>,
+    /// A quality level 1–10, shorthand for the max-error ladder E = 2^(5−Q) σ (1: 16σ, 5: 1σ,
+    /// 9: σ/16) and 10 = lossless.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=10),
+          conflicts_with_all = ["lossless", "max_error", "target_bpp", "target_rmse"])]
+    quality: Option<u8>,
+    /// A tunable model's rate: code only its first K latent channels (combines with any mode).
+    #[arg(long, value_name = "K")]
+    eta: Option<usize>,
     /// Rate control: the smallest max-error (in σ), i.e. the best quality, whose file fits in B
     /// bits/pixel.
     #[arg(long, value_name = "B", conflicts_with_all = ["lossless", "max_error", "target_rmse"])]
@@ -39,13 +47,19 @@ pub struct CompressArgs {
 pub fn run_compress(a: CompressArgs) -> Result<()> {
     crate::pack::check_not_input(&a.input, &a.output)?;
     let p = Predictor::load(&a.model)?;
+    let max_error = match a.quality {
+        Some(10) => None,
+        Some(q) => Some(2f64.powi(5 - q as i32)),
+        None => a.max_error,
+    };
     let opts = Options {
-        mode: match a.max_error {
+        mode: match max_error {
             Some(e) => Mode::MaxError(e),
             None => Mode::Lossless,
         },
         q: a.q,
         tile: a.tile,
+        eta: a.eta,
     };
     let mut opts = opts;
     if a.target_bpp.is_some() || a.target_rmse.is_some() {

@@ -11,7 +11,7 @@ use std::time::Instant;
 pub struct Args {
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// skyzip's codec model (`default` or an export).
+    /// skyzip's codec model (`default`, `rate` or an export).
     #[arg(long, default_value = "default")]
     model: String,
     /// Max-error levels (in σ) for skyzip's lossy points.

@@ -157,6 +157,21 @@ pub fn run_models() -> Result<()> {
     for (name, what, params) in REGISTRY {
         println!("{name}\n    {what}\n    parameters: {params}");
     }
+    println!("\ncodec models bundled in this binary (compress --model NAME):");
+    for name in skyzip_codec::predict::bundled() {
+        let p = skyzip_codec::Predictor::load(name)?;
+        println!(
+            "{name}\n    hash {}, {} latent channels{}{}",
+            p.hash,
+            p.latent_channels(),
+            if p.prior().is_some() {
+                ", learned factorized prior"
+            } else {
+                ""
+            },
+            if p.tunable() { ", tunable (--eta)" } else { "" }
+        );
+    }
     Ok(())
 }
 

@@ -42,6 +42,8 @@ pub struct Options {
     pub q: f64,
     /// Tile side.
     pub tile: usize,
+    /// A tunable model's rate: code only the first η latent channels (None: all).
+    pub eta: Option<usize>,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             mode: Mode::Lossless,
             q: 4.0,
             tile: 256,
+            eta: None,
         }
     }
 }
@@ -235,6 +238,9 @@ const RENAMED: [(&str, &str); 6] = [
     ("DATAMIN", "ZDATAMIN"),
 ];
 
+/// The most pixels one image HDU may have (2^33: 64 GiB as 64-bit integers while decoding).
+const MAX_PIXELS: u128 = 1 << 33;
+
 fn fmt_f64(v: f64) -> String {
     format!("{v:E}")
 }
@@ -256,6 +262,23 @@ pub fn compress(
                 input,
                 format!("max error {e} must be ≥ 0 (units of σ)"),
             ));
+        }
+    }
+    if let Some(k) = opts.eta {
+        let n = p.latent_channels();
+        if !(1..=n).contains(&k) {
+            return Err(CodecError::Model {
+                model: p.name.clone(),
+                why: format!("η = {k}: the model has {n} latent channels"),
+            });
+        }
+        if k < n && !p.tunable() {
+            return Err(CodecError::Model {
+                model: p.name.clone(),
+                why: "was not trained with a tunable rate (η); train a meanvar model on a \
+                      tunable conv-ae to use --eta"
+                    .into(),
+            });
         }
     }
     let d = p.divisor();
@@ -309,6 +332,7 @@ pub fn compress(
             e,
             lo: dom.lo,
             hi: dom.hi,
+            eta: opts.eta,
         };
         // Tiles are independent: coded in parallel, kept in order.
         let jobs: Vec<(usize, (usize, usize, usize, usize))> = (0..planes)
@@ -378,8 +402,10 @@ pub fn compress(
             ("MODE", format!("'{mode}'")),
             ("MAXERR", fmt_f64(maxerr)),
             ("Q", fmt_f64(opts.q)),
-            ("NORM", "'asinh'".to_string()),
+            ("NORM", format!("'{}'", p.norm_kind().name())),
         ];
+        let eta = opts.eta.map(|k| ("ETA", k.to_string()));
+        let zv: Vec<_> = zv.into_iter().chain(eta).collect();
         for (i, (name, val)) in zv.iter().enumerate() {
             set(Card::string(&format!("ZNAME{}", i + 1), name, ""));
             set(Card::new(&format!("ZVAL{:<4}= {val:>20}", i + 1)));
@@ -616,18 +642,39 @@ pub fn decompress(
             Some(Column::Bytes(r)) => r,
             _ => return Err(err(input, "no COMPRESSED_DATA column")),
         };
-        let rects = tiles(nx, ny, tile);
-        if rows.len() != rects.len() * planes {
+        // Checked before anything is allocated for the image: the header's axes must agree
+        // with the rows the table really holds, and the image must fit in memory.
+        let expected = nx.div_ceil(tile) as u128 * ny.div_ceil(tile) as u128 * planes as u128;
+        if rows.len() as u128 != expected {
             return Err(err(
                 input,
-                format!(
-                    "{} tiles stored, {} expected",
-                    rows.len(),
-                    rects.len() * planes
-                ),
+                format!("{} tiles stored, {expected} expected", rows.len()),
             ));
         }
-        let s = Settings { e, lo, hi };
+        let npix128 = nx as u128 * ny as u128 * planes as u128;
+        if npix128 > MAX_PIXELS {
+            return Err(err(
+                input,
+                format!("{nx}×{ny}×{planes} pixels is more than this decoder takes ({MAX_PIXELS})"),
+            ));
+        }
+        let rects = tiles(nx, ny, tile);
+        let eta = match zval(h, "ETA") {
+            None => None,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(k) if (1..=p.latent_channels()).contains(&k) => Some(k),
+                _ => {
+                    return Err(err(
+                        input,
+                        format!(
+                            "ETA = {v}: the model has {} latent channels",
+                            p.latent_channels()
+                        ),
+                    ))
+                }
+            },
+        };
+        let s = Settings { e, lo, hi, eta };
         let npix = nx * ny * planes;
         let mut v = vec![0i64; npix];
         let mut blank = vec![false; npix];

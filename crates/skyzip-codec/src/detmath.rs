@@ -46,6 +46,63 @@ pub fn exp(x: f64) -> f64 {
     }
 }
 
+/// ln x, deterministic, absolute error < 1e-15 for x in the normal range; NaN for x < 0,
+/// −∞ at 0.
+pub fn ln(x: f64) -> f64 {
+    if x.is_nan() || x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if x.is_infinite() {
+        return x;
+    }
+    // x = m·2^k with m in [√½, √2): then ln m = 2·atanh(s), s = (m−1)/(m+1), |s| ≤ 0.172.
+    let (mut x, mut k) = (x, 0i64);
+    if x < f64::MIN_POSITIVE {
+        x *= pow2i(54);
+        k -= 54;
+    }
+    let bits = x.to_bits();
+    k += ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000);
+    if m > std::f64::consts::SQRT_2 {
+        m *= 0.5;
+        k += 1;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    // atanh(s)/s = Σ s^(2j)/(2j+1), j = 0…11 (the next term is below 1e-18).
+    let mut p = 1.0 / 25.0;
+    for j in (0..12).rev() {
+        p = p * s2 + 1.0 / (2 * j + 1) as f64;
+    }
+    let k = k as f64;
+    k * LN2_HI + (k * LN2_LO + 2.0 * s * p)
+}
+
+/// The logistic function 1/(1 + e^−x).
+pub fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// tanh x.
+pub fn tanh(x: f64) -> f64 {
+    let e = exp(-2.0 * x.abs().min(40.0));
+    let t = (1.0 - e) / (1.0 + e);
+    if x < 0.0 {
+        -t
+    } else {
+        t
+    }
+}
+
+/// softplus x = ln(1 + e^x), computed as max(x, 0) + ln(1 + e^−|x|).
+pub fn softplus(x: f64) -> f64 {
+    x.max(0.0) + ln(1.0 + exp(-x.abs()))
+}
+
 /// 1/k! for k = 0…12.
 const INV_FACT: [f64; 13] = [
     1.0,
@@ -75,5 +132,28 @@ mod tests {
         }
         assert_eq!(super::exp(0.0), 1.0);
         assert_eq!(super::exp(-800.0), 0.0);
+    }
+
+    #[test]
+    fn ln_tanh_softplus_match_libm_closely() {
+        let mut x = 1e-310;
+        while x < 1e300 {
+            let (a, b) = (super::ln(x), x.ln());
+            assert!(
+                (a - b).abs() <= 1e-15 * b.abs().max(1.0),
+                "ln({x}) = {a} vs {b}"
+            );
+            x *= 1.37;
+        }
+        assert_eq!(super::ln(1.0), 0.0);
+        assert!(super::ln(-1.0).is_nan());
+        let mut x = -30.0;
+        while x < 30.0 {
+            assert!((super::tanh(x) - x.tanh()).abs() < 1e-15, "tanh({x})");
+            let sp = x.max(0.0) + (-x.abs()).exp().ln_1p();
+            assert!((super::softplus(x) - sp).abs() < 1e-14, "softplus({x})");
+            assert!((super::sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-15);
+            x += 0.0731;
+        }
     }
 }

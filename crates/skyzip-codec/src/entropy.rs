@@ -87,6 +87,13 @@ fn build(s: usize) -> Table {
     let lo = -q as f64 * w - 0.5;
     let hi = (q + 1) as f64 * w - 0.5;
     p.push(0.5 * detmath::exp(lo / b) + 0.5 * detmath::exp(-hi / b));
+    let (model, cost) = quantise(&p);
+    Table { k, q, model, cost }
+}
+
+/// Integer frequencies summing to 2^PRECISION, none zero, from probabilities summing to ~1
+/// (the largest absorbs the difference); and −log2 of each.
+fn quantise(p: &[f64]) -> (DefaultContiguousCategoricalEntropyModel, Vec<f64>) {
     let total = (1u64 << PRECISION) as f64;
     let n = p.len() as f64;
     let mut f: Vec<u32> = p
@@ -105,7 +112,50 @@ fn build(s: usize) -> Table {
     let model =
         DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(&f, false)
             .expect("frequencies sum to 2^24");
-    Table { k, q, model, cost }
+    (model, cost)
+}
+
+/// The Laplace scale index that codes the values an [`IntTable`] escapes.
+const ESCAPE_SCALE: usize = 24;
+
+/// A categorical model of the integers `lo ..= lo + n − 1`, with an escape symbol for every
+/// other integer (which then goes under a wide Laplace). Built from probabilities computed with
+/// [`crate::detmath`], so every machine builds the same one.
+pub struct IntTable {
+    lo: i64,
+    n: usize,
+    model: DefaultContiguousCategoricalEntropyModel,
+    cost: Vec<f64>,
+}
+
+impl IntTable {
+    /// `p[i]` is the probability of `lo + i`; `escape` that of all the others together.
+    pub fn new(lo: i64, p: &[f64], escape: f64) -> IntTable {
+        let mut all = p.to_vec();
+        all.push(escape);
+        let norm: f64 = all.iter().sum();
+        all.iter_mut().for_each(|x| *x /= norm);
+        let (model, cost) = quantise(&all);
+        IntTable {
+            lo,
+            n: p.len(),
+            model,
+            cost,
+        }
+    }
+
+    /// −log2 of the probability of `v` (plus the escape's payload).
+    pub fn cost(&self, v: i64) -> f64 {
+        match self.index(v) {
+            Some(i) => self.cost[i],
+            None => self.cost[self.n] + cost(v, ESCAPE_SCALE),
+        }
+    }
+
+    fn index(&self, v: i64) -> Option<usize> {
+        let i = v.checked_sub(self.lo)?;
+        (0..self.n as i64).contains(&i).then_some(i as usize)
+    }
 }
 
 fn tables() -> &'static [Table] {
@@ -165,6 +215,25 @@ impl Writer {
             self.est_bits += t.cost[sym] + 64.0;
             let z = ((r << 1) ^ (r >> 63)) as u64;
             self.uniform_bits(z, 64);
+        }
+    }
+
+    /// Codes `v` under a categorical table.
+    pub fn put_int(&mut self, t: &IntTable, v: i64) {
+        match t.index(v) {
+            Some(i) => {
+                self.enc
+                    .encode_symbol(i, &t.model)
+                    .expect("symbol in table");
+                self.est_bits += t.cost[i];
+            }
+            None => {
+                self.enc
+                    .encode_symbol(t.n, &t.model)
+                    .expect("escape symbol");
+                self.est_bits += t.cost[t.n];
+                self.put(v, ESCAPE_SCALE);
+            }
         }
     }
 
@@ -244,6 +313,18 @@ impl Reader {
         }
     }
 
+    pub fn get_int(&mut self, t: &IntTable) -> Result<i64, Corrupt> {
+        let i = self
+            .dec
+            .decode_symbol(&t.model)
+            .map_err(|_| Corrupt("truncated".into()))?;
+        if i < t.n {
+            Ok(t.lo + i as i64)
+        } else {
+            self.get(ESCAPE_SCALE)
+        }
+    }
+
     pub fn get_bits(&mut self, bits: u32) -> Result<u64, Corrupt> {
         self.uniform_bits(bits)
     }
@@ -302,6 +383,10 @@ mod tests {
             w.put(r, s);
         }
         w.put_bits(0xabc, 12);
+        let t = IntTable::new(-2, &[0.1, 0.2, 0.4, 0.2, 0.1], 1e-3);
+        for v in [-2, 0, 2, 3, -7, 1 << 40, i64::MIN] {
+            w.put_int(&t, v);
+        }
         let est = w.est_bits;
         let bytes = w.finish();
         let mut rd = Reader::new(&bytes).unwrap();
@@ -309,6 +394,9 @@ mod tests {
             assert_eq!(rd.get(s).unwrap(), r);
         }
         assert_eq!(rd.get_bits(12).unwrap(), 0xabc);
+        for v in [-2, 0, 2, 3, -7, 1 << 40, i64::MIN] {
+            assert_eq!(rd.get_int(&t).unwrap(), v);
+        }
         let actual = bytes.len() as f64 * 8.0;
         assert!(
             (actual - est).abs() / est < 0.01,

@@ -14,7 +14,9 @@
 pub mod codec;
 pub mod detmath;
 pub mod entropy;
+pub mod fuzzing;
 pub mod predict;
+pub mod prior;
 pub mod tile;
 
 pub use codec::{compress, decompress, Mode, Options, Report};

@@ -1,6 +1,7 @@
 //! The learned part of the codec: a `meanvar` conv autoencoder whose quantised latent is sent
 //! and whose decoders give, for every pixel, a prediction μ and a spread σ.
 
+use crate::entropy::IntTable;
 use crate::CodecError;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
@@ -9,9 +10,26 @@ use skyzip_nn::model::{Code, Model, ModelConfig};
 use skyzip_train::checkpoint::{load_weights_bytes, sidecar, ExportInfo, Part};
 use std::path::Path;
 
-/// The codec model bundled in the binary (trained by `configs/codec-default.json`).
-const DEFAULT_WEIGHTS: &[u8] = include_bytes!("../models/default.safetensors");
-const DEFAULT_INFO: &str = include_str!("../models/default.json");
+/// The codec models bundled in the binary: name, weights, sidecar config.
+/// `default`: trained by `configs/codec-default.json`; `rate`: by `configs/codec-rate.json`
+/// (trained for code length, with a learned factorized prior whose tables code the latent).
+const BUNDLED: [(&str, &[u8], &str); 2] = [
+    (
+        "default",
+        include_bytes!("../models/default.safetensors"),
+        include_str!("../models/default.json"),
+    ),
+    (
+        "rate",
+        include_bytes!("../models/rate.safetensors"),
+        include_str!("../models/rate.json"),
+    ),
+];
+
+/// The names of the bundled models.
+pub fn bundled() -> impl Iterator<Item = &'static str> {
+    BUNDLED.iter().map(|b| b.0)
+}
 
 /// A loaded codec model.
 pub struct Predictor {
@@ -21,8 +39,10 @@ pub struct Predictor {
     device: Device,
     /// 16 hex digits of sha256(config ‖ weights): written in every file, checked on decode.
     pub hash: String,
-    /// What the files say the model is ("default" or the export's file name).
+    /// What the files say the model is (a bundled name or the export's file name).
     pub name: String,
+    /// The learned prior's tables, one per latent channel (rate-trained models).
+    prior: Option<Vec<IntTable>>,
 }
 
 fn hash_of(info: &str, weights: &[u8]) -> String {
@@ -36,19 +56,15 @@ fn hash_of(info: &str, weights: &[u8]) -> String {
 }
 
 impl Predictor {
-    /// `default` (bundled) or an export written by `skyzip export --part full` (F.safetensors +
+    /// A bundled model (`default`, `rate`) or an export written by `skyzip export --part full` (F.safetensors +
     /// F.json), which must be a meanvar conv autoencoder.
     pub fn load(spec: &str) -> Result<Predictor, CodecError> {
         let bad = |why: String| CodecError::Model {
             model: spec.to_string(),
             why,
         };
-        let (info_text, weights, name) = if spec == "default" {
-            (
-                DEFAULT_INFO.to_string(),
-                DEFAULT_WEIGHTS.to_vec(),
-                "default".to_string(),
-            )
+        let (info_text, weights, name) = if let Some(b) = BUNDLED.iter().find(|b| b.0 == spec) {
+            (b.2.to_string(), b.1.to_vec(), b.0.to_string())
         } else {
             let p = Path::new(spec);
             let w = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
@@ -78,7 +94,9 @@ impl Predictor {
         let mut model = cfg.init(&device);
         load_weights_bytes(&mut model, weights.clone(), Part::Full)
             .map_err(|e| bad(format!("weights {e}")))?;
+        let prior = model.prior.as_ref().map(crate::prior::tables);
         Ok(Predictor {
+            prior,
             model,
             cfg,
             norm: info.normalisation,
@@ -94,6 +112,16 @@ impl Predictor {
             ModelConfig::ConvAe { net, .. } => net.divisor(),
             _ => 1,
         }
+    }
+
+    /// Whether the model was trained with a prefix mask η over its latent channels.
+    pub fn tunable(&self) -> bool {
+        self.cfg.tunable()
+    }
+
+    /// The integer tables of the model's learned prior, if it has one.
+    pub fn prior(&self) -> Option<&[IntTable]> {
+        self.prior.as_deref()
     }
 
     pub fn latent_channels(&self) -> usize {

@@ -2,7 +2,8 @@
 //!
 //! Layout: `[version u8][8 bytes of sha256 over the decoded tile][range-coded body]`. The body
 //! holds, in order: the blank mask (none / all / run lengths), the tile's normalisation
-//! (2 × 64 raw bits), the latent (a scale index per channel, then every value), a 2-bit residual
+//! (2 × 64 raw bits), the latent (per channel a scale index, then every value; for a model with
+//! a learned prior, first a bit per channel choosing that or the prior's table), a 2-bit residual
 //! mode and the residual of every non-blank pixel, each under a Laplace snapped to the table:
 //! against the model's prediction round(μ) with the model's σ as scale, or against round(μ) plus
 //! a median-edge prediction from the decoded neighbours' model residuals (for images whose
@@ -11,7 +12,7 @@
 //! corrupted tile — or a machine whose floating point disagrees with the encoder's — is an
 //! error, never a silently wrong image.
 
-use crate::entropy::{snap, Corrupt, Reader, Writer, SCALES};
+use crate::entropy::{cost, snap, Corrupt, Reader, Writer, SCALES};
 use crate::predict::Predictor;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
@@ -27,6 +28,9 @@ pub struct Settings {
     /// The range every decoded value must lie in (the pixel type's).
     pub lo: i64,
     pub hi: i64,
+    /// A tunable model's rate: only the first η latent channels are coded, the others are
+    /// zero (the prefix mask it was trained with). None: every channel.
+    pub eta: Option<usize>,
 }
 
 /// A coded tile.
@@ -36,6 +40,9 @@ pub struct Encoded {
     pub est_bits: f64,
     /// What the decoder will produce.
     pub decoded: Vec<i64>,
+    /// How many latent channels went under the model's learned prior (the others under
+    /// per-tile Laplace scales).
+    pub prior_channels: usize,
 }
 
 fn digest(v: &[i64], blank: &[bool]) -> [u8; 8] {
@@ -300,6 +307,7 @@ pub fn encode(
         put_runs(&mut wr, blank);
     }
     let mut decoded = vec![0i64; w * h];
+    let mut prior_channels = 0;
     if flag != 1 {
         let finite: Vec<f32> = v
             .iter()
@@ -311,15 +319,37 @@ pub fn encode(
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
         let input = network_input(v, blank, w, h, &norm, pw, ph);
-        let (latent, shape) = p.encode(&input, pw, ph);
+        let (mut latent, shape) = p.encode(&input, pw, ph);
         let per = shape[1] * shape[2];
-        for c in 0..shape[0] {
-            let ch = &latent[c * per..(c + 1) * per];
-            let b = ch.iter().map(|x| x.unsigned_abs() as f64).sum::<f64>() / per as f64;
-            let sc = snap(b.max(0.3));
-            wr.put_bits(sc as u64, SCALE_BITS);
-            for &x in ch {
-                wr.put(x, sc);
+        let coded = s.eta.unwrap_or(shape[0]).min(shape[0]);
+        latent[coded * per..].fill(0);
+        let scales: Vec<usize> = latent[..coded * per]
+            .chunks(per)
+            .map(|ch| {
+                let b = ch.iter().map(|x| x.unsigned_abs() as f64).sum::<f64>() / per as f64;
+                snap(b.max(0.3))
+            })
+            .collect();
+        // With a learned prior, one bit per channel says whether its table or a per-tile
+        // Laplace scale codes the channel (whichever is cheaper here); without one, no bit.
+        for (c, ch) in latent[..coded * per].chunks(per).enumerate() {
+            let table = p.prior().map(|t| &t[c]).filter(|t| {
+                let learned: f64 = ch.iter().map(|&x| t.cost(x)).sum();
+                let laplace: f64 =
+                    SCALE_BITS as f64 + ch.iter().map(|&x| cost(x, scales[c])).sum::<f64>();
+                let pick = learned < laplace;
+                wr.put_bits(pick as u64, 1);
+                pick
+            });
+            match table {
+                Some(t) => {
+                    prior_channels += 1;
+                    ch.iter().for_each(|&x| wr.put_int(t, x));
+                }
+                None => {
+                    wr.put_bits(scales[c] as u64, SCALE_BITS);
+                    ch.iter().for_each(|&x| wr.put(x, scales[c]));
+                }
             }
         }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
@@ -351,6 +381,7 @@ pub fn encode(
         bytes,
         est_bits,
         decoded,
+        prior_channels,
     }
 }
 
@@ -390,19 +421,31 @@ pub fn decode(
         let shape = [p.latent_channels(), ph / d, pw / d];
         let per = shape[1] * shape[2];
         let mut latent = Vec::with_capacity(shape[0] * per);
-        for _ in 0..shape[0] {
-            let sc = rd.get_bits(SCALE_BITS)? as usize;
+        let coded = s.eta.unwrap_or(shape[0]).min(shape[0]);
+        for c in 0..coded {
+            let table = match p.prior() {
+                Some(t) if rd.get_bits(1)? == 1 => Some(&t[c]),
+                _ => None,
+            };
+            let sc = match table {
+                Some(_) => 0,
+                None => rd.get_bits(SCALE_BITS)? as usize,
+            };
             if sc >= SCALES {
                 return Err(Corrupt(format!("latent scale index {sc}")));
             }
             for _ in 0..per {
-                let x = rd.get(sc)?;
+                let x = match table {
+                    Some(t) => rd.get_int(t)?,
+                    None => rd.get(sc)?,
+                };
                 if x.abs() > 1_000_000 {
                     return Err(Corrupt(format!("latent value {x}")));
                 }
                 latent.push(x);
             }
         }
+        latent.resize(shape[0] * per, 0);
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let mode = match rd.get_bits(2)? {
             0 => Residuals::Model,

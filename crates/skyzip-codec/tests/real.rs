@@ -122,6 +122,7 @@ fn mutated_tiles_never_panic_or_decode_wrong() {
             e,
             lo: -(1 << 40),
             hi: 1 << 40,
+            eta: None,
         };
         let t = encode(&p, &v, &blank, w, w, &s);
         let good = decode(&p, &t.bytes, w, w, &s).unwrap();

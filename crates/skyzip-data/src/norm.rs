@@ -74,6 +74,18 @@ fn finite_min_max(data: &[f32]) -> (f64, f64) {
 }
 
 impl NormKind {
+    /// The kind's name, as configs spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NormKind::None => "none",
+            NormKind::Log10 { .. } => "log10",
+            NormKind::Asinh { .. } => "asinh",
+            NormKind::MinMax => "min-max",
+            NormKind::Max => "max",
+            NormKind::ZScore => "z-score",
+        }
+    }
+
     /// Fits the normalisation's parameters to `data`.
     pub fn fit(&self, data: &[f32]) -> Norm {
         match *self {

@@ -5,6 +5,7 @@ pub mod conv_ae;
 pub mod dense_ae;
 pub mod loss;
 pub mod model;
+pub mod prior;
 pub mod tunable;
 
 pub use burn;

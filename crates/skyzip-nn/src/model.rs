@@ -7,8 +7,8 @@
 use crate::conv_ae::{ConvAeConfig, ConvDecoder, ConvEncoder};
 use crate::dense_ae::{DenseAeConfig, DenseDecoder, DenseEncoder};
 use crate::loss::{gaussian_nll, mse as loss_mse, Loss};
+use crate::prior::FactorizedPrior;
 use crate::tunable::{channel_mask, draw_eta, unit_mask};
-use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
@@ -48,7 +48,7 @@ pub enum ModelConfig {
         eps: f64,
         /// Train for code length instead (the codec's objective): the latent passes through
         /// uniform noise (the quantisation proxy) and is scored in nats under a learned
-        /// per-channel Laplace prior, plus the Gaussian NLL of the pixels given μ and σ — jointly,
+        /// factorized prior per channel ([`crate::prior`]), plus the Gaussian NLL of the pixels given μ and σ — jointly,
         /// nothing detached — plus `lambda`·MSE(μ) as a distortion term.
         #[serde(default)]
         rate: bool,
@@ -122,8 +122,8 @@ pub struct Model {
     pub encoder: Encoder,
     pub decoder: Decoder,
     pub var_decoder: Option<Decoder>,
-    /// log of the Laplace scale of each latent channel (rate-trained meanvar only).
-    pub prior: Option<Param<Tensor<1>>>,
+    /// The learned factorized prior over latent channels (rate-trained meanvar only).
+    pub prior: Option<FactorizedPrior>,
 }
 
 /// A latent code: channels of a conv model ([b, K, h, w]), units of a dense one ([b, d]).
@@ -260,7 +260,7 @@ impl ModelConfig {
             var_decoder: self.is_meanvar().then_some(second),
             prior: self
                 .rate()
-                .then(|| Param::from_tensor(Tensor::zeros([self.latent()], device))),
+                .then(|| FactorizedPrior::new(self.latent(), device)),
         }
     }
 
@@ -445,7 +445,7 @@ impl Model {
     }
 
     /// The code-length objective of a rate-trained meanvar model, in nats per pixel: latent
-    /// (with uniform noise for rounding) under the learned Laplace prior, plus the pixels'
+    /// (with uniform noise for rounding) under the learned factorized prior, plus the pixels'
     /// Gaussian NLL given μ and σ, plus λ·MSE(μ).
     fn rate_loss(
         &self,
@@ -464,19 +464,11 @@ impl Model {
             }
             Code::Dense(_) => panic!("rate training needs a conv-ae base"),
         };
-        let k = z.dims()[1];
-        let logb = self
+        let p = self
             .prior
             .as_ref()
             .expect("rate-trained models have a prior")
-            .val()
-            .reshape([1, k, 1, 1]);
-        let scale = logb.exp();
-        let cdf = |t: Tensor<4>| {
-            let e = (t.clone().abs().neg() / scale.clone()).exp();
-            t.sign() * e.neg().add_scalar(1.0) * 0.5 + 0.5
-        };
-        let p = (cdf(z.clone().add_scalar(0.5)) - cdf(z.clone().sub_scalar(0.5))).clamp_min(1e-9);
+            .likelihood(z.clone());
         let latent = p.log().sum().neg().div_scalar((b * h * w) as f64);
         let code = Code::Conv(z);
         let mu = self.decode(code.clone(), None);
