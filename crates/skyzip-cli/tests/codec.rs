@@ -278,3 +278,67 @@ fn rate_control_meets_its_targets() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn quality_levels_eta_and_the_rate_model() {
+    let d = tempfile::tempdir().unwrap();
+    let img = real("gamma_fermi_3fhl_gc_counts_int16.fits");
+    let zval = |path: &Path, name: &str| -> Option<String> {
+        let h = read_table_at(path, 1).unwrap().header;
+        (1..20)
+            .find(|i| {
+                h.string(&format!("ZNAME{i}"))
+                    .is_some_and(|n| n.trim() == name)
+            })
+            .and_then(|i| {
+                h.get(&format!("ZVAL{i}"))
+                    .and_then(|c| c.raw_value().map(String::from))
+            })
+    };
+    // --quality 5 is --max-error 1, --quality 10 lossless.
+    let c = d.path().join("q5.fits");
+    let o = skyzip(&["compress", s(&img), s(&c), "--quality", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        zval(&c, "MODE").unwrap().trim_matches(['\'', ' ']),
+        "max-error"
+    );
+    assert_eq!(zval(&c, "MAXERR").unwrap().parse::<f64>().unwrap(), 1.0);
+    let c = d.path().join("q10.fits");
+    assert!(skyzip(&["compress", s(&img), s(&c), "--quality", "10"])
+        .status
+        .success());
+    assert_eq!(
+        zval(&c, "MODE").unwrap().trim_matches(['\'', ' ']),
+        "lossless"
+    );
+    let o = skyzip(&[
+        "compress",
+        s(&img),
+        s(&d.path().join("x.fits")),
+        "--quality",
+        "11",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    // The bundled rate model (learned prior) round-trips exactly and names itself in the file.
+    let c = d.path().join("rate.fits");
+    let out = d.path().join("rate.out.fits");
+    let o = skyzip(&["compress", s(&img), s(&c), "--model", "rate"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(skyzip(&["decompress", s(&c), s(&out)]).status.success());
+    let (a, b) = (
+        read_image(&img, &HduSelector::FirstImage).unwrap(),
+        read_image(&out, &HduSelector::FirstImage).unwrap(),
+    );
+    assert!(a.pixels.bit_identical(&b.pixels));
+    // η needs a tunable model: the bundled ones are not, and say so.
+    let o = skyzip(&[
+        "compress",
+        s(&img),
+        s(&d.path().join("e.fits")),
+        "--eta",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("tunable"), "{}", stderr(&o));
+}

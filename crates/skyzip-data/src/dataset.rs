@@ -47,6 +47,55 @@ pub struct Dataset {
     pub norms: Vec<Norm>,
 }
 
+impl Dataset {
+    /// The items of several datasets, in order. Sizes must agree; targets must be present in
+    /// all or none; parameters (labels) are kept only when every part has the same names.
+    pub fn concat(parts: Vec<Dataset>) -> Result<Dataset, crate::DataError> {
+        let Some(first) = parts.first() else {
+            return Err(crate::DataError::invalid("nothing to concatenate"));
+        };
+        let (nx, ny) = (first.nx, first.ny);
+        let names = first.param_names.clone();
+        let with_targets = first.targets.is_some();
+        let same_labels = parts.iter().all(|p| p.param_names == names);
+        let mut out = Dataset {
+            nx,
+            ny,
+            targets: with_targets.then(Vec::new),
+            param_names: if same_labels { names } else { Vec::new() },
+            ..Dataset::default()
+        };
+        for (k, p) in parts.into_iter().enumerate() {
+            if (p.nx, p.ny) != (nx, ny) {
+                return Err(crate::DataError::invalid(format!(
+                    "source {k} has {}×{} images, source 0 has {nx}×{ny}",
+                    p.nx, p.ny
+                )));
+            }
+            if p.targets.is_some() != with_targets {
+                return Err(crate::DataError::invalid(format!(
+                    "source {k} {} targets and source 0 {}",
+                    if p.targets.is_some() { "has" } else { "has no" },
+                    if with_targets { "does" } else { "does not" }
+                )));
+            }
+            out.inputs.extend(p.inputs);
+            if let (Some(t), Some(pt)) = (out.targets.as_mut(), p.targets) {
+                t.extend(pt);
+            }
+            if same_labels {
+                out.params.extend(p.params);
+            }
+            out.origins.extend(p.origins);
+            out.norms.extend(p.norms);
+        }
+        if !same_labels {
+            out.params = vec![Vec::new(); out.origins.len()];
+        }
+        Ok(out)
+    }
+}
+
 /// A batch in NCHW order with C = 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -332,5 +381,45 @@ impl Dataset {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod concat_tests {
+    use super::*;
+
+    fn part(n: usize, side: usize, labels: &[&str], targets: bool) -> Dataset {
+        let npix = side * side;
+        Dataset {
+            nx: side,
+            ny: side,
+            inputs: (0..n * npix).map(|i| i as f32).collect(),
+            targets: targets.then(|| vec![1.0; n * npix]),
+            param_names: labels.iter().map(|s| s.to_string()).collect(),
+            params: vec![vec![0.5; labels.len()]; n],
+            origins: (0..n)
+                .map(|i| Origin::Sim {
+                    kind: "toy".into(),
+                    seed: 1,
+                    index: i as u64,
+                })
+                .collect(),
+            norms: vec![Norm::None; n],
+        }
+    }
+
+    #[test]
+    fn concat_keeps_items_in_order_and_refuses_mismatches() {
+        let d =
+            Dataset::concat(vec![part(2, 4, &["a"], false), part(3, 4, &["a"], false)]).unwrap();
+        assert_eq!((d.len(), d.inputs.len(), d.params.len()), (5, 80, 5));
+        assert_eq!(d.param_names, vec!["a"]);
+        // Different labels: kept for none.
+        let d = Dataset::concat(vec![part(2, 4, &["a"], false), part(1, 4, &[], false)]).unwrap();
+        assert!(d.param_names.is_empty() && d.params.iter().all(Vec::is_empty));
+        let e = Dataset::concat(vec![part(1, 4, &[], false), part(1, 8, &[], false)]).unwrap_err();
+        assert!(e.to_string().contains("8×8"), "{e}");
+        assert!(Dataset::concat(vec![part(1, 4, &[], true), part(1, 4, &[], false)]).is_err());
+        assert!(Dataset::concat(vec![]).is_err());
     }
 }

@@ -98,6 +98,9 @@ pub enum DataSource {
     },
     /// A dataset written by `skyzip simulate` or `skyzip stamps` (file or folder).
     Dataset { path: PathBuf },
+    /// The items of several sources together (same image size), e.g. simulated and real
+    /// stamps.
+    Mix { sources: Vec<DataSource> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,7 +191,17 @@ impl Experiment {
                 self.val_fraction
             )));
         }
-        if let DataSource::Simulator { kind, n, .. } = &self.data.source {
+        check_source(&self.data.source)
+    }
+
+    pub fn model_config(&self) -> Result<ModelConfig, TrainError> {
+        ModelConfig::from_json(&self.model).map_err(TrainError::Config)
+    }
+}
+
+fn check_source(src: &DataSource) -> Result<(), TrainError> {
+    match src {
+        DataSource::Simulator { kind, n, .. } => {
             simulator(kind)?;
             if *n == 0 {
                 return Err(TrainError::Config(
@@ -196,10 +209,13 @@ impl Experiment {
                 ));
             }
         }
-        Ok(())
+        DataSource::Mix { sources } => {
+            if sources.is_empty() {
+                return Err(TrainError::Config("data.source.sources is empty".into()));
+            }
+            sources.iter().try_for_each(check_source)?;
+        }
+        _ => {}
     }
-
-    pub fn model_config(&self) -> Result<ModelConfig, TrainError> {
-        ModelConfig::from_json(&self.model).map_err(TrainError::Config)
-    }
+    Ok(())
 }

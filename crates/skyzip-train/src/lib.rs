@@ -43,15 +43,17 @@ pub(crate) fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-/// Builds the dataset an experiment describes (normalised, NaN-filled).
-pub fn build_dataset(exp: &Experiment) -> Result<Dataset, TrainError> {
-    let d = &exp.data;
-    let mut ds = match &d.source {
+/// The raw items of one data source (before normalisation); `targets`: keep the clean targets
+/// a simulator gives (a model trained to reconstruct its input does not use them).
+fn load_source(
+    src: &DataSource,
+    noise: Option<&str>,
+    targets: bool,
+) -> Result<Dataset, TrainError> {
+    let mut ds = match src {
         DataSource::Simulator { kind, n, seed } => {
             let sim = config::simulator(kind)?;
-            let noise = d
-                .noise
-                .as_deref()
+            let noise = noise
                 .map(skyzip_sim::noise::Noise::parse)
                 .transpose()
                 .map_err(|e| TrainError::Config(format!("data.noise: {e}")))?;
@@ -80,12 +82,27 @@ pub fn build_dataset(exp: &Experiment) -> Result<Dataset, TrainError> {
             }
             Dataset::from_skyzip(path)?
         }
+        DataSource::Mix { sources } => Dataset::concat(
+            sources
+                .iter()
+                .map(|s| load_source(s, noise, targets))
+                .collect::<Result<_, _>>()?,
+        )
+        .map_err(|e| TrainError::Config(format!("data.source (mix): {e}")))?,
     };
-    ds.normalise(d.normalisation);
-    ds.fill_nan(0.0);
-    if d.target == config::Target::Input {
+    if !targets {
         ds.targets = None;
     }
+    Ok(ds)
+}
+
+/// Builds the dataset an experiment describes (normalised, NaN-filled).
+pub fn build_dataset(exp: &Experiment) -> Result<Dataset, TrainError> {
+    let d = &exp.data;
+    let input = d.target == config::Target::Input;
+    let mut ds = load_source(&d.source, d.noise.as_deref(), !input)?;
+    ds.normalise(d.normalisation);
+    ds.fill_nan(0.0);
     Ok(ds)
 }
 
