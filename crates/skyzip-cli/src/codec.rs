@@ -2,14 +2,15 @@
 
 use anyhow::{bail, Result};
 use skyzip_codec::{Mode, Options, Predictor};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct CompressArgs {
     input: PathBuf,
     output: PathBuf,
-    /// Codec model: `default` or `rate` (bundled) or an export (F.safetensors with F.json beside it).
+    /// Codec model: `default` or `rate` (bundled), an export (F.safetensors with F.json beside
+    /// it), or `auto`: every bundled model is tried and the smallest file kept.
     #[arg(long, default_value = "default")]
     model: String,
     /// Integers exact; floats exact after quantisation at σ/q (the default mode).
@@ -46,6 +47,14 @@ pub struct CompressArgs {
 
 pub fn run_compress(a: CompressArgs) -> Result<()> {
     crate::pack::check_not_input(&a.input, &a.output)?;
+    if a.model == "auto" {
+        return run_auto(a);
+    }
+    run_one(a).map(|_| ())
+}
+
+/// Compresses with one model, prints what happened, returns the file's bytes.
+fn run_one(a: CompressArgs) -> Result<u64> {
     let p = Predictor::load(&a.model)?;
     let max_error = match a.quality {
         Some(10) => None,
@@ -101,6 +110,47 @@ pub fn run_compress(a: CompressArgs) -> Result<()> {
         8.0 * r.file_bytes as f64 / npix.max(1) as f64,
         in_bytes as f64 / 1e6 / secs
     );
+    Ok(r.file_bytes)
+}
+
+/// `--model auto`: the file compressed with every bundled model, the smallest kept (the file
+/// names its model, so decompress needs nothing more).
+fn run_auto(a: CompressArgs) -> Result<()> {
+    if a.target_bpp.is_some() || a.target_rmse.is_some() {
+        bail!("--model auto takes a fixed mode (--lossless, --max-error, --quality), not a rate target");
+    }
+    if a.output.exists() && !a.force {
+        bail!(
+            "{}: already exists (--force to replace it)",
+            a.output.display()
+        );
+    }
+    let dir = tempfile::tempdir_in(
+        a.output
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )?;
+    let mut best: Option<(u64, String, PathBuf)> = None;
+    for name in skyzip_codec::predict::bundled() {
+        let trial = dir.path().join(format!("{name}.fits"));
+        let sub = CompressArgs {
+            input: a.input.clone(),
+            output: trial.clone(),
+            model: name.to_string(),
+            force: true,
+            target_bpp: None,
+            target_rmse: None,
+            ..a.clone()
+        };
+        let bytes = run_one(sub)?;
+        if best.as_ref().is_none_or(|b| bytes < b.0) {
+            best = Some((bytes, name.to_string(), trial));
+        }
+    }
+    let (bytes, name, path) = best.expect("at least one bundled model");
+    std::fs::rename(&path, &a.output)?;
+    println!("{}: model {name} kept, {bytes} bytes", a.output.display());
     Ok(())
 }
 

@@ -331,6 +331,46 @@ fn quality_levels_eta_and_the_rate_model() {
         read_image(&out, &HduSelector::FirstImage).unwrap(),
     );
     assert!(a.pixels.bit_identical(&b.pixels));
+    // auto: every bundled model tried, the smaller file kept, and it decodes on its own.
+    let c = d.path().join("auto.fits");
+    let o = skyzip(&[
+        "compress",
+        s(&img),
+        s(&c),
+        "--model",
+        "auto",
+        "--max-error",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sizes: Vec<u64> = ["default", "rate"]
+        .iter()
+        .map(|m| {
+            let f = d.path().join(format!("single-{m}.fits"));
+            let o = skyzip(&["compress", s(&img), s(&f), "--model", m, "--max-error", "2"]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            std::fs::metadata(&f).unwrap().len()
+        })
+        .collect();
+    assert_eq!(
+        std::fs::metadata(&c).unwrap().len(),
+        *sizes.iter().min().unwrap()
+    );
+    assert!(
+        skyzip(&["decompress", s(&c), s(&d.path().join("auto.out.fits"))])
+            .status
+            .success()
+    );
+    let o = skyzip(&[
+        "compress",
+        s(&img),
+        s(&d.path().join("y.fits")),
+        "--model",
+        "auto",
+        "--target-bpp",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
     // η needs a tunable model: the bundled ones are not, and say so.
     let o = skyzip(&[
         "compress",
