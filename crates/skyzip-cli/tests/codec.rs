@@ -66,6 +66,38 @@ fn golden_bitstream_and_thread_count_determinism() {
     }
 }
 
+/// Two more pinned bitstreams: a float image with NaN blanks (quantisation with dither, the blank
+/// mask, the adaptive-context residual mode), and the `rate` model at 2σ (the learned prior).
+const GOLDEN_PARKES: &str = "4e5a647cfd060383cf90e31a5c4e0e1c5f09fbd52ffd65d9898cae9be71ab432";
+const GOLDEN_ESO_RATE_2S: &str = "26d90b9f385767935b6cf5a7f1d11a3571787031e49b683dae48717a76ebd43e";
+
+#[test]
+fn golden_bitstreams_of_floats_and_the_rate_model() {
+    let d = tempfile::tempdir().unwrap();
+    let parkes = real("radio_parkes_1904-66_SIN.fits");
+    let eso = real("optical_eso_ntt_sep_image.fits");
+    for (img, args, golden) in [
+        (&parkes, vec![], GOLDEN_PARKES),
+        (
+            &eso,
+            vec!["--model", "rate", "--max-error", "2"],
+            GOLDEN_ESO_RATE_2S,
+        ),
+    ] {
+        let c = d.path().join("g.fits");
+        let mut all = vec!["compress", s(img), s(&c), "--force"];
+        all.extend(args);
+        let o = skyzip(&all);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(
+            sha256_hex(&tiles(&c)),
+            golden,
+            "golden bitstream of {} changed",
+            img.display()
+        );
+    }
+}
+
 #[test]
 fn compressed_files_are_standard_fits() {
     let d = tempfile::tempdir().unwrap();

@@ -7,8 +7,10 @@
 //! mode and the residual of every non-blank pixel, each under a Laplace snapped to the table:
 //! against the model's prediction round(μ) with the model's σ as scale, or against round(μ) plus
 //! a median-edge prediction from the decoded neighbours' model residuals (for images whose
-//! structure the latent does not carry), with the scale from the neighbours or from the model.
-//! The encoder tries the three and keeps the cheapest. The hash is checked after decoding, so a
+//! structure the latent does not carry), with the scale from the neighbours or from the model;
+//! or that prediction corrected by a running per-context bias with a per-context adaptive scale
+//! (JPEG-LS-style; contexts from the model's σ, the neighbours' activity and the local gradient).
+//! The encoder tries the four and keeps the cheapest. The hash is checked after decoding, so a
 //! corrupted tile — or a machine whose floating point disagrees with the encoder's — is an
 //! error, never a silently wrong image.
 
@@ -189,6 +191,37 @@ enum Residuals {
     MedContext = 1,
     /// The same prediction with the model's σ as the scale.
     MedModel = 2,
+    /// The median-edge prediction corrected by each context's running bias, with the scale
+    /// each context has seen so far (JPEG-LS-style adaptation), contexts from the model's σ and
+    /// the neighbours' activity.
+    Adaptive = 3,
+}
+
+/// Running statistics of one adaptive context, in units of the residual step.
+#[derive(Clone, Copy, Default)]
+struct Ctx {
+    abs: i64,
+    sum: i64,
+    n: i64,
+}
+
+/// Context statistics are halved when a context has seen this many values (so they follow
+/// changes across the tile, as JPEG-LS's RESET).
+const CTX_RESET: i64 = 1024;
+/// Weight, in values, of a context's starting guess (the model's or neighbours' scale).
+const CTX_PRIOR: f64 = 8.0;
+/// Activity buckets: 0, then ⌊log2⌋ + 1 of the neighbours' mean |q|, capped.
+const ACT_BUCKETS: usize = 12;
+
+/// Gradient buckets (the same log2 bucketing of |a−c| + |b−c| + |d−b|, in steps).
+const GRAD_BUCKETS: usize = 8;
+
+fn activity_bucket(mean_abs: i64) -> usize {
+    if mean_abs <= 0 {
+        0
+    } else {
+        ((64 - mean_abs.leading_zeros()) as usize).min(ACT_BUCKETS - 1)
+    }
 }
 
 /// LOCO-I's median edge detector.
@@ -223,12 +256,18 @@ fn walk(
     // Reconstructed model residuals and |coded values| of the pixels seen so far (0 for blanks).
     let mut res = vec![0i64; n];
     let mut mag = vec![0i64; n];
+    let mut ctx = if mode == Residuals::Adaptive {
+        vec![Ctx::default(); SCALES.div_ceil(2) * ACT_BUCKETS * GRAD_BUCKETS]
+    } else {
+        Vec::new()
+    };
     for y in 0..h {
         for x in 0..w {
             let i = y * w + x;
             if blank[i] {
                 continue;
             }
+            let (mut cur, mut corr) = (0, 0i64);
             let (base, sidx) = match mode {
                 Residuals::Model => (pred[i], scale[i]),
                 _ => {
@@ -241,38 +280,80 @@ fn walk(
                     };
                     let b = if y > 0 { res[i - w] } else { a };
                     let c = if x > 0 && y > 0 { res[i - w - 1] } else { b };
-                    let base = pred[i].saturating_add(med(a, b, c)).clamp(s.lo, s.hi);
-                    let sidx = if mode == Residuals::MedModel {
-                        scale[i]
-                    } else {
-                        let mut sum = 0i64;
-                        let mut k = 0i64;
-                        let mut add = |j: usize| {
-                            sum = sum.saturating_add(mag[j]);
-                            k += 1;
-                        };
+                    let mut base = pred[i].saturating_add(med(a, b, c)).clamp(s.lo, s.hi);
+                    // The neighbours' mean |coded value|.
+                    let mut sum = 0i64;
+                    let mut k = 0i64;
+                    let mut add = |j: usize| {
+                        sum = sum.saturating_add(mag[j]);
+                        k += 1;
+                    };
+                    if x > 0 {
+                        add(i - 1);
+                    }
+                    if y > 0 {
+                        add(i - w);
                         if x > 0 {
-                            add(i - 1);
+                            add(i - w - 1);
                         }
-                        if y > 0 {
-                            add(i - w);
-                            if x > 0 {
-                                add(i - w - 1);
+                        if x + 1 < w {
+                            add(i - w + 1);
+                        }
+                    }
+                    let sidx = match mode {
+                        Residuals::MedModel => scale[i],
+                        Residuals::Adaptive => {
+                            let d = if y > 0 && x + 1 < w {
+                                res[i - w + 1]
+                            } else {
+                                b
+                            };
+                            let grad = (a.saturating_sub(c).saturating_abs())
+                                .saturating_add(b.saturating_sub(c).saturating_abs())
+                                .saturating_add(d.saturating_sub(b).saturating_abs())
+                                / step;
+                            let cj = ((scale[i] / 2) * ACT_BUCKETS
+                                + activity_bucket(if k == 0 { 0 } else { sum / k }))
+                                * GRAD_BUCKETS
+                                + activity_bucket(grad).min(GRAD_BUCKETS - 1);
+                            cur = cj;
+                            let st = ctx[cj];
+                            if st.n > 0 {
+                                // Bias cancellation: the context's mean signed residual (before
+                                // correction), rounded.
+                                corr = (2 * st.sum + st.n).div_euclid(2 * st.n);
+                                base = base
+                                    .saturating_add(corr.saturating_mul(step))
+                                    .clamp(s.lo, s.hi);
                             }
-                            if x + 1 < w {
-                                add(i - w + 1);
-                            }
+                            let guess = if k == 0 {
+                                crate::entropy::scale(scale[i])
+                            } else {
+                                0.5 * (crate::entropy::scale(scale[i]) + sum as f64 / k as f64)
+                            };
+                            snap(
+                                ((st.abs as f64 + CTX_PRIOR * guess) / (st.n as f64 + CTX_PRIOR))
+                                    .max(0.3),
+                            )
                         }
-                        if k == 0 {
-                            scale[i]
-                        } else {
-                            snap((sum as f64 / k as f64).max(0.3))
-                        }
+                        _ if k == 0 => scale[i],
+                        _ => snap((sum as f64 / k as f64).max(0.3)),
                     };
                     (base, sidx)
                 }
             };
             let q = code(i, sidx, base)?;
+            if mode == Residuals::Adaptive {
+                let st = &mut ctx[cur];
+                st.abs = st.abs.saturating_add(q.saturating_abs());
+                st.sum = st.sum.saturating_add(q.saturating_add(corr));
+                st.n += 1;
+                if st.n >= CTX_RESET {
+                    st.abs /= 2;
+                    st.sum /= 2;
+                    st.n /= 2;
+                }
+            }
             let xv = base
                 .saturating_add(q.saturating_mul(step))
                 .clamp(s.lo, s.hi);
@@ -356,7 +437,12 @@ pub fn encode(
         let step = 2 * s.e + 1;
         // Every residual mode is tried; the tile keeps the cheapest (2 bits say which).
         let mut best: Option<(Writer, Vec<i64>)> = None;
-        for mode in [Residuals::Model, Residuals::MedContext, Residuals::MedModel] {
+        for mode in [
+            Residuals::Model,
+            Residuals::MedContext,
+            Residuals::MedModel,
+            Residuals::Adaptive,
+        ] {
             let mut wm = wr.clone();
             wm.put_bits(mode as u64, 2);
             let dec = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
@@ -369,7 +455,7 @@ pub fn encode(
                 best = Some((wm, dec));
             }
         }
-        let (wb, dec) = best.expect("three modes tried");
+        let (wb, dec) = best.expect("four modes tried");
         wr = wb;
         decoded = dec;
     }
@@ -451,6 +537,7 @@ pub fn decode(
             0 => Residuals::Model,
             1 => Residuals::MedContext,
             2 => Residuals::MedModel,
+            3 => Residuals::Adaptive,
             m => return Err(Corrupt(format!("residual mode {m}"))),
         };
         v = walk(mode, &pred, &scale, &blank, w, h, s, |_, sidx, _| {
