@@ -53,8 +53,9 @@ pub fn run_compress(a: CompressArgs) -> Result<()> {
     run_one(a).map(|_| ())
 }
 
-/// Compresses with one model, prints what happened, returns the file's bytes.
-fn run_one(a: CompressArgs) -> Result<u64> {
+/// Compresses with one model, prints what happened, returns the file's bytes and the max-error
+/// used (σ units, 0 = lossless).
+fn run_one(a: CompressArgs) -> Result<(u64, f64)> {
     let p = Predictor::load(&a.model)?;
     let max_error = match a.quality {
         Some(10) => None,
@@ -110,15 +111,18 @@ fn run_one(a: CompressArgs) -> Result<u64> {
         8.0 * r.file_bytes as f64 / npix.max(1) as f64,
         in_bytes as f64 / 1e6 / secs
     );
-    Ok(r.file_bytes)
+    let e = match opts.mode {
+        Mode::Lossless => 0.0,
+        Mode::MaxError(e) => e,
+    };
+    Ok((r.file_bytes, e))
 }
 
-/// `--model auto`: the file compressed with every bundled model, the smallest kept (the file
-/// names its model, so decompress needs nothing more).
+/// `--model auto`: the file compressed with every bundled model and one kept (the file names its
+/// model, so decompress needs nothing more). With a fixed mode, or --target-rmse, the smallest
+/// file; with --target-bpp, the one whose rate control reached the smallest max-error (the best
+/// quality within the budget), the smaller file on a tie.
 fn run_auto(a: CompressArgs) -> Result<()> {
-    if a.target_bpp.is_some() || a.target_rmse.is_some() {
-        bail!("--model auto takes a fixed mode (--lossless, --max-error, --quality), not a rate target");
-    }
     if a.output.exists() && !a.force {
         bail!(
             "{}: already exists (--force to replace it)",
@@ -131,7 +135,7 @@ fn run_auto(a: CompressArgs) -> Result<()> {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new(".")),
     )?;
-    let mut best: Option<(u64, String, PathBuf)> = None;
+    let mut best: Option<((f64, u64), String, PathBuf)> = None;
     for name in skyzip_codec::predict::bundled() {
         let trial = dir.path().join(format!("{name}.fits"));
         let sub = CompressArgs {
@@ -139,16 +143,20 @@ fn run_auto(a: CompressArgs) -> Result<()> {
             output: trial.clone(),
             model: name.to_string(),
             force: true,
-            target_bpp: None,
-            target_rmse: None,
             ..a.clone()
         };
-        let bytes = run_one(sub)?;
-        if best.as_ref().is_none_or(|b| bytes < b.0) {
-            best = Some((bytes, name.to_string(), trial));
+        let (bytes, e) = run_one(sub)?;
+        // Ordered by quality first under a size budget, by size otherwise.
+        let key = if a.target_bpp.is_some() {
+            (e, bytes)
+        } else {
+            (0.0, bytes)
+        };
+        if best.as_ref().is_none_or(|b| key < b.0) {
+            best = Some((key, name.to_string(), trial));
         }
     }
-    let (bytes, name, path) = best.expect("at least one bundled model");
+    let ((_, bytes), name, path) = best.expect("at least one bundled model");
     std::fs::rename(&path, &a.output)?;
     println!("{}: model {name} kept, {bytes} bytes", a.output.display());
     Ok(())

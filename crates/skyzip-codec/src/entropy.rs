@@ -349,7 +349,10 @@ mod tests {
     #[test]
     fn snap_is_nearest_and_monotone() {
         for s in 0..SCALES {
-            assert_eq!(scale(s), QUARTER_POW2[s % 4] * 2f64.powi((s / 4) as i32 - 2));
+            assert_eq!(
+                scale(s),
+                QUARTER_POW2[s % 4] * 2f64.powi((s / 4) as i32 - 2)
+            );
             assert_eq!(snap(scale(s)), s);
             assert_eq!(snap(scale(s) * 1.05), s);
         }
