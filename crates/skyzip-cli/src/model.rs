@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use skyzip_fits::{Card, HduSelector, ImageHdu, Pixels};
 use skyzip_nn::model::ModelConfig;
-use skyzip_train::checkpoint::{save_weights, sidecar, ExportInfo, Part, EXPORT_FORMAT};
+use skyzip_train::checkpoint::{sidecar, write_export, ExportInfo, Part, EXPORT_FORMAT};
 use skyzip_train::config::Experiment;
 use std::path::{Path, PathBuf};
 
@@ -46,7 +46,6 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    save_weights(&model, &a.out, part)?;
     let info = ExportInfo {
         format: EXPORT_FORMAT.into(),
         part: part.name().into(),
@@ -55,8 +54,7 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         run: a.run.display().to_string(),
         checkpoint: a.checkpoint.clone(),
     };
-    std::fs::write(&side, serde_json::to_string_pretty(&info)?)
-        .with_context(|| format!("writing {}", side.display()))?;
+    write_export(&model, &a.out, &info)?;
     println!(
         "{}: {} of {} ({}), config in {}",
         a.out.display(),

@@ -505,7 +505,9 @@ fn key_i64(h: &Header, k: &str, path: &Path) -> Result<i64, CodecError> {
         .ok_or_else(|| err(path, format!("missing or bad keyword {k}")))
 }
 
-fn zval(h: &Header, name: &str) -> Option<String> {
+/// The value of the ZNAMEi/ZVALi pair named `name` in a compressed HDU's header (quotes and
+/// blanks stripped), as the tiled-image convention records the codec's parameters.
+pub fn zval(h: &Header, name: &str) -> Option<String> {
     (1..=99).find_map(|i| {
         (h.string(&format!("ZNAME{i}"))?.trim() == name)
             .then(|| {

@@ -1,11 +1,12 @@
 //! The learned prior's tables on real tiles, and the tunable rate η through whole files.
 
+use skyzip_codec::codec::zval;
 use skyzip_codec::tile::{decode, encode, Settings};
 use skyzip_codec::{compress, decompress, CodecError, Mode, Options, Predictor};
 use skyzip_fits::{read_header, read_image, HduSelector};
 use skyzip_nn::burn::prelude::*;
 use skyzip_nn::model::ModelConfig;
-use skyzip_train::checkpoint::{save_weights, sidecar, ExportInfo, Part, EXPORT_FORMAT};
+use skyzip_train::checkpoint::{write_export, ExportInfo, EXPORT_FORMAT};
 use std::path::{Path, PathBuf};
 
 fn real(name: &str) -> PathBuf {
@@ -75,7 +76,6 @@ fn tunable_export(dir: &Path) -> PathBuf {
     let cfg = ModelConfig::from_json(&json).unwrap();
     let model = cfg.init_seeded(&Device::flex(), 1);
     let path = dir.join("tunable.safetensors");
-    save_weights(&model, &path, Part::Full).unwrap();
     let info = ExportInfo {
         format: EXPORT_FORMAT.into(),
         part: "full".into(),
@@ -84,7 +84,7 @@ fn tunable_export(dir: &Path) -> PathBuf {
         run: "test".into(),
         checkpoint: "init".into(),
     };
-    std::fs::write(sidecar(&path), serde_json::to_string(&info).unwrap()).unwrap();
+    write_export(&model, &path, &info).unwrap();
     path
 }
 
@@ -107,16 +107,7 @@ fn eta_codes_a_prefix_and_decodes_exactly() {
         };
         compress(&src, &c, &p, &opts, false).unwrap();
         let h = read_header(&c, 1).unwrap();
-        let k = (1..10)
-            .find(|i| {
-                h.string(&format!("ZNAME{i}"))
-                    .is_some_and(|n| n.trim() == "ETA")
-            })
-            .expect("ZNAME ETA");
-        assert_eq!(
-            h.get(&format!("ZVAL{k}")).unwrap().raw_value(),
-            Some(eta.to_string().as_str())
-        );
+        assert_eq!(zval(&h, "ETA"), Some(eta.to_string()), "ZNAME/ZVAL ETA");
         let load = |_: &str| Predictor::load(&spec);
         decompress(&c, &o, &load, false).unwrap();
         let back = read_image(&o, &HduSelector::FirstImage).unwrap();

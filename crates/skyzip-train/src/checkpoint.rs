@@ -137,6 +137,17 @@ pub fn sidecar(weights: &Path) -> PathBuf {
     weights.with_extension("json")
 }
 
+/// Writes an export: the part of `model`'s weights that `info.part` names to `out`, and `info`
+/// as the sidecar beside it. Returns the sidecar's path.
+pub fn write_export(model: &Model, out: &Path, info: &ExportInfo) -> Result<PathBuf, TrainError> {
+    let part = Part::parse(&info.part).map_err(TrainError::Config)?;
+    save_weights(model, out, part)?;
+    let side = sidecar(out);
+    let text = serde_json::to_string_pretty(info).map_err(|e| io(&side, e))?;
+    std::fs::write(&side, text).map_err(|e| io(&side, e))?;
+    Ok(side)
+}
+
 /// The bookkeeping of a run between epochs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunState {
