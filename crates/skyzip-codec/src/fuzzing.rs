@@ -16,18 +16,19 @@ fn default_model() -> &'static Predictor {
     P.get_or_init(|| Predictor::load("default").expect("the bundled model loads"))
 }
 
+/// The error bounds a tile case can ask for (byte 2 picks one).
+const ERRORS: [i64; 5] = [0, 1, 3, 1000, i64::MAX / 4];
+
 /// The settings and tile size a tile case starts with: 4 header bytes, then the tile.
-/// Byte 0..2: width and height (1–64); byte 2: the error bound (0, 1, 3, 1000, or a huge one);
-/// byte 3: the pixel range (16-bit, 32-bit, or the float codec's wide range).
+/// Byte 0..2: width and height (1–64); byte 2: the error bound (one of [`ERRORS`]; any other
+/// `e` asks for the last, huge one); byte 3: the pixel range (16-bit, 32-bit, or the float
+/// codec's wide range).
 pub fn tile_header(w: usize, h: usize, e: i64, range: u8) -> [u8; 4] {
-    let ecode = match e {
-        0 => 0,
-        1 => 1,
-        3 => 2,
-        1000 => 3,
-        _ => 4,
-    };
-    [(w - 1) as u8, (h - 1) as u8, ecode, range]
+    let ecode = ERRORS
+        .iter()
+        .position(|&x| x == e)
+        .unwrap_or(ERRORS.len() - 1);
+    [(w - 1) as u8, (h - 1) as u8, ecode as u8, range]
 }
 
 fn tile_settings(data: &[u8]) -> Option<(usize, usize, Settings, &[u8])> {
@@ -36,13 +37,7 @@ fn tile_settings(data: &[u8]) -> Option<(usize, usize, Settings, &[u8])> {
     }
     let w = (data[0] % 64) as usize + 1;
     let h = (data[1] % 64) as usize + 1;
-    let e = match data[2] % 5 {
-        0 => 0,
-        1 => 1,
-        2 => 3,
-        3 => 1000,
-        _ => i64::MAX / 4,
-    };
+    let e = ERRORS[data[2] as usize % ERRORS.len()];
     let (lo, hi) = match data[3] % 3 {
         0 => (i16::MIN as i64, i16::MAX as i64),
         1 => (i32::MIN as i64, i32::MAX as i64),

@@ -235,6 +235,31 @@ fn med(a: i64, b: i64, c: i64) -> i64 {
     }
 }
 
+/// The sum of |coded value| over a pixel's causal neighbours (left, up-left, up, up-right, those
+/// inside the tile; 0 for blanks) and how many there are.
+fn neighbour_magnitudes(mag: &[i64], x: usize, y: usize, w: usize) -> (i64, i64) {
+    let i = y * w + x;
+    let mut sum = 0i64;
+    let mut k = 0i64;
+    let mut add = |j: usize| {
+        sum = sum.saturating_add(mag[j]);
+        k += 1;
+    };
+    if x > 0 {
+        add(i - 1);
+    }
+    if y > 0 {
+        add(i - w);
+        if x > 0 {
+            add(i - w - 1);
+        }
+        if x + 1 < w {
+            add(i - w + 1);
+        }
+    }
+    (sum, k)
+}
+
 /// Visits the non-blank pixels in raster order with the prediction (`base`) and scale index
 /// the mode gives them; `code` returns the quantised residual (the encoder computes and writes
 /// it, the decoder reads it). Returns the decoded values. Encoder and decoder share this walk,
@@ -281,28 +306,10 @@ fn walk(
                     let b = if y > 0 { res[i - w] } else { a };
                     let c = if x > 0 && y > 0 { res[i - w - 1] } else { b };
                     let mut base = pred[i].saturating_add(med(a, b, c)).clamp(s.lo, s.hi);
-                    // The neighbours' mean |coded value|.
-                    let mut sum = 0i64;
-                    let mut k = 0i64;
-                    let mut add = |j: usize| {
-                        sum = sum.saturating_add(mag[j]);
-                        k += 1;
-                    };
-                    if x > 0 {
-                        add(i - 1);
-                    }
-                    if y > 0 {
-                        add(i - w);
-                        if x > 0 {
-                            add(i - w - 1);
-                        }
-                        if x + 1 < w {
-                            add(i - w + 1);
-                        }
-                    }
                     let sidx = match mode {
                         Residuals::MedModel => scale[i],
                         Residuals::Adaptive => {
+                            let (sum, k) = neighbour_magnitudes(&mag, x, y, w);
                             let d = if y > 0 && x + 1 < w {
                                 res[i - w + 1]
                             } else {
@@ -326,18 +333,21 @@ fn walk(
                                     .saturating_add(corr.saturating_mul(step))
                                     .clamp(s.lo, s.hi);
                             }
+                            let model_b = crate::entropy::scale(scale[i]);
                             let guess = if k == 0 {
-                                crate::entropy::scale(scale[i])
+                                model_b
                             } else {
-                                0.5 * (crate::entropy::scale(scale[i]) + sum as f64 / k as f64)
+                                0.5 * (model_b + sum as f64 / k as f64)
                             };
                             snap(
                                 ((st.abs as f64 + CTX_PRIOR * guess) / (st.n as f64 + CTX_PRIOR))
                                     .max(0.3),
                             )
                         }
-                        _ if k == 0 => scale[i],
-                        _ => snap((sum as f64 / k as f64).max(0.3)),
+                        _ => match neighbour_magnitudes(&mag, x, y, w) {
+                            (_, 0) => scale[i],
+                            (sum, k) => snap((sum as f64 / k as f64).max(0.3)),
+                        },
                     };
                     (base, sidx)
                 }
