@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use skyzip_testdata::real_dir;
+use skyzip_testdata::sample;
 use std::path::{Path, PathBuf};
 
 fn fails_with(args: &[&str], file: &Path, words: &str) {
@@ -22,8 +22,21 @@ fn fails_with(args: &[&str], file: &Path, words: &str) {
     assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
 }
 
-fn horsehead() -> PathBuf {
-    real_dir().join("optical_dss_HorseHead.fits")
+/// A small image in the primary HDU and a binary table after it (as HorseHead's mask table).
+fn image_and_table(dir: &Path) -> PathBuf {
+    use skyzip_fits::{Column, FitsWriter, Header, ImageHdu, Pixels, Table};
+    let p = dir.join("image+table.fits");
+    let mut w = FitsWriter::create(&p, false).unwrap();
+    let px = Pixels::I16((0..64 * 48).map(|i| (i % 97) as i16).collect());
+    w.write_image(&ImageHdu::new(vec![64, 48], px, Header::default()), None)
+        .unwrap();
+    let t = Table {
+        columns: vec![("FLUX".into(), Column::F64(vec![1.0, 2.0, 3.0]))],
+        header: Header::default(),
+    };
+    w.write_table("MASK", &t).unwrap();
+    w.finish().unwrap();
+    p
 }
 
 fn no_tmp_left(dir: &Path) {
@@ -56,7 +69,7 @@ fn not_a_fits_file() {
 #[test]
 fn truncated_file() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(horsehead()).unwrap();
+    let bytes = std::fs::read(sample()).unwrap();
     for cut in [1000, 2880 * 3, bytes.len() / 2] {
         let p = dir.path().join(format!("cut{cut}.fits"));
         std::fs::write(&p, &bytes[..cut]).unwrap();
@@ -71,7 +84,8 @@ fn truncated_file() {
 
 #[test]
 fn hdu_without_image() {
-    let p = horsehead();
+    let dir = tempfile::tempdir().unwrap();
+    let p = image_and_table(dir.path());
     fails_with(&["classic", s(&p), "--hdu", "1"], &p, "holds no image");
     fails_with(&["classic", s(&p), "--hdu", "7"], &p, "no hdu 7");
     fails_with(
@@ -80,7 +94,6 @@ fn hdu_without_image() {
         "no hdu named nosuch",
     );
     // A file whose only image HDU is empty: a primary with NAXIS = 0 and nothing else.
-    let dir = tempfile::tempdir().unwrap();
     let e = dir.path().join("empty.fits");
     let mut w = skyzip_fits::FitsWriter::create(&e, false).unwrap();
     w.write_empty_primary(&skyzip_fits::Header::default())
@@ -115,7 +128,7 @@ fn unsupported_bitpix() {
 fn outputs_are_never_overwritten_without_force_and_inputs_never() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.fits");
-    std::fs::copy(real_dir().join("optical_eso_ntt_sep_image.fits"), &input).unwrap();
+    std::fs::copy(sample(), &input).unwrap();
     let out = dir.path().join("out.fits.fz");
     std::fs::write(&out, b"precious").unwrap();
     fails_with(&["pack", s(&input), s(&out)], &out, "exists already");
@@ -140,7 +153,7 @@ fn outputs_are_never_overwritten_without_force_and_inputs_never() {
 
 #[test]
 fn bad_codec_option() {
-    let p = horsehead();
+    let p = sample();
     let o = skyzip(&["classic", s(&p), "--codecs", "zstd"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(

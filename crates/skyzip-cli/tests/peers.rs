@@ -51,7 +51,10 @@ fn funpack_decodes_every_codec_to_our_pixels_and_fitsverify_passes() {
     let dir = tempfile::tempdir().unwrap();
     let funpack = have("funpack");
     let fitsverify = have("fitsverify");
-    for file in real_files() {
+    let Some(files) = real_files() else {
+        return;
+    };
+    for file in files {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let bitpix = read_image(&file, &HduSelector::FirstImage)
             .unwrap()
@@ -120,7 +123,10 @@ fn rice_sizes_agree_with_fpack() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for file in real_files() {
+    let Some(files) = real_files() else {
+        return;
+    };
+    for file in files {
         let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
         let copy = dir.path().join(format!("{stem}.fits"));
         std::fs::copy(&file, &copy).unwrap();

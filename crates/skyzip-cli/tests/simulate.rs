@@ -190,7 +190,9 @@ fn a_written_dataset_reads_back_as_the_simulator_made_it() {
 #[test]
 fn stamps_from_real_images_make_a_dataset() {
     let d = tempfile::tempdir().unwrap();
-    let files = skyzip_testdata::real_files();
+    let Some(files) = skyzip_testdata::real_files() else {
+        return;
+    };
     let out = d.path().join("stamps.fits");
     let mut args = vec![
         "stamps",

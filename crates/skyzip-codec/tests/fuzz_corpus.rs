@@ -61,7 +61,9 @@ fn file_decoder_corpus_never_panics() {
 /// A crop of a real image, as a small FITS file.
 fn crop(src: &str, x0: usize, y0: usize, w: usize, h: usize, out: &Path, extra_table: bool) {
     let img = read_image(
-        &skyzip_testdata::real_dir().join(src),
+        &skyzip_testdata::real_dir()
+            .expect("the seed corpus is cut from the shared images")
+            .join(src),
         &HduSelector::FirstImage,
     )
     .unwrap();

@@ -21,7 +21,10 @@ fn load(name: &str) -> Result<Predictor, skyzip_codec::CodecError> {
 fn lossless_and_max_error_on_every_real_file() {
     let p = Predictor::load("default").unwrap();
     let d = tempfile::tempdir().unwrap();
-    for f in skyzip_testdata::real_files() {
+    let Some(files) = skyzip_testdata::real_files() else {
+        return;
+    };
+    for f in files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let orig = images(&f);
         for mode in [Mode::Lossless, Mode::MaxError(1.0)] {
@@ -95,12 +98,11 @@ fn lossless_and_max_error_on_every_real_file() {
 #[test]
 fn mutated_tiles_never_panic_or_decode_wrong() {
     use skyzip_codec::tile::{decode, encode, Settings};
+    let Some(parkes) = skyzip_testdata::real("radio_parkes_1904-66_SIN.fits") else {
+        return;
+    };
     let p = Predictor::load("default").unwrap();
-    let img = read_image(
-        &skyzip_testdata::real_dir().join("radio_parkes_1904-66_SIN.fits"),
-        &HduSelector::FirstImage,
-    )
-    .unwrap();
+    let img = read_image(&parkes, &HduSelector::FirstImage).unwrap();
     // A 64×64 corner with NaN blanks, quantised like the codec does (step 0.01).
     let (nx, w) = (img.nx(), 64);
     let mut v = Vec::new();

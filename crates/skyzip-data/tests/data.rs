@@ -43,7 +43,9 @@ fn photutils_mask_flags_every_source_brighter_than_19() {
 
 #[test]
 fn stamps_from_every_real_file_with_nan_limits() {
-    let files = skyzip_testdata::real_files();
+    let Some(files) = skyzip_testdata::real_files() else {
+        return;
+    };
     assert!(!files.is_empty());
     let spec = StampSpec {
         size: 32,

@@ -27,7 +27,10 @@ extern "C" {
 
 #[test]
 fn noise3_and_noise5_match_cfitsio_on_real_images() {
-    for path in skyzip_testdata::real_files() {
+    let Some(files) = skyzip_testdata::real_files() else {
+        return;
+    };
+    for path in files {
         let img = read_image(&path, &HduSelector::FirstImage).unwrap();
         let (nx, ny) = (img.nx(), img.ny());
         let phys = img.physical_plane(0);

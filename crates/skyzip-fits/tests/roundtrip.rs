@@ -35,7 +35,10 @@ fn mask_diff(a: &ImageHdu, b: &ImageHdu) -> usize {
 #[test]
 fn every_real_file_round_trips_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    for path in skyzip_testdata::real_files() {
+    let Some(files) = skyzip_testdata::real_files() else {
+        return;
+    };
+    for path in files {
         let out = dir.path().join(path.file_name().unwrap());
         rewrite_file(&path, &out, false, None).unwrap();
         let before = read_all_images(&path).unwrap();
@@ -64,7 +67,10 @@ fn every_real_file_round_trips_exactly() {
 #[test]
 fn lossless_tile_compression_round_trips_on_integer_images() {
     let dir = tempfile::tempdir().unwrap();
-    for path in skyzip_testdata::real_files() {
+    let Some(files) = skyzip_testdata::real_files() else {
+        return;
+    };
+    for path in files {
         let img = read_image(&path, &HduSelector::FirstImage).unwrap();
         if img.bitpix() < 0 {
             continue;
@@ -92,7 +98,10 @@ fn lossless_tile_compression_round_trips_on_integer_images() {
 #[test]
 fn quantised_floats_keep_nan_masks() {
     let dir = tempfile::tempdir().unwrap();
-    for path in skyzip_testdata::real_files() {
+    let Some(files) = skyzip_testdata::real_files() else {
+        return;
+    };
+    for path in files {
         let img = read_image(&path, &HduSelector::FirstImage).unwrap();
         if img.bitpix() > 0 {
             continue;
