@@ -5,14 +5,20 @@ use skyzip_fits::{
 use std::path::PathBuf;
 
 /// The codecs compared when none are named: lossless RICE/GZIP/HCOMPRESS, lossy HCOMPRESS at
-/// 2.5/4/10 σ and float quantisation at q = 4 and 16 (fpack's `-q`).
+/// 2.5/4/10 σ, float quantisation at q = 4 and 16 (fpack's `-q`) and bit-exact floats (GZIP at
+/// q = 0, fpack's `-q 0`).
 pub const DEFAULT_CODECS: &str =
-    "rice,gzip2,hcompress,hcompress:s=2.5,hcompress:s=4,hcompress:s=10,quantize:q=4,quantize:q=16";
+    "rice,gzip2,hcompress,hcompress:s=2.5,hcompress:s=4,hcompress:s=10,\
+                                  quantize:q=4,quantize:q=16,gzip2:q=0";
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  skyzip classic frame.fits                                 fpack's codecs, lossless and lossy
+  skyzip classic frame.fits --codecs rice,hcompress:s=4 --repeat 10
+  skyzip classic frame.fits --keep out/                     keep each .fits.fz to check with funpack")]
 pub struct Args {
     /// FITS files; the first HDU holding an image is used unless --hdu says otherwise.
-    #[arg(required = true)]
+    #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Comma-separated codecs: rice, gzip1, gzip2, plio, hcompress[:s=S][:smooth],
     /// quantize:q=Q (RICE after quantising floats with step σ/Q), and for any of them
@@ -40,29 +46,62 @@ struct FileReport {
     shape: String,
     bitpix: i32,
     sigma: f64,
-    results: Vec<ClassicResult>,
+    results: Vec<Outcome>,
+    /// Codecs of the list not run because they are the same as another on this BITPIX.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
-/// Parses a comma-separated `--codecs` list.
-pub fn parse_codecs(list: &str) -> Result<Vec<TileCompression>> {
+/// Parses a comma-separated `--codecs` list: each spec as written, and what it means.
+pub fn parse_codecs(list: &str) -> Result<Vec<(String, TileCompression)>> {
     list.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| TileCompression::parse(s.trim()).map_err(anyhow::Error::msg))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            TileCompression::parse(s)
+                .map(|c| (s.to_string(), c))
+                .map_err(anyhow::Error::msg)
+        })
         .collect::<Result<_>>()
         .context("--codecs")
 }
 
 /// The codecs of `specs` that differ on an image of this BITPIX (a float quantiser is the same
-/// codec as RICE on integers), each with its label, in order.
-pub fn distinct(specs: &[TileCompression], bitpix: i32) -> Vec<(String, &TileCompression)> {
+/// codec as RICE on integers), each with its label, in order; and a note naming those dropped.
+pub fn distinct(
+    specs: &[(String, TileCompression)],
+    bitpix: i32,
+) -> (Vec<(String, &TileCompression)>, Option<String>) {
     let mut out: Vec<(String, &TileCompression)> = Vec::new();
-    for spec in specs {
+    let mut dropped = Vec::new();
+    for (text, spec) in specs {
         let label = spec.label(bitpix);
-        if !out.iter().any(|(l, _)| *l == label) {
+        if out.iter().any(|(l, _)| *l == label) {
+            dropped.push(format!("{text} (= {label})"));
+        } else {
             out.push((label, spec));
         }
     }
-    out
+    let note = (!dropped.is_empty()).then(|| {
+        format!(
+            "not run, the same codec as a row above on BITPIX {bitpix}{}: {}",
+            if bitpix > 0 {
+                " (float quantisation does not apply to integers)"
+            } else {
+                ""
+            },
+            dropped.join(", ")
+        )
+    });
+    (out, note)
+}
+
+/// One codec's row: its result, or why it could not run on this image (the table goes on).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    Ran(ClassicResult),
+    Failed { codec: String, failed: String },
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -74,10 +113,12 @@ pub fn run(args: Args) -> Result<()> {
         .unwrap_or(HduSelector::FirstImage);
     let mut reports = Vec::new();
     for file in &args.files {
+        crate::files::input(file)?;
         let img = read_image(file, &sel)?;
         let sigma = image_sigma(&img);
         let mut results = Vec::new();
-        for (label, spec) in distinct(&specs, img.bitpix()) {
+        let (codecs, note) = distinct(&specs, img.bitpix());
+        for (label, spec) in codecs {
             let keep = match &args.keep {
                 Some(dir) => {
                     let stem = file
@@ -105,9 +146,15 @@ pub fn run(args: Args) -> Result<()> {
                 }
                 None => None,
             };
-            let r = run_codec(&img, spec, sigma, args.repeat, keep.as_deref())
-                .with_context(|| format!("{}: codec {label}", file.display()))?;
-            results.push(r);
+            results.push(
+                match run_codec(&img, spec, sigma, args.repeat, keep.as_deref()) {
+                    Ok(r) => Outcome::Ran(r),
+                    Err(e) => Outcome::Failed {
+                        codec: label,
+                        failed: e.kind.to_string(),
+                    },
+                },
+            );
         }
         let report = FileReport {
             file: file.display().to_string(),
@@ -115,6 +162,7 @@ pub fn run(args: Args) -> Result<()> {
             bitpix: img.bitpix(),
             sigma,
             results,
+            note,
         };
         if !args.json {
             print_table(&report);
@@ -127,28 +175,55 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The line above a file's table: name, shape, BITPIX, σ.
+pub fn table_title(file: &str, shape: &str, bitpix: i32, sigma: f64) -> String {
+    format!(
+        "{file}  {shape} (NAXIS1×NAXIS2)  BITPIX={bitpix}  σ={}{}",
+        crate::fmt::sigma(sigma),
+        if sigma > 0.0 {
+            ""
+        } else {
+            "  (σ = 0: a constant image; errors in σ are 0 when exact, inf otherwise)"
+        }
+    )
+}
+
 fn print_table(r: &FileReport) {
-    println!(
-        "{}  {}  BITPIX={}  sigma={:.6}",
-        r.file, r.shape, r.bitpix, r.sigma
-    );
+    println!("{}", table_title(&r.file, &r.shape, r.bitpix, r.sigma));
     println!(
         "  {:<22} {:>10} {:>7} {:>7} {:>9} {:>11} {:>5} {:>9} {:>9}",
         "codec", "bytes", "bpp", "ratio", "RMSE/σ", "max|err|/σ", "mask", "enc MB/s", "dec MB/s"
     );
-    for c in &r.results {
+    let mut marked = false;
+    for o in &r.results {
+        match o {
+            Outcome::Ran(c) => {
+                marked |= [c.rmse_sigma, c.max_err_sigma]
+                    .iter()
+                    .any(|v| !v.is_finite() || v.abs() >= 1000.0);
+                println!(
+                    "  {:<22} {:>10} {:>7.3} {:>7.2} {} {} {:>5} {:>9.1} {:>9.1}",
+                    c.codec,
+                    c.bytes,
+                    c.bits_per_pixel,
+                    c.ratio,
+                    crate::fmt::in_sigma(c.rmse_sigma, 9),
+                    crate::fmt::in_sigma(c.max_err_sigma, 11),
+                    if c.mask_preserved { "yes" } else { "NO" },
+                    c.encode_mb_s,
+                    c.decode_mb_s
+                );
+            }
+            Outcome::Failed { codec, failed } => println!("  {codec:<22} failed: {failed}"),
+        }
+    }
+    if marked {
         println!(
-            "  {:<22} {:>10} {:>7.3} {:>7.2} {:>9.4} {:>11.4} {:>5} {:>9.1} {:>9.1}",
-            c.codec,
-            c.bytes,
-            c.bits_per_pixel,
-            c.ratio,
-            c.rmse_sigma,
-            c.max_err_sigma,
-            if c.mask_preserved { "yes" } else { "NO" },
-            c.encode_mb_s,
-            c.decode_mb_s
+            "  !: the codec lost the image there (e.g. numbers written where NaN blanks were)"
         );
+    }
+    if let Some(n) = &r.note {
+        println!("  {n}");
     }
     println!();
 }

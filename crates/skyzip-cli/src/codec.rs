@@ -1,19 +1,30 @@
 //! `skyzip compress` and `skyzip decompress`: the learned codec on FITS files.
 
+use crate::interrupt::TempDir;
 use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use skyzip_codec::{Mode, Options, Predictor};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args, Clone)]
+#[command(after_help = "Examples:
+  skyzip compress frame.fits frame.sz.fits                   lossless (integers exact, floats at q = 4)
+  skyzip compress frame.fits frame.sz.fits --q 0             floats bit-exact too
+  skyzip compress frame.fits frame.sz.fits --max-error 1     every pixel within 1 σ
+  skyzip compress frame.fits frame.sz.fits --target-bpp 3    the best quality within 3 bits/pixel
+  skyzip compress frame.fits frame.sz.fits --model auto      every bundled model tried, smallest kept")]
 pub struct CompressArgs {
+    /// The FITS file to compress (every image HDU is coded, other HDUs are copied).
     input: PathBuf,
+    /// The compressed file to write (standard FITS; `skyzip decompress` restores the original).
     output: PathBuf,
     /// Codec model: `default` or `rate` (bundled), an export (F.safetensors with F.json beside
     /// it), or `auto`: every bundled model is tried and the smallest file kept.
     #[arg(long, default_value = "default")]
     model: String,
-    /// Integers exact; floats exact after quantisation at σ/q (the default mode).
+    /// Integers exact; floats exact after quantisation at σ/q, or bit for bit with `--q 0`
+    /// (the default mode).
     #[arg(long, conflicts_with = "max_error")]
     lossless: bool,
     /// Every pixel within E·σ of the original (σ: the image's background noise).
@@ -34,7 +45,9 @@ pub struct CompressArgs {
     /// Rate control: the largest max-error (in σ) whose RMSE stays within R·σ (every image HDU).
     #[arg(long, value_name = "R", conflicts_with_all = ["lossless", "max_error"])]
     target_rmse: Option<f64>,
-    /// Float quantisation step σ/q (as fpack's -q).
+    /// Floats: quantisation step σ/q as fpack's -q (|error| ≤ step/2); 0 = bit-exact floats
+    /// (every bit pattern, NaN payloads and −0.0 included, as fpack's -q 0). Tiles whose noise
+    /// is zero (constant or near-constant) are bit-exact at any q. Ignored for integers.
     #[arg(long, default_value_t = 4.0)]
     q: f64,
     /// Tile side (a multiple of the model's stride).
@@ -46,23 +59,31 @@ pub struct CompressArgs {
 }
 
 pub fn run_compress(a: CompressArgs) -> Result<()> {
-    crate::pack::check_not_input(&a.input, &a.output)?;
+    crate::files::input_output(&a.input, &a.output, a.force)?;
     if a.model == "auto" {
         return run_auto(a);
     }
-    run_one(a).map(|_| ())
+    let t = Instant::now();
+    let p = Predictor::load(&a.model)?;
+    let r = run_one(&a, &p, &a.output)?;
+    print_report(&a, &r, &a.output, t.elapsed().as_secs_f64());
+    Ok(())
 }
 
-/// Compresses with one model, prints what happened, returns the file's bytes and the max-error
-/// used (σ units, 0 = lossless).
-fn run_one(a: CompressArgs) -> Result<(u64, f64)> {
-    let p = Predictor::load(&a.model)?;
+/// One compression: the report and the max-error used (σ units, 0 = lossless).
+struct Done {
+    report: skyzip_codec::Report,
+    max_error: f64,
+    trials: usize,
+}
+
+fn options(a: &CompressArgs) -> Options {
     let max_error = match a.quality {
         Some(10) => None,
         Some(q) => Some(2f64.powi(5 - q as i32)),
         None => a.max_error,
     };
-    let opts = Options {
+    Options {
         mode: match max_error {
             Some(e) => Mode::MaxError(e),
             None => Mode::Lossless,
@@ -70,52 +91,83 @@ fn run_one(a: CompressArgs) -> Result<(u64, f64)> {
         q: a.q,
         tile: a.tile,
         eta: a.eta,
-    };
-    let mut opts = opts;
+    }
+}
+
+/// Compresses `a.input` with model `p` into `out` (rate control first, if asked for).
+fn run_one(a: &CompressArgs, p: &Predictor, out: &Path) -> Result<Done> {
+    let mut opts = options(a);
+    let mut trials = 0;
     if a.target_bpp.is_some() || a.target_rmse.is_some() {
-        let e = search_error(&a, &p, &opts)?;
+        let (e, n) = search_error(a, p, &opts)?;
+        trials = n;
         opts.mode = if e > 0.0 {
             Mode::MaxError(e)
         } else {
             Mode::Lossless
         };
-        println!("rate control: max-error {e:.4} σ");
     }
-    let in_bytes = std::fs::metadata(&a.input)?.len();
-    let t = Instant::now();
-    let r = skyzip_codec::compress(&a.input, &a.output, &p, &opts, a.force)?;
-    let secs = t.elapsed().as_secs_f64();
+    let report = skyzip_codec::compress(&a.input, out, p, &opts, true)?;
+    let max_error = match opts.mode {
+        Mode::Lossless => 0.0,
+        Mode::MaxError(e) => e,
+    };
+    Ok(Done {
+        report,
+        max_error,
+        trials,
+    })
+}
+
+fn print_report(a: &CompressArgs, d: &Done, shown_as: &Path, secs: f64) {
+    let r = &d.report;
+    let in_bytes = std::fs::metadata(&a.input).map(|m| m.len()).unwrap_or(0);
     let npix: usize = r.images.iter().map(|i| i.nx * i.ny * i.planes).sum();
+    if d.trials > 0 {
+        println!(
+            "rate control: max-error {:.4} σ after {} trials",
+            d.max_error, d.trials
+        );
+    }
     for i in &r.images {
         let n = (i.nx * i.ny * i.planes) as f64;
+        let exact = if i.exact_tiles > 0 {
+            format!("  {} of {} tiles bit-exact floats", i.exact_tiles, i.tiles)
+        } else {
+            String::new()
+        };
         println!(
-            "HDU {}: {}×{}{} BITPIX {}  σ {:.4e}  tiles {} bytes = {:.3} bits/pixel (estimated {:.3}){}",
+            "HDU {}: {} BITPIX {}  σ {}  tiles {} bytes = {:.3} bits/pixel (estimated {:.3}){}{exact}",
             i.hdu,
-            i.nx,
-            i.ny,
-            if i.planes > 1 { format!("×{}", i.planes) } else { String::new() },
+            crate::fmt::shape(&[i.nx, i.ny, i.planes]),
             i.bitpix,
-            i.sigma,
+            crate::fmt::sigma(i.sigma),
             i.tile_bytes,
             8.0 * i.tile_bytes as f64 / n,
             i.est_bits / n,
-            if i.max_error_int > 0 { format!("  max |error| {} coded units", i.max_error_int) } else { String::new() }
+            if i.max_error_int > 0 {
+                format!("  max |error| {} coded units", i.max_error_int)
+            } else {
+                String::new()
+            }
         );
     }
     println!(
-        "{}: {} → {} bytes ({:.3}×), {:.3} bits/pixel for the whole file, {:.1} MB/s",
-        a.output.display(),
+        "{}: {} → {} bytes ({:.3}×), {:.3} bits/pixel for the whole file (headers included), \
+         {:.2} s, {:.1} MB/s{}",
+        shown_as.display(),
         in_bytes,
         r.file_bytes,
         in_bytes as f64 / r.file_bytes.max(1) as f64,
         8.0 * r.file_bytes as f64 / npix.max(1) as f64,
-        in_bytes as f64 / 1e6 / secs
+        secs,
+        in_bytes as f64 / 1e6 / secs.max(1e-9),
+        if d.trials > 0 {
+            " (whole run, rate-control trials included)"
+        } else {
+            ""
+        }
     );
-    let e = match opts.mode {
-        Mode::Lossless => 0.0,
-        Mode::MaxError(e) => e,
-    };
-    Ok((r.file_bytes, e))
 }
 
 /// `--model auto`: the file compressed with every bundled model and one kept (the file names its
@@ -123,50 +175,57 @@ fn run_one(a: CompressArgs) -> Result<(u64, f64)> {
 /// file; with --target-bpp, the one whose rate control reached the smallest max-error (the best
 /// quality within the budget), the smaller file on a tie.
 fn run_auto(a: CompressArgs) -> Result<()> {
-    if a.output.exists() && !a.force {
-        bail!(
-            "{}: already exists (--force to replace it)",
-            a.output.display()
-        );
-    }
-    let dir = tempfile::tempdir_in(
-        a.output
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )?;
-    let mut best: Option<((f64, u64), String, PathBuf)> = None;
+    let t = Instant::now();
+    // Trials go to a hidden folder beside the output (removed on Ctrl-C too), so the kept one
+    // is renamed into place.
+    let parent = a
+        .output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = TempDir::new_in(parent)?;
+    let mut best: Option<((f64, u64), String, PathBuf, Done)> = None;
     for name in skyzip_codec::predict::bundled() {
         let trial = dir.path().join(format!("{name}.fits"));
-        let sub = CompressArgs {
-            input: a.input.clone(),
-            output: trial.clone(),
-            model: name.to_string(),
-            force: true,
-            ..a.clone()
-        };
-        let (bytes, e) = run_one(sub)?;
+        let p = Predictor::load(name)?;
+        let d = run_one(&a, &p, &trial)?;
+        let bytes = d.report.file_bytes;
+        println!(
+            "model {name}: {bytes} bytes{}",
+            if d.max_error > 0.0 {
+                format!(" at max-error {:.4} σ", d.max_error)
+            } else {
+                String::new()
+            }
+        );
         // Ordered by quality first under a size budget, by size otherwise.
         let key = if a.target_bpp.is_some() {
-            (e, bytes)
+            (d.max_error, bytes)
         } else {
             (0.0, bytes)
         };
         if best.as_ref().is_none_or(|b| key < b.0) {
-            best = Some((key, name.to_string(), trial));
+            best = Some((key, name.to_string(), trial, d));
         }
     }
-    let ((_, bytes), name, path) = best.expect("at least one bundled model");
+    let (_, name, path, done) = best.expect("at least one bundled model");
+    if a.output.exists() && !a.force {
+        bail!(
+            "{}: output file exists already (--force to replace it)",
+            a.output.display()
+        );
+    }
     std::fs::rename(&path, &a.output)?;
-    println!("{}: model {name} kept, {bytes} bytes", a.output.display());
+    println!("model {name} kept");
+    print_report(&a, &done, &a.output, t.elapsed().as_secs_f64());
     Ok(())
 }
 
 /// The largest max-error (σ units, 0 = lossless) meeting --target-rmse, or the smallest meeting
-/// --target-bpp, from real compress (and, for RMSE, decompress) trials. Sizes fall and errors
-/// grow with E, so whether E meets the target switches once: a doubling scan finds the switch,
-/// bisection narrows it.
-fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> {
+/// --target-bpp, from real compress (and, for RMSE, decompress) trials, and how many trials it
+/// took. Sizes fall and errors grow with E, so whether E meets the target switches once: a
+/// doubling scan finds the switch, bisection narrows it.
+fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(f64, usize)> {
     if let Some(b) = a.target_bpp {
         if b.is_nan() || b <= 0.0 {
             bail!("--target-bpp {b} must be positive");
@@ -177,7 +236,7 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> 
             bail!("--target-rmse {r} must be ≥ 0");
         }
     }
-    let dir = tempfile::tempdir()?;
+    let dir = TempDir::new()?;
     let (c, o) = (
         dir.path().join("trial.fits"),
         dir.path().join("trial.out.fits"),
@@ -188,8 +247,20 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> 
         None => Vec::new(),
     };
     let size = a.target_bpp.is_some();
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("rate control {spinner} trial {pos}: {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let target = match (a.target_bpp, a.target_rmse) {
+        (Some(b), _) => format!("≤ {b} bits/pixel"),
+        (_, Some(r)) => format!("RMSE ≤ {r} σ"),
+        _ => String::new(),
+    };
     // True when E lies past the switch: the size target met, or the RMSE target missed.
     let past = |e: f64| -> Result<bool> {
+        bar.inc(1);
+        bar.set_message(format!("max-error {e:.4} σ (target {target})"));
         let mut t = *opts;
         t.mode = if e > 0.0 {
             Mode::MaxError(e)
@@ -213,46 +284,57 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<f64> 
         }
         Ok(worst > target)
     };
-    if past(0.0)? {
-        // Lossless already fits the size, or no lossy setting can beat its RMSE.
-        return Ok(0.0);
-    }
-    let limit = if size { 1024.0 } else { 64.0 };
-    let (mut lo, mut hi) = (0.0, None);
-    let mut e = 0.125;
-    while e <= limit {
-        if past(e)? {
-            hi = Some(e);
-            break;
+    let result = (|| {
+        if past(0.0)? {
+            // Lossless already fits the size, or no lossy setting can beat its RMSE.
+            return Ok(0.0);
         }
-        lo = e;
-        e *= 2.0;
-    }
-    let Some(mut hi) = hi else {
-        if size {
-            bail!(
-                "{}: no max-error up to {limit} σ reaches {} bits/pixel",
-                a.input.display(),
-                a.target_bpp.unwrap_or(0.0)
-            );
+        let limit = if size { 1024.0 } else { 64.0 };
+        let (mut lo, mut hi) = (0.0, None);
+        let mut e = 0.125;
+        while e <= limit {
+            if past(e)? {
+                hi = Some(e);
+                break;
+            }
+            lo = e;
+            e *= 2.0;
         }
-        return Ok(lo);
-    };
-    for _ in 0..6 {
-        let m = 0.5 * (lo + hi);
-        if past(m)? {
-            hi = m;
-        } else {
-            lo = m;
+        let Some(mut hi) = hi else {
+            if size {
+                bail!(
+                    "{}: no max-error up to {limit} σ reaches {} bits/pixel",
+                    a.input.display(),
+                    a.target_bpp.unwrap_or(0.0)
+                );
+            }
+            return Ok(lo);
+        };
+        for _ in 0..6 {
+            let m = 0.5 * (lo + hi);
+            if past(m)? {
+                hi = m;
+            } else {
+                lo = m;
+            }
         }
-    }
-    // The size target holds from `hi` on; the RMSE target up to `lo`.
-    Ok(if size { hi } else { lo })
+        // The size target holds from `hi` on; the RMSE target up to `lo`.
+        Ok(if size { hi } else { lo })
+    })();
+    let trials = bar.position() as usize;
+    bar.finish_and_clear();
+    result.map(|e| (e, trials))
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  skyzip decompress frame.sz.fits frame.fits
+  skyzip decompress frame.sz.fits frame.fits --model my-codec.safetensors")]
 pub struct DecompressArgs {
+    /// A file written by `skyzip compress`.
     input: PathBuf,
+    /// The FITS file to write: the original's HDUs, images decoded (a primary image back in
+    /// the primary HDU).
     output: PathBuf,
     /// The codec model, when the file was written with an export (F.safetensors): files record
     /// the model's name and hash, not where it lives. The hash must match.
@@ -264,7 +346,7 @@ pub struct DecompressArgs {
 }
 
 pub fn run_decompress(a: DecompressArgs) -> Result<()> {
-    crate::pack::check_not_input(&a.input, &a.output)?;
+    crate::files::input_output(&a.input, &a.output, a.force)?;
     let t = Instant::now();
     let given = a.model.clone();
     let load = move |name: &str| match &given {

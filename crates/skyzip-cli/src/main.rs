@@ -3,7 +3,10 @@
 mod classic;
 mod codec;
 mod compare;
+mod files;
+mod fmt;
 mod info;
+mod interrupt;
 mod model;
 mod pack;
 mod simulate;
@@ -17,8 +20,19 @@ use std::process::ExitCode;
 ///
 /// Every size is real bytes written; every error is stated in units of the image's background
 /// noise σ, estimated as fpack does (median absolute 2nd/3rd/5th-order differences along rows).
+/// Shapes are printed in FITS order, NAXIS1×NAXIS2.
 #[derive(Parser)]
-#[command(name = "skyzip", version, propagate_version = true)]
+#[command(
+    name = "skyzip",
+    version,
+    propagate_version = true,
+    after_help = "Examples:
+  skyzip compare --plot rd.png                      the codec beside fpack's on the bundled frame
+  skyzip compress frame.fits frame.sz.fits          lossless (floats: --q 0 for bit-exact)
+  skyzip decompress frame.sz.fits frame.fits
+  skyzip info frame.sz.fits                         mode, model, max error, tiles, ratio
+Bad input ends with exit code 2 and one line naming the file and the problem."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,6 +72,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = interrupt::install() {
+        eprintln!("skyzip: error: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Info(a) => info::run(a),
         Command::Classic(a) => classic::run(a),

@@ -8,6 +8,8 @@ use skyzip_train::config::Experiment;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
+#[command(after_help = "Example:
+  skyzip export --run runs/gce --part full --out gce.safetensors    writes gce.safetensors + gce.json")]
 pub struct ExportArgs {
     /// Run folder written by `skyzip train`.
     #[arg(long)]
@@ -22,8 +24,8 @@ pub struct ExportArgs {
     #[arg(long)]
     out: PathBuf,
     /// Replace an existing output.
-    #[arg(long)]
-    overwrite: bool,
+    #[arg(long, alias = "overwrite")]
+    force: bool,
 }
 
 pub fn run_export(a: ExportArgs) -> Result<()> {
@@ -36,9 +38,9 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     let model = skyzip_train::load_model(&mcfg, &src, Part::Full, &device)?;
     let side = sidecar(&a.out);
     for p in [&a.out, &side] {
-        if p.exists() && !a.overwrite {
+        if p.exists() && !a.force {
             bail!(
-                "{}: already exists (--overwrite to replace it)",
+                "{}: output file exists already (--force to replace it)",
                 p.display()
             );
         }
@@ -87,6 +89,8 @@ pub fn read_export(weights: &Path) -> Result<(ExportInfo, ModelConfig)> {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "Example:
+  skyzip reconstruct --model gce.safetensors map.fits map.rec.fits --eta 4")]
 pub struct ReconstructArgs {
     /// An export written by `skyzip export --part full` (F.safetensors with F.json beside it).
     #[arg(long)]
@@ -101,9 +105,10 @@ pub struct ReconstructArgs {
     /// Which HDU: index or EXTNAME (default: the first image).
     #[arg(long)]
     hdu: Option<String>,
-    /// Replace an existing output.
-    #[arg(long)]
-    overwrite: bool,
+    /// Replace an existing output (never the input).
+    #[arg(long, alias = "overwrite")]
+    force: bool,
+    /// Device: cpu (burn flex), or cuda / wgpu when built with those features.
     #[arg(long, default_value = "cpu")]
     device: String,
 }
@@ -112,7 +117,7 @@ pub struct ReconstructArgs {
 const DROPPED: &[&str] = &["BSCALE", "BZERO", "BLANK", "CHECKSUM", "DATASUM"];
 
 pub fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
-    crate::pack::check_not_input(&a.input, &a.output)?;
+    crate::files::input_output(&a.input, &a.output, a.force)?;
     let (info, mcfg) = read_export(&a.model)?;
     if info.part != "full" {
         bail!(
@@ -164,7 +169,7 @@ pub fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
         "HISTORY skyzip reconstruct: model {}{eta}",
         a.model.file_name().unwrap_or_default().to_string_lossy()
     )));
-    let mut w = skyzip_fits::FitsWriter::create(&a.output, a.overwrite)?;
+    let mut w = skyzip_fits::FitsWriter::create(&a.output, a.force)?;
     w.write_image(
         &ImageHdu::new(img.axes.clone(), Pixels::F32(mean), header),
         None,
@@ -185,15 +190,9 @@ pub fn run_reconstruct(a: ReconstructArgs) -> Result<()> {
     }
     let out = w.finish()?;
     println!(
-        "{}: {}×{}{} reconstructed by {}{}",
+        "{}: {} reconstructed by {}{}",
         out.display(),
-        nx,
-        ny,
-        if planes > 1 {
-            format!("×{planes}")
-        } else {
-            String::new()
-        },
+        crate::fmt::shape(&[nx, ny, planes]),
         a.model.display(),
         if mcfg.is_meanvar() {
             " (+ SIGMA HDU)"

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  skyzip simulate gce --n 1000 --seed 0 --out data/gce --preview gce.png
+  skyzip simulate ccd --n 64 --out data/ccd --noise gaussian:0.1")]
 pub struct Args {
     /// What to simulate: gce (gamma-ray Galactic Centre 64×64 counts), ccd (ZTF-like raw 16-bit
     /// stamps), radio (FIRST-like FRI/FRII galaxies), toy-linear, toy-linear-1d, toy-blobs.

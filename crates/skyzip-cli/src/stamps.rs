@@ -6,6 +6,8 @@ use skyzip_fits::{Card, Column, FitsWriter, Header, ImageHdu, Pixels, Table};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+#[command(after_help = "Example:
+  skyzip stamps frame1.fits frame2.fits --size 64 --stride 32 --mask --out stamps.fits")]
 pub struct Args {
     /// FITS files; every image HDU and plane is cut.
     #[arg(required = true)]

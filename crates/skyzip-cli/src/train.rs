@@ -8,10 +8,12 @@ use skyzip_nn::model::{Model, ModelConfig, REGISTRY};
 use skyzip_train::config::Experiment;
 use skyzip_train::TrainOptions;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  skyzip train --config configs/conv-ae-blobs-smoke.json --out runs/smoke
+  skyzip train --config configs/conv-tunable-gce.json --out runs/gce --resume")]
 pub struct TrainArgs {
     /// Experiment config (JSON; see configs/).
     #[arg(long)]
@@ -81,20 +83,11 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
         clear_run(&a.out)?;
     }
     // First Ctrl-C: finish the batch, save the weights, stop. Second: leave at once.
-    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
-            eprintln!(
-                "\nskyzip: interrupted twice; leaving now (the last completed epoch is saved)"
-            );
-            std::process::exit(130);
-        }
-        eprintln!("\nskyzip: interrupt: stopping after this batch (Ctrl-C again to leave now)");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = crate::interrupt::graceful_stop();
+    // The bar counts completed epochs; the message names the one running.
     let bar = ProgressBar::new(exp.epochs as u64);
     bar.set_style(
-        ProgressStyle::with_template("epoch {pos}/{len} [{bar:30}] {msg}")
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} epochs done  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let t = Instant::now();
@@ -105,7 +98,6 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     };
     let batch = exp.batch_size;
     let report = skyzip_train::train(&exp, &a.out, &device, &opts, |epoch, b, nb, loss| {
-        bar.set_position(epoch as u64 - 1);
         seen += batch;
         let dt = last_t.elapsed().as_secs_f64();
         let rate = if dt > 0.0 { seen as f64 / dt } else { 0.0 };
@@ -113,9 +105,9 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
             seen = 0;
             last_t = Instant::now();
         }
-        bar.set_message(format!(
-            "batch {b}/{nb} loss {loss:.5} ({rate:.0} samples/s)"
-        ));
+        let (pos, msg) = progress(epoch, exp.epochs, b, nb, loss, rate);
+        bar.set_position(pos);
+        bar.set_message(msg);
     })
     .with_context(|| format!("training {}", a.config.display()))?;
     bar.finish_and_clear();
@@ -153,6 +145,22 @@ pub fn run_train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The bar's position (epochs completed, counting from 1 as the summary does) and message while
+/// batch `b` of `nb` of epoch `epoch` runs.
+fn progress(
+    epoch: usize,
+    epochs: usize,
+    b: usize,
+    nb: usize,
+    loss: f64,
+    rate: f64,
+) -> (u64, String) {
+    (
+        (epoch - 1 + (b == nb) as usize) as u64,
+        format!("epoch {epoch}/{epochs}: batch {b}/{nb} loss {loss:.5} ({rate:.0} samples/s)"),
+    )
+}
+
 pub fn run_models() -> Result<()> {
     for (name, what, params) in REGISTRY {
         println!("{name}\n    {what}\n    parameters: {params}");
@@ -176,6 +184,8 @@ pub fn run_models() -> Result<()> {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "Example:
+  skyzip bench train --steps 20")]
 pub struct BenchArgs {
     /// What to benchmark: train (the reference conv-AE training step).
     what: String,
@@ -235,4 +245,15 @@ pub fn run_bench(a: BenchArgs) -> Result<()> {
     );
     println!("reference points on a 2-core machine: burn flex 2.6-3.8 steps/s, PyTorch CPU 10.8");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn progress_counts_epochs_as_the_summary_does() {
+        let (pos, msg) = super::progress(1, 3, 4, 10, 0.5, 100.0);
+        assert_eq!(pos, 0, "no epoch completed yet");
+        assert!(msg.starts_with("epoch 1/3"), "{msg}");
+        assert_eq!(super::progress(3, 3, 10, 10, 0.5, 100.0).0, 3);
+    }
 }

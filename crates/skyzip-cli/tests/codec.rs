@@ -7,9 +7,7 @@ use skyzip_fits::{read_image, read_table_at, Card, Column, FitsWriter, HduSelect
 use std::path::Path;
 use std::process::Command;
 
-fn real(name: &str) -> std::path::PathBuf {
-    skyzip_testdata::real_dir().join(name)
-}
+use skyzip_testdata::real;
 
 fn tiles(path: &Path) -> Vec<Vec<u8>> {
     match read_table_at(path, 1).unwrap().column("COMPRESSED_DATA") {
@@ -42,7 +40,9 @@ const GOLDEN_ESO: &str = "d9b1b291609ae1bbecce1bc3b5e029fa30ada27801d817af565289
 #[test]
 fn golden_bitstream_and_thread_count_determinism() {
     let d = tempfile::tempdir().unwrap();
-    let img = real("optical_eso_ntt_sep_image.fits");
+    let Some(img) = real("optical_eso_ntt_sep_image.fits") else {
+        return;
+    };
     let mut coded = Vec::new();
     for n in [1, 2] {
         let c = d.path().join(format!("c{n}.fits"));
@@ -74,8 +74,12 @@ const GOLDEN_ESO_RATE_2S: &str = "26d90b9f385767935b6cf5a7f1d11a3571787031e49b68
 #[test]
 fn golden_bitstreams_of_floats_and_the_rate_model() {
     let d = tempfile::tempdir().unwrap();
-    let parkes = real("radio_parkes_1904-66_SIN.fits");
-    let eso = real("optical_eso_ntt_sep_image.fits");
+    let (Some(parkes), Some(eso)) = (
+        real("radio_parkes_1904-66_SIN.fits"),
+        real("optical_eso_ntt_sep_image.fits"),
+    ) else {
+        return;
+    };
     for (img, args, golden) in [
         (&parkes, vec![], GOLDEN_PARKES),
         (
@@ -100,15 +104,12 @@ fn golden_bitstreams_of_floats_and_the_rate_model() {
 
 #[test]
 fn compressed_files_are_standard_fits() {
+    let Some(parkes) = real("radio_parkes_1904-66_SIN.fits") else {
+        return;
+    };
     let d = tempfile::tempdir().unwrap();
     let c = d.path().join("parkes.sz.fits");
-    let o = skyzip(&[
-        "compress",
-        s(&real("radio_parkes_1904-66_SIN.fits")),
-        s(&c),
-        "--max-error",
-        "0.5",
-    ]);
+    let o = skyzip(&["compress", s(&parkes), s(&c), "--max-error", "0.5"]);
     assert!(o.status.success(), "{}", stderr(&o));
     if have("fitsverify") {
         let v = Command::new("fitsverify")
@@ -117,11 +118,11 @@ fn compressed_files_are_standard_fits() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&v.stdout);
-        assert!(text.contains("0 error"), "fitsverify: {text}");
+        assert!(text.contains("verification OK"), "fitsverify: {text}");
     }
     if have("python3") {
         let py = format!(
-            "from astropy.io import fits\nf = fits.open('{}')\nh = f[1].header\nassert h['ZCMPTYPE'] == 'SKYZIP_1', h\nassert f[0].header['CTYPE1'].startswith('RA'), f[0].header\nprint(len(f))",
+            "from astropy.io import fits\nf = fits.open('{}')\nh = f[1].header\nassert h['ZCMPTYPE'] == 'SKYZIP_1', h\nassert h['CTYPE1'].startswith('RA'), h\nassert f[0].header['NAXIS'] == 0\nprint(len(f))",
             s(&c)
         );
         let r = Command::new("python3").args(["-c", &py]).output().unwrap();
@@ -155,7 +156,7 @@ fn tamper(src: &Path, dst: &Path, f: impl FnOnce(&mut skyzip_fits::Table)) {
 #[test]
 fn bad_compressed_input_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let img = real("optical_ccd_raw_saao_a8280271.fits");
+    let img = skyzip_testdata::sample();
     let c = d.path().join("c.fits");
     assert!(skyzip(&["compress", s(&img), s(&c)]).status.success());
     let bytes = std::fs::read(&c).unwrap();
@@ -233,11 +234,14 @@ fn bad_compressed_input_is_refused() {
 
 #[test]
 fn compare_prints_every_codec_and_plots() {
+    let Some(parkes) = real("radio_parkes_1904-66_SIN.fits") else {
+        return;
+    };
     let d = tempfile::tempdir().unwrap();
     let plot = d.path().join("rd.png");
     let o = skyzip(&[
         "compare",
-        s(&real("radio_parkes_1904-66_SIN.fits")),
+        s(&parkes),
         "--errors",
         "1",
         "--repeat",
@@ -280,7 +284,9 @@ fn compare_prints_every_codec_and_plots() {
 #[test]
 fn rate_control_meets_its_targets() {
     let d = tempfile::tempdir().unwrap();
-    let img = real("optical_eso_ntt_sep_image.fits");
+    let Some(img) = real("optical_eso_ntt_sep_image.fits") else {
+        return;
+    };
     let orig = read_image(&img, &HduSelector::FirstImage).unwrap();
     let npix = orig.npix() as f64;
     // Size: the file fits the budget.
@@ -314,7 +320,9 @@ fn rate_control_meets_its_targets() {
 #[test]
 fn quality_levels_eta_and_the_rate_model() {
     let d = tempfile::tempdir().unwrap();
-    let img = real("gamma_fermi_3fhl_gc_counts_int16.fits");
+    let Some(img) = real("gamma_fermi_3fhl_gc_counts_int16.fits") else {
+        return;
+    };
     let zval = |path: &Path, name: &str| {
         skyzip_codec::codec::zval(&read_table_at(path, 1).unwrap().header, name)
     };

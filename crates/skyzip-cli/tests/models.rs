@@ -124,6 +124,31 @@ fn resume_export_and_reconstruct() {
     assert!(o.status.success());
     let again = skyzip_fits::read_image(&rec2, &HduSelector::Index(0)).unwrap();
     assert!(again.pixels.bit_identical(&out.pixels));
+    // A scaled int16 image (BSCALE/BZERO, as ESO's): the reconstruction is written as floats in
+    // physical units, not squeezed back into the input's BITPIX.
+    let scaled = d.path().join("scaled.fits");
+    let mut h = Header::default();
+    h.set(Card::value("BSCALE", "2.92273835509", ""));
+    h.set(Card::value("BZERO", "3713.66692596", ""));
+    let px: Vec<i16> = (0..60 * 44)
+        .map(|i| ((i * 7919) % 30000) as i16 - 15000)
+        .collect();
+    let mut w = FitsWriter::create(&scaled, false).unwrap();
+    w.write_image(&ImageHdu::new(vec![60, 44], Pixels::I16(px), h), None)
+        .unwrap();
+    w.finish().unwrap();
+    let rec3 = d.path().join("rec3.fits");
+    let o = skyzip(&[
+        "reconstruct",
+        "--model",
+        s(&full),
+        s(&scaled),
+        s(&rec3),
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r3 = skyzip_fits::read_image(&rec3, &HduSelector::Index(0)).unwrap();
+    assert_eq!((r3.bitpix(), r3.axes.clone()), (-32, vec![60, 44]));
 
     // The exported meanvar conv model also serves as a codec model; files name it, and
     // decompressing needs it given again (its hash is checked).

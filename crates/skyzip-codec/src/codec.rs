@@ -1,35 +1,40 @@
 //! Whole files: every image HDU tiled and coded, other HDUs copied, in a standard FITS container.
 //!
 //! Container: each coded image is a BINTABLE with one row per tile (`COMPRESSED_DATA`, a `1PB`
-//! byte string; `EST_BITS`, the entropy model's estimate) and the keywords of the tiled-image
-//! convention: ZCMPTYPE = 'SKYZIP_1', ZBITPIX, ZNAXIS, ZNAXISn, ZTILEn, ZNAMEi/ZVALi (model hash,
-//! mode, max error, q, normalisation), the image's own cards (BSCALE/BZERO/BLANK renamed
-//! ZSCALE/ZZERO/ZBLANK as fpack does) and CHECKSUM/DATASUM in every HDU. ZIMAGE is F: with T,
-//! cfitsio — and so fitsverify, funpack, ds9 — refuses to move to an HDU whose ZCMPTYPE it does
-//! not know ("Unknown image compression type"), and astropy builds a broken CompImageHDU. With F
-//! the file is a plain, valid FITS file that every tool opens, and skyzip finds its tables by
-//! ZCMPTYPE.
+//! byte string; `EXACT_DATA` beside it for float tiles coded bit-exactly, see [`crate::floats`];
+//! `EST_BITS`, the entropy model's estimate) and the keywords of the tiled-image convention:
+//! ZCMPTYPE = 'SKYZIP_1', ZBITPIX, ZNAXIS, ZNAXISn, ZTILEn, ZNAMEi/ZVALi (model hash, mode, max
+//! error, q, normalisation), the image's own cards as fpack carries them ([`crate::container`])
+//! and CHECKSUM/DATASUM in every HDU it writes (HDUs copied from the input stay as they were).
+//! ZIMAGE is F: with T, cfitsio — and so fitsverify,
+//! funpack, ds9 — refuses to move to an HDU whose ZCMPTYPE it does not know ("Unknown image
+//! compression type"), and astropy builds a broken CompImageHDU. With F the file is a plain,
+//! valid FITS file that every tool opens (funpack copies it unchanged), and skyzip finds its
+//! tables by ZCMPTYPE.
 //!
 //! Pixels: integers are coded as stored (BSCALE/BZERO untouched, BLANK as the mask). Floats are
-//! first quantised as fpack does — step δ = σ/q (σ the background noise), subtractive dither —
-//! and "lossless" means the quantised integers come back exactly (error ≤ δ/2); NaNs are the mask.
+//! quantised as fpack does (step δ = σ/q, subtractive dither; "lossless" then means the
+//! quantised integers come back, error ≤ δ/2), or with q = 0 coded bit-exactly; tiles whose noise
+//! is zero are coded bit-exactly in every mode, as fpack does. NaNs are the mask.
 
+use crate::container;
+use crate::floats::{self, Quantiser, Width};
 use crate::predict::Predictor;
 use crate::tile::{self, Settings};
 use crate::CodecError;
 use rayon::prelude::*;
 use skyzip_fits::{
-    list_hdus, noise_stats, read_image, read_table_at, Card, Column, FitsWriter, HduSelector,
-    Header, ImageHdu, Pixels, Table,
+    list_hdus, noise_stats, read_header, read_image, read_table_at, Card, Column, FitsWriter,
+    HduInfo, HduSelector, Header, ImageHdu, Pixels, Table,
 };
 use std::path::Path;
 
-pub const CMPTYPE: &str = "SKYZIP_1";
+pub use crate::container::CMPTYPE;
 
 /// What the coder may change.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
-    /// Integers exact; floats exact after quantisation at step σ/q.
+    /// Integers exact; floats exact after quantisation at step σ/q (bit-exact with q = 0).
     Lossless,
     /// |error| ≤ E·σ for every pixel (σ: the image's background noise).
     MaxError(f64),
@@ -38,7 +43,8 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     pub mode: Mode,
-    /// Float quantisation: step σ/q (fpack's -q; 4 is fpack's default).
+    /// Float quantisation: step σ/q (fpack's -q; 4 is fpack's default); 0 codes floats
+    /// bit-exactly (fpack's -q 0).
     pub q: f64,
     /// Tile side.
     pub tile: usize,
@@ -72,8 +78,11 @@ pub struct HduReport {
     /// σ of the image (physical units) and the largest |error| allowed in integer units.
     pub sigma: f64,
     pub max_error_int: i64,
-    /// Float quantisation step (physical units), floats only.
+    /// Float quantisation step (physical units), when any tile was quantised.
     pub delta: Option<f64>,
+    /// Tiles, and how many of them were float tiles coded bit-exactly.
+    pub tiles: usize,
+    pub exact_tiles: usize,
 }
 
 /// A compressed file's summary.
@@ -91,15 +100,6 @@ fn err(path: &Path, why: impl std::fmt::Display) -> CodecError {
     }
 }
 
-/// The dither offset in [0, 1) of pixel `i` (SplitMix64 of seed and index).
-fn dither(seed: u64, i: u64) -> f64 {
-    let mut z = seed.wrapping_add(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
 const DITHER_SEED: u64 = 1;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -110,15 +110,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The integer domain of an image: values, blank mask, the value range, and for floats the
-/// quantisation (zero, δ).
-struct Domain {
-    v: Vec<i64>,
-    blank: Vec<bool>,
-    lo: i64,
-    hi: i64,
-    float: Option<(f64, f64)>,
-    sigma: f64,
+/// How one HDU's pixels become the tile coder's integers.
+#[derive(Debug, Clone, Copy)]
+enum Domain {
+    /// Stored integers in the type's range, BLANK as the mask.
+    Int {
+        lo: i64,
+        hi: i64,
+        blank: Option<i64>,
+    },
+    /// Floats: quantised tiles where a quantiser is set (and the tile allows it), the others
+    /// bit-exact.
+    Float {
+        width: Width,
+        quant: Option<Quantiser>,
+    },
 }
 
 fn int_range(bitpix: i32) -> (i64, i64) {
@@ -130,68 +136,44 @@ fn int_range(bitpix: i32) -> (i64, i64) {
     }
 }
 
-const FLOAT_LIMIT: f64 = (1u64 << 52) as f64;
+/// Background σ of pixels (NaN and infinities skipped) in an `nx`-wide raster.
+fn sigma_of(x: &[f64], nx: usize, rows: usize) -> f64 {
+    let finite: Vec<f64> = x
+        .iter()
+        .map(|&v| if v.is_finite() { v } else { f64::NAN })
+        .collect();
+    noise_stats(&finite, nx, rows).sigma()
+}
 
-fn domain(img: &ImageHdu, q: f64, path: &Path) -> Result<Domain, CodecError> {
+/// The image's domain and σ (physical units).
+fn domain(img: &ImageHdu, q: f64) -> (Domain, f64) {
     let n = img.npix();
     let (nx, rows) = (img.nx(), img.ny() * img.planes());
-    if img.pixels.is_float() {
-        let x: Vec<f64> = (0..n).map(|i| img.pixels.raw_f64(i)).collect();
-        if let Some(i) = x.iter().position(|v| v.is_infinite()) {
-            return Err(err(
-                path,
-                format!(
-                    "HDU {}: pixel {i} is infinite; skyzip codes finite values and NaN blanks only",
-                    img.hdu
-                ),
-            ));
+    match Width::of_bitpix(img.bitpix()) {
+        Some(width) => {
+            let x: Vec<f64> = (0..n).map(|i| img.pixels.raw_f64(i)).collect();
+            let sigma = sigma_of(&x, nx, rows);
+            let zero = median(x.iter().copied().filter(|v| v.is_finite()).collect());
+            let delta = sigma / q;
+            let quant = (q > 0.0 && delta > 0.0 && delta.is_finite()).then_some(Quantiser {
+                zero,
+                delta,
+                seed: DITHER_SEED,
+            });
+            (Domain::Float { width, quant }, sigma)
         }
-        let fin: Vec<f64> = x.iter().copied().filter(|v| v.is_finite()).collect();
-        let zero = median(fin.clone());
-        let sigma = noise_stats(&x, nx, rows).sigma();
-        let mut delta = sigma / q;
-        if !(delta > 0.0 && delta.is_finite()) {
-            delta = zero.abs().max(1.0) * 2f64.powi(-23);
+        None => {
+            let blank = img.blank;
+            let raw: Vec<f64> = (0..n)
+                .map(|i| match img.pixels.raw_i64(i) {
+                    Some(v) if Some(v) != blank => v as f64,
+                    _ => f64::NAN,
+                })
+                .collect();
+            let (lo, hi) = int_range(img.bitpix());
+            let sigma = noise_stats(&raw, nx, rows).sigma() * img.bscale.abs();
+            (Domain::Int { lo, hi, blank }, sigma)
         }
-        let mut v = vec![0i64; n];
-        let mut blank = vec![false; n];
-        for i in 0..n {
-            if x[i].is_nan() {
-                blank[i] = true;
-                continue;
-            }
-            let t = ((x[i] - zero) / delta + dither(DITHER_SEED, i as u64)).floor();
-            if t.abs() > FLOAT_LIMIT {
-                return Err(err(path, format!("HDU {}: pixel {i} is {:e} noise steps from the background; q = {q} cannot represent it", img.hdu, t)));
-            }
-            v[i] = t as i64;
-        }
-        Ok(Domain {
-            v,
-            blank,
-            lo: -(FLOAT_LIMIT as i64),
-            hi: FLOAT_LIMIT as i64,
-            float: Some((zero, delta)),
-            sigma,
-        })
-    } else {
-        let v: Vec<i64> = (0..n).map(|i| img.pixels.raw_i64(i).unwrap_or(0)).collect();
-        let blank: Vec<bool> = v.iter().map(|&x| Some(x) == img.blank).collect();
-        let raw: Vec<f64> = v
-            .iter()
-            .zip(&blank)
-            .map(|(&x, &b)| if b { f64::NAN } else { x as f64 })
-            .collect();
-        let sigma_raw = noise_stats(&raw, nx, rows).sigma();
-        let (lo, hi) = int_range(img.bitpix());
-        Ok(Domain {
-            v,
-            blank,
-            lo,
-            hi,
-            float: None,
-            sigma: sigma_raw * img.bscale.abs(),
-        })
     }
 }
 
@@ -206,43 +188,120 @@ fn tiles(nx: usize, ny: usize, t: usize) -> Vec<(usize, usize, usize, usize)> {
     out
 }
 
-/// Keywords of ours and of the table's structure, dropped when restoring the image header.
-fn is_container_key(k: &str) -> bool {
-    let numbered = |p: &str| k.starts_with(p) && k[p.len()..].chars().all(|c| c.is_ascii_digit());
-    matches!(
-        k,
-        "ZIMAGE"
-            | "ZCMPTYPE"
-            | "ZBITPIX"
-            | "ZNAXIS"
-            | "TFIELDS"
-            | "CHECKSUM"
-            | "DATASUM"
-            | "EXTNAME"
-            | "THEAP"
-    ) || k.starts_with("SZ")
-        || [
-            "ZNAXIS", "ZTILE", "ZNAME", "ZVAL", "TTYPE", "TFORM", "TUNIT", "TDIM",
-        ]
-        .iter()
-        .any(|p| numbered(p))
-}
-
-/// Image keywords a BINTABLE may not carry, and their names in the container.
-const RENAMED: [(&str, &str); 6] = [
-    ("BSCALE", "ZSCALE"),
-    ("BZERO", "ZZERO"),
-    ("BLANK", "ZBLANK"),
-    ("BUNIT", "ZBUNIT"),
-    ("DATAMAX", "ZDATAMAX"),
-    ("DATAMIN", "ZDATAMIN"),
-];
-
 /// The most pixels one image HDU may have (2^33: 64 GiB as 64-bit integers while decoding).
 const MAX_PIXELS: u128 = 1 << 33;
 
 fn fmt_f64(v: f64) -> String {
     format!("{v:E}")
+}
+
+/// A coded tile: its bytes and in which column they go.
+struct CodedTile {
+    bytes: Vec<u8>,
+    exact: bool,
+    est_bits: f64,
+}
+
+/// The pixel indices (into the HDU's raster) of a tile, row by row.
+fn tile_indices(
+    (nx, ny): (usize, usize),
+    plane: usize,
+    (x0, y0, tw, th): (usize, usize, usize, usize),
+) -> impl Iterator<Item = usize> {
+    (y0..y0 + th).flat_map(move |y| {
+        let at = plane * nx * ny + y * nx + x0;
+        at..at + tw
+    })
+}
+
+/// Codes one tile of an image.
+fn encode_tile(
+    p: &Predictor,
+    img: &ImageHdu,
+    dom: Domain,
+    plane: usize,
+    rect: (usize, usize, usize, usize),
+    e: i64,
+    eta: Option<usize>,
+) -> CodedTile {
+    let (tw, th) = (rect.2, rect.3);
+    let idx: Vec<usize> = tile_indices((img.nx(), img.ny()), plane, rect).collect();
+    let quantised = |v: Vec<i64>, blank: Vec<bool>, lo: i64, hi: i64| {
+        let t = tile::encode(p, &v, &blank, tw, th, &Settings { e, lo, hi, eta });
+        CodedTile {
+            bytes: t.bytes,
+            exact: false,
+            est_bits: t.est_bits,
+        }
+    };
+    match dom {
+        Domain::Int { lo, hi, blank } => {
+            let v: Vec<i64> = idx
+                .iter()
+                .map(|&i| img.pixels.raw_i64(i).unwrap_or(0))
+                .collect();
+            let b = v.iter().map(|&x| Some(x) == blank).collect();
+            quantised(v, b, lo, hi)
+        }
+        Domain::Float { width, quant } => {
+            let x: Vec<f64> = idx.iter().map(|&i| img.pixels.raw_f64(i)).collect();
+            let blank: Vec<bool> = x.iter().map(|v| v.is_nan()).collect();
+            // As fpack: a tile quantises only if its own noise is not zero; and only if every
+            // value can be quantised (finite, within the quantiser's range).
+            let q = quant.filter(|_| blank.iter().all(|&b| b) || sigma_of(&x, tw, th) > 0.0);
+            let v: Option<Vec<i64>> = q.and_then(|q| {
+                x.iter()
+                    .zip(&idx)
+                    .map(|(&v, &i)| {
+                        if v.is_nan() {
+                            Some(0)
+                        } else {
+                            q.quantise(v, i as u64)
+                        }
+                    })
+                    .collect()
+            });
+            match v {
+                Some(v) => {
+                    let (lo, hi) = floats::QUANT_RANGE;
+                    quantised(v, blank, lo, hi)
+                }
+                None => {
+                    let bits: Vec<u64> = idx.iter().map(|&i| img.pixels.raw_bits(i)).collect();
+                    let t = floats::encode_exact(p, &bits, width, tw, th, eta);
+                    CodedTile {
+                        bytes: t.bytes,
+                        exact: true,
+                        est_bits: t.est_bits,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Refuses files that have nothing to compress, or that skyzip compressed already.
+fn check_compressible(input: &Path, hdus: &[HduInfo]) -> Result<(), CodecError> {
+    for info in hdus.iter().filter(|i| i.kind == "binary table") {
+        let h = read_header(input, info.index)?;
+        if h.string("ZCMPTYPE").is_some_and(|z| z.trim() == CMPTYPE) {
+            return Err(err(
+                input,
+                format!(
+                    "already compressed by skyzip (HDU {} holds {CMPTYPE} tiles); \
+                     `skyzip decompress` it first",
+                    info.index
+                ),
+            ));
+        }
+    }
+    if !hdus.iter().any(HduInfo::has_image) {
+        return Err(err(
+            input,
+            "no image HDU to compress (the file holds only tables or empty HDUs)",
+        ));
+    }
+    Ok(())
 }
 
 /// Compresses every image HDU of `input` into `output`.
@@ -253,8 +312,11 @@ pub fn compress(
     opts: &Options,
     overwrite: bool,
 ) -> Result<Report, CodecError> {
-    if !(opts.q > 0.0 && opts.q.is_finite()) {
-        return Err(err(input, format!("q = {} must be positive", opts.q)));
+    if !(opts.q >= 0.0 && opts.q.is_finite()) {
+        return Err(err(
+            input,
+            format!("q = {} must be ≥ 0 (0: bit-exact floats)", opts.q),
+        ));
     }
     if let Mode::MaxError(e) = opts.mode {
         if !(e >= 0.0 && e.is_finite()) {
@@ -289,6 +351,7 @@ pub fn compress(
         ));
     }
     let hdus = list_hdus(input)?;
+    check_compressible(input, &hdus)?;
     let mut w = FitsWriter::create(output, overwrite)?;
     let mut images = Vec::new();
     for info in &hdus {
@@ -299,62 +362,50 @@ pub fn compress(
         }
         let img = read_image(input, &HduSelector::Index(info.index))?;
         if info.index == 0 {
-            // The primary's cards (WCS included) stay in the primary; the pixels move to a
-            // table. Only the cards that describe the pixels' array and scaling leave.
-            let mut ph = Header::default();
-            ph.cards
-                .push(Card::value("EXTEND", "T", "extensions follow"));
-            for c in &img.header.cards {
-                let k = c.keyword();
-                if c.is_structural()
-                    || matches!(k, "BSCALE" | "BZERO" | "BLANK" | "CHECKSUM" | "DATASUM")
-                {
-                    continue;
-                }
-                ph.cards.push(c.clone());
-            }
-            w.write_empty_primary(&ph)?;
+            // The primary image's cards all travel with its tiles (WCS included); the primary
+            // left behind has no axes and so no WCS to verify.
+            w.write_empty_primary(&container::minimal_primary())?;
+            w.write_checksum_last()?;
         }
-        let dom = domain(&img, opts.q, input)?;
+        let (dom, sigma) = domain(&img, opts.q);
         let (nx, ny, planes) = (img.nx(), img.ny(), img.planes());
-        let e = match opts.mode {
-            Mode::Lossless => 0,
-            Mode::MaxError(emax) => match dom.float {
+        let e = match (opts.mode, dom) {
+            (Mode::Lossless, _) => 0,
+            (Mode::MaxError(_), Domain::Float { quant: None, .. }) if opts.q == 0.0 => {
+                return Err(err(
+                    input,
+                    format!(
+                        "HDU {}: q = 0 codes floats bit-exactly; a max error needs q > 0",
+                        info.index
+                    ),
+                ))
+            }
+            // Nothing quantised (σ = 0): every tile is bit-exact.
+            (Mode::MaxError(_), Domain::Float { quant: None, .. }) => 0,
+            (Mode::MaxError(emax), Domain::Float { .. }) => {
                 // Quantisation costs δ/2 = σ/(2q); the residual step the rest.
-                Some(_) => (emax * opts.q - 0.5).floor().max(0.0) as i64,
-                None => {
-                    let sr = dom.sigma / img.bscale.abs();
-                    (emax * sr).floor().max(0.0) as i64
-                }
-            },
-        };
-        let s = Settings {
-            e,
-            lo: dom.lo,
-            hi: dom.hi,
-            eta: opts.eta,
+                (emax * opts.q - 0.5).floor().max(0.0) as i64
+            }
+            (Mode::MaxError(emax), Domain::Int { .. }) => {
+                (emax * sigma / img.bscale.abs()).floor().max(0.0) as i64
+            }
         };
         // Tiles are independent: coded in parallel, kept in order.
+        let rects = tiles(nx, ny, opts.tile);
         let jobs: Vec<(usize, (usize, usize, usize, usize))> = (0..planes)
-            .flat_map(|pl| tiles(nx, ny, opts.tile).into_iter().map(move |r| (pl, r)))
+            .flat_map(|pl| rects.iter().map(move |&r| (pl, r)))
             .collect();
-        let coded: Vec<tile::Encoded> = jobs
+        let coded: Vec<CodedTile> = jobs
             .par_iter()
-            .map(|&(pl, (x0, y0, tw, th))| {
-                let mut v = Vec::with_capacity(tw * th);
-                let mut b = Vec::with_capacity(tw * th);
-                for y in y0..y0 + th {
-                    let at = pl * nx * ny + y * nx + x0;
-                    v.extend_from_slice(&dom.v[at..at + tw]);
-                    b.extend_from_slice(&dom.blank[at..at + tw]);
-                }
-                tile::encode(p, &v, &b, tw, th, &s)
-            })
+            .map(|&(pl, r)| encode_tile(p, &img, dom, pl, r, e, opts.eta))
             .collect();
-        let est: Vec<f64> = coded.iter().map(|t| t.est_bits).collect();
-        let rows: Vec<Vec<u8>> = coded.into_iter().map(|t| t.bytes).collect();
-        let tile_bytes = rows.iter().map(Vec::len).sum();
-        let est_bits: f64 = est.iter().sum();
+        let tile_bytes = coded.iter().map(|t| t.bytes.len()).sum();
+        let est_bits: f64 = coded.iter().map(|t| t.est_bits).sum();
+        let exact_tiles = coded.iter().filter(|t| t.exact).count();
+        let quant = match dom {
+            Domain::Float { quant, .. } if exact_tiles < coded.len() => quant,
+            _ => None,
+        };
         let mut h = Header::default();
         let mut set = |c: Card| h.cards.push(c);
         set(Card::value(
@@ -363,19 +414,9 @@ pub fn compress(
             "T would make cfitsio refuse the HDU",
         ));
         set(Card::string("ZCMPTYPE", CMPTYPE, "skyzip learned codec"));
-        set(Card::value(
-            "ZBITPIX",
-            &img.bitpix().to_string(),
-            "BITPIX of the image",
-        ));
-        set(Card::value(
-            "ZNAXIS",
-            &img.axes.len().to_string(),
-            "axes of the image",
-        ));
-        for (k, a) in img.axes.iter().enumerate() {
-            set(Card::value(&format!("ZNAXIS{}", k + 1), &a.to_string(), ""));
-        }
+        container::array_cards(&img.header, img.bitpix(), &img.axes)
+            .into_iter()
+            .for_each(&mut set);
         set(Card::value(
             "ZTILE1",
             &opts.tile.min(nx).to_string(),
@@ -389,13 +430,9 @@ pub fn compress(
         for k in 2..img.axes.len() {
             set(Card::value(&format!("ZTILE{}", k + 1), "1", ""));
         }
-        let mode = match opts.mode {
-            Mode::Lossless => "lossless".to_string(),
-            Mode::MaxError(_) => "max-error".to_string(),
-        };
-        let maxerr = match opts.mode {
-            Mode::Lossless => 0.0,
-            Mode::MaxError(e) => e,
+        let (mode, maxerr) = match opts.mode {
+            Mode::Lossless => ("lossless", 0.0),
+            Mode::MaxError(e) => ("max-error", e),
         };
         let zv = [
             ("MODEL", format!("'{}'", p.hash)),
@@ -418,60 +455,50 @@ pub fn compress(
         ));
         set(Card::value(
             "SZSIGMA",
-            &fmt_f64(dom.sigma),
+            &fmt_f64(sigma),
             "background noise sigma",
         ));
-        if let Some((zero, delta)) = dom.float {
+        if let Some(q) = quant {
             set(Card::value(
                 "SZZERO",
-                &fmt_f64(zero),
+                &fmt_f64(q.zero),
                 "float quantisation zero point",
             ));
             set(Card::value(
                 "SZDELTA",
-                &fmt_f64(delta),
+                &fmt_f64(q.delta),
                 "float quantisation step",
             ));
-            set(Card::value(
-                "SZDSEED",
-                &DITHER_SEED.to_string(),
-                "dither seed",
-            ));
+            set(Card::value("SZDSEED", &q.seed.to_string(), "dither seed"));
         }
-        set(Card::value(
-            "SZPRIMRY",
-            if info.index == 0 { "T" } else { "F" },
-            "image was the primary HDU",
-        ));
-        // The image's own cards: for a primary image they stay in the primary (above) and only
-        // the scaling travels here; an extension's cards travel here, with the keywords a table
-        // may not carry renamed (as fpack renames BSCALE → ZSCALE).
-        for c in &img.header.cards {
-            let k = c.keyword();
-            if c.is_structural() || is_container_key(k) {
-                continue;
-            }
-            let renamed = RENAMED.iter().find(|(b, _)| *b == k).map(|(_, z)| *z);
-            if info.index == 0 && renamed.is_none() {
-                continue;
-            }
-            match renamed {
-                Some(z) => set(Card::new(&format!("{z:<8}{}", &c.text()[8..]))),
-                None => set(c.clone()),
-            }
+        container::image_to_table(&img.header)
+            .into_iter()
+            .for_each(&mut set);
+        let mut columns = Vec::new();
+        let (mut q_rows, mut x_rows): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+        let mut est = Vec::with_capacity(coded.len());
+        for t in coded {
+            est.push(t.est_bits);
+            let (mine, other) = if t.exact {
+                (&mut x_rows, &mut q_rows)
+            } else {
+                (&mut q_rows, &mut x_rows)
+            };
+            mine.push(t.bytes);
+            other.push(Vec::new());
         }
-        let table = Table {
-            columns: vec![
-                ("COMPRESSED_DATA".into(), Column::Bytes(rows)),
-                ("EST_BITS".into(), Column::F64(est)),
-            ],
-            header: h,
-        };
+        columns.push(("COMPRESSED_DATA".to_string(), Column::Bytes(q_rows)));
+        if exact_tiles > 0 {
+            columns.push(("EXACT_DATA".to_string(), Column::Bytes(x_rows)));
+        }
+        columns.push(("EST_BITS".to_string(), Column::F64(est)));
+        let table = Table { columns, header: h };
         let extname = img
             .extname
             .clone()
             .unwrap_or_else(|| "COMPRESSED_IMAGE".into());
         w.write_table(&extname, &table)?;
+        w.write_checksum_last()?;
         images.push(HduReport {
             hdu: info.index,
             nx,
@@ -480,12 +507,14 @@ pub fn compress(
             bitpix: img.bitpix(),
             tile_bytes,
             est_bits,
-            sigma: dom.sigma,
+            sigma,
             max_error_int: e,
-            delta: dom.float.map(|f| f.1),
+            delta: quant.map(|q| q.delta),
+            tiles: jobs.len(),
+            exact_tiles,
         });
     }
-    w.write_checksums()?;
+    // The HDUs copied from the input keep what they had, so they come back byte for byte.
     let out = w.finish()?;
     let file_bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     Ok(Report { images, file_bytes })
@@ -519,8 +548,325 @@ pub fn zval(h: &Header, name: &str) -> Option<String> {
     })
 }
 
+/// True for the header of a table holding skyzip tiles.
+pub fn is_coded(h: &Header) -> bool {
+    h.string("ZCMPTYPE").is_some_and(|z| z.trim() == CMPTYPE)
+}
+
+/// The indices of a file's HDUs that hold skyzip tiles (empty for any other FITS file).
+pub fn coded_hdus(path: &Path) -> Result<Vec<usize>, CodecError> {
+    let mut out = Vec::new();
+    for info in list_hdus(path)? {
+        if info.kind == "binary table" && is_coded(&read_header(path, info.index)?) {
+            out.push(info.index);
+        }
+    }
+    Ok(out)
+}
+
+/// What a coded HDU's header says about its image and how it was coded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodedHdu {
+    pub hdu: usize,
+    pub bitpix: i32,
+    pub axes: Vec<usize>,
+    pub tile: usize,
+    pub model_name: String,
+    pub model_hash: String,
+    pub mode: String,
+    /// Max error in σ (0 for lossless), q, the normalisation, η.
+    pub max_error: f64,
+    pub q: f64,
+    pub norm: String,
+    pub eta: Option<usize>,
+    /// Max |error| in coded integer units, σ, and the float quantisation (zero, δ, seed).
+    pub error_int: i64,
+    pub sigma: f64,
+    pub quant: Option<Quantiser>,
+    /// The image was the file's primary HDU.
+    pub primary: bool,
+}
+
+impl CodedHdu {
+    /// Reads and checks the keywords of a coded HDU's table header.
+    pub fn parse(h: &Header, hdu: usize, path: &Path) -> Result<CodedHdu, CodecError> {
+        let bitpix = key_i64(h, "ZBITPIX", path)? as i32;
+        if !matches!(bitpix, 8 | 16 | 32 | 64 | -32 | -64) {
+            return Err(err(path, format!("ZBITPIX = {bitpix}")));
+        }
+        let naxis = key_i64(h, "ZNAXIS", path)? as usize;
+        if !(1..=3).contains(&naxis) {
+            return Err(err(path, format!("ZNAXIS = {naxis}")));
+        }
+        let mut axes = Vec::new();
+        for k in 1..=naxis {
+            let a = key_i64(h, &format!("ZNAXIS{k}"), path)?;
+            if !(1..=1 << 24).contains(&a) {
+                return Err(err(path, format!("ZNAXIS{k} = {a}")));
+            }
+            axes.push(a as usize);
+        }
+        let nx = axes[0];
+        let ny = axes.get(1).copied().unwrap_or(1);
+        let t1 = key_i64(h, "ZTILE1", path)?.max(0) as usize;
+        let t2 = key_i64(h, "ZTILE2", path)?.max(0) as usize;
+        let tile = if t1 < nx {
+            t1
+        } else if t2 < ny {
+            t2
+        } else {
+            nx.max(ny)
+        };
+        if tile == 0 || t1 != tile.min(nx) || t2 != tile.min(ny) {
+            return Err(err(
+                path,
+                format!("ZTILE1/2 = {t1}/{t2} do not describe square tiles of a {nx}×{ny} image"),
+            ));
+        }
+        let error_int = key_i64(h, "SZERRINT", path)?;
+        if error_int < 0 {
+            return Err(err(path, format!("SZERRINT = {error_int}")));
+        }
+        let quant = if bitpix < 0 && h.get("SZDELTA").is_some() {
+            let q = Quantiser {
+                zero: key_f64(h, "SZZERO", path)?,
+                delta: key_f64(h, "SZDELTA", path)?,
+                seed: key_i64(h, "SZDSEED", path)? as u64,
+            };
+            if !(q.delta > 0.0 && q.delta.is_finite() && q.zero.is_finite()) {
+                return Err(err(
+                    path,
+                    format!("SZZERO/SZDELTA = {}/{}", q.zero, q.delta),
+                ));
+            }
+            Some(q)
+        } else {
+            None
+        };
+        let num = |name: &str| zval(h, name).and_then(|v| v.parse::<f64>().ok());
+        Ok(CodedHdu {
+            hdu,
+            bitpix,
+            axes,
+            tile,
+            model_name: h
+                .string("SZMODEL")
+                .map(|m| m.trim().to_string())
+                .unwrap_or_else(|| "default".into()),
+            model_hash: zval(h, "MODEL").ok_or_else(|| err(path, "no model hash (ZNAME MODEL)"))?,
+            mode: zval(h, "MODE").unwrap_or_default(),
+            max_error: num("MAXERR").unwrap_or(0.0),
+            q: num("Q").unwrap_or(0.0),
+            norm: zval(h, "NORM").unwrap_or_default(),
+            eta: match zval(h, "ETA") {
+                None => None,
+                Some(v) => Some(
+                    v.parse::<usize>()
+                        .map_err(|_| err(path, format!("ETA = {v}")))?,
+                ),
+            },
+            error_int,
+            sigma: h.f64("SZSIGMA").unwrap_or(f64::NAN),
+            quant,
+            primary: container::was_primary(h),
+        })
+    }
+
+    pub fn npix(&self) -> usize {
+        self.axes.iter().product()
+    }
+
+    /// HISTORY cards for a decoded image that is not bit-exact (empty when it is).
+    fn history(&self, quantised_tiles: usize, bscale: f64) -> Vec<Card> {
+        let lossy = match self.bitpix {
+            b if b > 0 => self.error_int > 0,
+            _ => quantised_tiles > 0,
+        };
+        if !lossy {
+            return Vec::new();
+        }
+        let mut lines = vec![format!(
+            "skyzip: decoded from {CMPTYPE} tiles; not bit-exact (lossy mode)"
+        )];
+        let unit = match self.quant {
+            Some(q) => q.delta,
+            None => bscale.abs(),
+        };
+        let (e_data, how) = match self.quant {
+            Some(_) => (
+                (self.error_int as f64 + 0.5) * unit,
+                format!("{} quantisation steps + half a step", self.error_int),
+            ),
+            None => (
+                self.error_int as f64 * unit,
+                format!("{} stored integers", self.error_int),
+            ),
+        };
+        lines.push(format!(
+            "  mode {}: max |error| {:.4} sigma = {e_data:.6e} data units",
+            self.mode,
+            e_data / self.sigma
+        ));
+        lines.push(format!(
+            "  ({how}); background sigma {:.6e} data units",
+            self.sigma
+        ));
+        if self.mode == "max-error" {
+            lines.push(format!(
+                "  requested max error {} sigma (--max-error)",
+                self.max_error
+            ));
+        }
+        if let Some(q) = self.quant {
+            lines.push(format!(
+                "  floats quantised as fpack does: q = {}, step {:.6e} data units,",
+                self.q, q.delta
+            ));
+            lines.push(format!(
+                "  subtractive dither seed {}; zero-noise tiles coded bit-exactly",
+                q.seed
+            ));
+        }
+        lines.push(format!(
+            "  model {} (hash {}), normalisation {}",
+            self.model_name, self.model_hash, self.norm
+        ));
+        lines
+            .into_iter()
+            .map(|l| Card::new(&format!("HISTORY {l}")))
+            .collect()
+    }
+}
+
+/// Decodes one coded HDU's pixels.
+fn decode_hdu(
+    p: &Predictor,
+    c: &CodedHdu,
+    t: &Table,
+    path: &Path,
+    blank_value: Option<i64>,
+) -> Result<(Pixels, usize), CodecError> {
+    let (nx, ny) = (c.axes[0], c.axes.get(1).copied().unwrap_or(1));
+    let planes = c.axes.get(2).copied().unwrap_or(1);
+    let rows = match t.column("COMPRESSED_DATA") {
+        Some(Column::Bytes(r)) => r,
+        _ => return Err(err(path, "no COMPRESSED_DATA column")),
+    };
+    let exact_rows = match t.column("EXACT_DATA") {
+        Some(Column::Bytes(r)) if c.bitpix < 0 && r.len() == rows.len() => Some(r),
+        None => None,
+        _ => return Err(err(path, "EXACT_DATA column of the wrong type or length")),
+    };
+    // Checked before anything is allocated for the image: the header's axes must agree with
+    // the rows the table really holds, and the image must fit in memory.
+    let rects = tiles(nx, ny, c.tile);
+    let expected = rects.len() as u128 * planes as u128;
+    if rows.len() as u128 != expected {
+        return Err(err(
+            path,
+            format!("{} tiles stored, {expected} expected", rows.len()),
+        ));
+    }
+    let npix = c.npix();
+    if npix as u128 > MAX_PIXELS {
+        return Err(err(
+            path,
+            format!("{nx}×{ny}×{planes} pixels is more than this decoder takes ({MAX_PIXELS})"),
+        ));
+    }
+    if let Some(k) = c.eta {
+        if !(1..=p.latent_channels()).contains(&k) {
+            return Err(err(
+                path,
+                format!(
+                    "ETA = {k}: the model has {} latent channels",
+                    p.latent_channels()
+                ),
+            ));
+        }
+    }
+    let width = Width::of_bitpix(c.bitpix);
+    let (lo, hi) = match width {
+        Some(_) => floats::QUANT_RANGE,
+        None => int_range(c.bitpix),
+    };
+    let s = Settings {
+        e: c.error_int,
+        lo,
+        hi,
+        eta: c.eta,
+    };
+    let jobs: Vec<(usize, usize)> = (0..planes)
+        .flat_map(|pl| (0..rects.len()).map(move |k| (pl, k)))
+        .collect();
+    // Per tile: the pixel values as the HDU stores them (integers, or float bit patterns), and
+    // whether the tile was quantised.
+    let decoded: Vec<Result<(Vec<u64>, bool), CodecError>> = jobs
+        .par_iter()
+        .map(|&(pl, k)| {
+            let (_, _, tw, th) = rects[k];
+            let row = pl * rects.len() + k;
+            let bad = |why: String| err(path, format!("HDU {} tile {row}: {why}", c.hdu));
+            let exact = exact_rows.map(|r| &r[row]).filter(|r| !r.is_empty());
+            if let Some(bytes) = exact {
+                if !rows[row].is_empty() {
+                    return Err(bad("coded both exactly and quantised".into()));
+                }
+                let w = width.expect("exact rows only for floats");
+                return floats::decode_exact(p, bytes, w, tw, th, c.eta)
+                    .map(|b| (b, false))
+                    .map_err(|e| bad(e.0));
+            }
+            let (v, blank) = tile::decode(p, &rows[row], tw, th, &s).map_err(|e| bad(e.0))?;
+            let idx = tile_indices((nx, ny), pl, rects[k]);
+            let out = match (width, c.quant) {
+                (None, _) => v
+                    .iter()
+                    .zip(&blank)
+                    .map(|(&x, &b)| if b { blank_value.unwrap_or(0) } else { x } as u64)
+                    .collect(),
+                (Some(w), Some(q)) => v
+                    .iter()
+                    .zip(&blank)
+                    .zip(idx)
+                    .map(|((&x, &b), i)| w.bits(if b { f64::NAN } else { q.restore(x, i as u64) }))
+                    .collect(),
+                (Some(_), None) => {
+                    if blank.iter().all(|&b| b) {
+                        vec![width.map(|w| w.bits(f64::NAN)).unwrap_or(0); v.len()]
+                    } else {
+                        return Err(bad("a quantised float tile, but no SZDELTA".into()));
+                    }
+                }
+            };
+            Ok((out, true))
+        })
+        .collect();
+    let mut raw = vec![0u64; npix];
+    let mut quantised = 0;
+    for (&(pl, k), r) in jobs.iter().zip(decoded) {
+        let (tv, q) = r?;
+        quantised += q as usize;
+        for (i, v) in tile_indices((nx, ny), pl, rects[k]).zip(tv) {
+            raw[i] = v;
+        }
+    }
+    if width.is_none() || c.quant.is_none() {
+        quantised = 0;
+    }
+    let pixels = match c.bitpix {
+        8 => Pixels::U8(raw.iter().map(|&v| v as i64 as u8).collect()),
+        16 => Pixels::I16(raw.iter().map(|&v| v as i64 as i16).collect()),
+        32 => Pixels::I32(raw.iter().map(|&v| v as i64 as i32).collect()),
+        64 => Pixels::I64(raw.iter().map(|&v| v as i64).collect()),
+        -32 => Pixels::F32(raw.iter().map(|&v| f32::from_bits(v as u32)).collect()),
+        _ => Pixels::F64(raw.iter().map(|&v| f64::from_bits(v)).collect()),
+    };
+    Ok((pixels, quantised))
+}
+
 /// Decompresses a file written by [`compress`] (models are looked up by `load`, given the
-/// model name recorded in the file; the hash must match).
+/// model name recorded in the file; the hash must match). Returns the number of images decoded.
 pub fn decompress(
     input: &Path,
     output: &Path,
@@ -546,10 +892,7 @@ pub fn decompress(
     for info in &hdus {
         if info.kind == "binary table" {
             let t = read_table_at(input, info.index)?;
-            if t.header
-                .string("ZCMPTYPE")
-                .is_some_and(|z| z.trim() == CMPTYPE)
-            {
+            if is_coded(&t.header) {
                 coded.push((info.index, t));
             }
         }
@@ -560,219 +903,66 @@ pub fn decompress(
             format!("no {CMPTYPE} image in this file (not written by skyzip compress)"),
         ));
     }
-    let primary_coded = coded.first().is_some_and(|(i, t)| {
-        *i == 1 && t.header.get("SZPRIMRY").and_then(|c| c.raw_value()) == Some("T")
-    });
+    // A primary image goes back into the primary, as funpack does, when the file's primary is
+    // the empty one that compress left.
+    let primary_back = coded
+        .first()
+        .is_some_and(|(i, t)| *i == 1 && container::was_primary(&t.header))
+        && !hdus[0].has_image();
     let mut w = FitsWriter::create(output, overwrite)?;
     let mut models: Vec<Predictor> = Vec::new();
     let mut n = 0;
     for info in &hdus {
-        if primary_coded && info.index == 0 {
-            continue; // replaced by the decoded image
+        if primary_back && info.index == 0 {
+            continue;
         }
         let Some((_, t)) = coded.iter().find(|(i, _)| *i == info.index) else {
             w.copy_hdu(input, info.index)?;
             continue;
         };
-        let h = &t.header;
-        let name = h.string("SZMODEL").unwrap_or_else(|| "default".into());
-        let hash = zval(h, "MODEL").ok_or_else(|| err(input, "no model hash (ZNAME MODEL)"))?;
-        let p = match models.iter().position(|m| m.hash == hash) {
+        let c = CodedHdu::parse(&t.header, info.index, input)?;
+        let p = match models.iter().position(|m| m.hash == c.model_hash) {
             Some(i) => &models[i],
             None => {
-                let m = load(name.trim())?;
-                if m.hash != hash {
+                let m = load(&c.model_name)?;
+                if m.hash != c.model_hash {
                     return Err(err(
                         input,
-                        format!("HDU {} was coded with model '{}' (hash {hash}); the model loaded ('{}') has hash {}", info.index, name.trim(), m.name, m.hash)));
+                        format!(
+                            "HDU {} was coded with model '{}' (hash {}); the model loaded ('{}') \
+                             has hash {}",
+                            info.index, c.model_name, c.model_hash, m.name, m.hash
+                        ),
+                    ));
                 }
                 models.push(m);
                 models.last().expect("just pushed")
             }
         };
-        let bitpix = key_i64(h, "ZBITPIX", input)? as i32;
-        let naxis = key_i64(h, "ZNAXIS", input)? as usize;
-        if !(1..=3).contains(&naxis) {
-            return Err(err(input, format!("ZNAXIS = {naxis}")));
-        }
-        let mut axes = Vec::new();
-        for k in 1..=naxis {
-            let a = key_i64(h, &format!("ZNAXIS{k}"), input)?;
-            if !(1..=1 << 24).contains(&a) {
-                return Err(err(input, format!("ZNAXIS{k} = {a}")));
-            }
-            axes.push(a as usize);
-        }
-        let nx = axes[0];
-        let ny = axes.get(1).copied().unwrap_or(1);
-        let planes = axes.get(2).copied().unwrap_or(1);
-        let t1 = key_i64(h, "ZTILE1", input)?.max(0) as usize;
-        let t2 = key_i64(h, "ZTILE2", input)?.max(0) as usize;
-        let tile = if t1 < nx {
-            t1
-        } else if t2 < ny {
-            t2
-        } else {
-            nx.max(ny)
-        };
-        if tile == 0 || t1 != tile.min(nx) || t2 != tile.min(ny) {
-            return Err(err(
-                input,
-                format!("ZTILE1/2 = {t1}/{t2} do not describe square tiles of a {nx}×{ny} image"),
-            ));
-        }
-        let e = key_i64(h, "SZERRINT", input)?;
-        if e < 0 {
-            return Err(err(input, format!("SZERRINT = {e}")));
-        }
-        let float = matches!(bitpix, -32 | -64);
-        let (lo, hi) = if float {
-            (-(FLOAT_LIMIT as i64), FLOAT_LIMIT as i64)
-        } else {
-            int_range(bitpix)
-        };
-        let quant = if float {
-            Some((
-                key_f64(h, "SZZERO", input)?,
-                key_f64(h, "SZDELTA", input)?,
-                key_i64(h, "SZDSEED", input)? as u64,
-            ))
-        } else {
-            None
-        };
-        let rows = match t.column("COMPRESSED_DATA") {
-            Some(Column::Bytes(r)) => r,
-            _ => return Err(err(input, "no COMPRESSED_DATA column")),
-        };
-        // Checked before anything is allocated for the image: the header's axes must agree
-        // with the rows the table really holds, and the image must fit in memory.
-        let expected = nx.div_ceil(tile) as u128 * ny.div_ceil(tile) as u128 * planes as u128;
-        if rows.len() as u128 != expected {
-            return Err(err(
-                input,
-                format!("{} tiles stored, {expected} expected", rows.len()),
-            ));
-        }
-        let npix128 = nx as u128 * ny as u128 * planes as u128;
-        if npix128 > MAX_PIXELS {
-            return Err(err(
-                input,
-                format!("{nx}×{ny}×{planes} pixels is more than this decoder takes ({MAX_PIXELS})"),
-            ));
-        }
-        let rects = tiles(nx, ny, tile);
-        let eta = match zval(h, "ETA") {
-            None => None,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(k) if (1..=p.latent_channels()).contains(&k) => Some(k),
-                _ => {
-                    return Err(err(
-                        input,
-                        format!(
-                            "ETA = {v}: the model has {} latent channels",
-                            p.latent_channels()
-                        ),
-                    ))
-                }
-            },
-        };
-        let s = Settings { e, lo, hi, eta };
-        let npix = nx * ny * planes;
-        let mut v = vec![0i64; npix];
-        let mut blank = vec![false; npix];
-        let jobs: Vec<(usize, usize)> = (0..planes)
-            .flat_map(|pl| (0..rects.len()).map(move |k| (pl, k)))
-            .collect();
-        let decoded: Vec<_> = jobs
-            .par_iter()
-            .map(|&(pl, k)| {
-                let (_, _, tw, th) = rects[k];
-                let row = pl * rects.len() + k;
-                tile::decode(p, &rows[row], tw, th, &s)
-                    .map_err(|c| err(input, format!("HDU {} tile {row}: {}", info.index, c.0)))
-            })
-            .collect();
-        for (&(pl, k), r) in jobs.iter().zip(decoded) {
-            let (tv, tb) = r?;
-            let (x0, y0, tw, th) = rects[k];
-            for y in 0..th {
-                let at = pl * nx * ny + (y0 + y) * nx + x0;
-                v[at..at + tw].copy_from_slice(&tv[y * tw..(y + 1) * tw]);
-                blank[at..at + tw].copy_from_slice(&tb[y * tw..(y + 1) * tw]);
-            }
-        }
-        // The image header: the table's cards minus the container's, Z-renamed keys restored.
-        let mut ih = Header::default();
-        for c in &h.cards {
-            let k = c.keyword();
-            if c.is_structural() || is_container_key(k) {
-                continue;
-            }
-            let back = RENAMED.iter().find(|(_, z)| *z == k).map(|(b, _)| *b);
-            match back {
-                Some(b) => ih
-                    .cards
-                    .push(Card::new(&format!("{b:<8}{}", &c.text()[8..]))),
-                None => ih.cards.push(c.clone()),
-            }
-        }
-        if info.index != 1 || !primary_coded {
-            if let Some(x) = h
+        // The image header: the table's cards minus the container's, renamed keys restored.
+        let mut ih = container::table_to_image(&t.header);
+        if !primary_back || info.index != 1 {
+            if let Some(x) = t
+                .header
                 .string("EXTNAME")
                 .filter(|x| x.trim() != "COMPRESSED_IMAGE")
             {
                 ih.set(Card::string("EXTNAME", x.trim(), ""));
             }
         }
-        let blank_value = ih.f64("BLANK").map(|b| b as i64);
-        let pixels = match quant {
-            Some((zero, delta, seed)) => {
-                let f = |i: usize| {
-                    if blank[i] {
-                        f64::NAN
-                    } else {
-                        (v[i] as f64 - dither(seed, i as u64) + 0.5) * delta + zero
-                    }
-                };
-                if bitpix == -32 {
-                    Pixels::F32((0..npix).map(|i| f(i) as f32).collect())
-                } else {
-                    Pixels::F64((0..npix).map(f).collect())
-                }
-            }
-            None => {
-                let g = |i: usize| {
-                    if blank[i] {
-                        blank_value.unwrap_or(0)
-                    } else {
-                        v[i]
-                    }
-                };
-                match bitpix {
-                    8 => Pixels::U8((0..npix).map(|i| g(i) as u8).collect()),
-                    16 => Pixels::I16((0..npix).map(|i| g(i) as i16).collect()),
-                    32 => Pixels::I32((0..npix).map(|i| g(i) as i32).collect()),
-                    64 => Pixels::I64((0..npix).map(g).collect()),
-                    b => return Err(err(input, format!("ZBITPIX = {b}"))),
-                }
-            }
-        };
-        if primary_coded && info.index == 1 {
-            // Back into the primary: its own cards were kept in the primary header.
-            let mut ph = skyzip_fits::read_header(input, 0)?;
-            ph.cards
-                .retain(|c| !c.is_structural() || c.keyword() == "EXTEND");
-            for c in &ih.cards {
-                if RENAMED.iter().any(|(b, _)| *b == c.keyword()) {
-                    ph.set(c.clone());
-                }
-            }
-            ph.cards
-                .retain(|c| !matches!(c.keyword(), "CHECKSUM" | "DATASUM"));
-            w.write_image(&ImageHdu::new(axes.clone(), pixels, ph), None)?;
+        let blank_value = if c.bitpix > 0 {
+            ih.f64("BLANK").map(|b| b as i64)
         } else {
-            w.write_image(&ImageHdu::new(axes.clone(), pixels, ih), None)?;
+            None
+        };
+        let (pixels, quantised) = decode_hdu(p, &c, t, input, blank_value)?;
+        let history = c.history(quantised, ih.f64("BSCALE").unwrap_or(1.0));
+        if !history.is_empty() {
+            // A lossy decode says so, and carries checksums (as funpack writes them).
+            ih.cards.extend(history);
+            ih.set(Card::string("CHECKSUM", "0000000000000000", ""));
         }
+        w.write_image(&ImageHdu::new(c.axes.clone(), pixels, ih), None)?;
         n += 1;
     }
     w.finish()?;

@@ -251,6 +251,11 @@ impl Writer {
     }
 }
 
+/// What a reader says when the range decoder cannot go on: the tile's bytes end before its
+/// pixels do, which a damaged tile (a flipped bit anywhere) causes as often as a cut one.
+const RAN_OUT: &str = "the coded data is damaged (the range decoder ran out of data before \
+                       the tile was complete)";
+
 /// Why a bitstream could not be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("corrupt bitstream: {0}")]
@@ -286,7 +291,7 @@ impl Reader {
             let x = self
                 .dec
                 .decode_symbol(m)
-                .map_err(|_| Corrupt("truncated".into()))? as u64;
+                .map_err(|_| Corrupt(RAN_OUT.into()))? as u64;
             v |= x << at;
             at += c;
             bits -= c;
@@ -299,7 +304,7 @@ impl Reader {
         let sym = self
             .dec
             .decode_symbol(&t.model)
-            .map_err(|_| Corrupt("truncated".into()))? as i64;
+            .map_err(|_| Corrupt(RAN_OUT.into()))? as i64;
         if sym <= 2 * t.q {
             let q = sym - t.q;
             let low = if t.k > 0 {
@@ -318,7 +323,7 @@ impl Reader {
         let i = self
             .dec
             .decode_symbol(&t.model)
-            .map_err(|_| Corrupt("truncated".into()))?;
+            .map_err(|_| Corrupt(RAN_OUT.into()))?;
         if i < t.n {
             Ok(t.lo + i as i64)
         } else {

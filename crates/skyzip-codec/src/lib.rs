@@ -12,14 +12,16 @@
 //! carries a hash of its decoded pixels, so a disagreement is a clear error, never a wrong image.
 
 pub mod codec;
+pub mod container;
 pub mod detmath;
 pub mod entropy;
+pub mod floats;
 pub mod fuzzing;
 pub mod predict;
 pub mod prior;
 pub mod tile;
 
-pub use codec::{compress, decompress, Mode, Options, Report};
+pub use codec::{compress, decompress, CodedHdu, Mode, Options, Report};
 pub use predict::Predictor;
 
 #[derive(Debug, thiserror::Error)]

@@ -67,6 +67,14 @@ impl Predictor {
             (b.2.to_string(), b.1.to_vec(), b.0.to_string())
         } else {
             let p = Path::new(spec);
+            if !p.is_file() {
+                let names: Vec<&str> = bundled().collect();
+                return Err(bad(format!(
+                    "no such model: give a bundled one ({}), `auto` (compress tries every \
+                     bundled model), or an export F.safetensors with F.json beside it",
+                    names.join(", ")
+                )));
+            }
             let w = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
             let side = sidecar(p);
             let i = std::fs::read_to_string(&side)

@@ -30,8 +30,9 @@ impl CompressedFile {
             FILE_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&path);
-        let h = Handle::create(&path)?;
+        crate::writer::track(&path);
         let mut file = CompressedFile { path, len: 0 };
+        let h = Handle::create(&file.path)?;
         write_image_hdu(&h, img, Some(compression))?;
         h.close()?;
         file.len = std::fs::metadata(&file.path)
@@ -65,6 +66,7 @@ impl CompressedFile {
 impl Drop for CompressedFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        crate::writer::untrack(&self.path);
     }
 }
 
@@ -116,6 +118,18 @@ pub fn image_sigma(img: &ImageHdu) -> f64 {
     noise_stats(&img.physical(), img.nx(), img.ny() * img.planes()).sigma()
 }
 
+/// An error in units of σ; on an image with σ = 0 (constant), 0 for no error and infinite for
+/// any.
+pub fn in_sigma(err: f64, sigma: f64) -> f64 {
+    if sigma > 0.0 {
+        err / sigma
+    } else if err == 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -150,15 +164,14 @@ pub fn run_codec(
     let (rmse, max, mask_ok) = physical_errors(img, &d);
     let exact = d.pixels.bit_identical(&img.pixels);
     let npix = img.npix() as f64;
-    let s = if sigma > 0.0 { sigma } else { f64::NAN };
     Ok(ClassicResult {
         codec: compression.label(img.bitpix()),
         lossless: exact,
         bytes: m.len(),
         bits_per_pixel: m.len() as f64 * 8.0 / npix,
         ratio: raw_bytes / m.len() as f64,
-        rmse_sigma: rmse / s,
-        max_err_sigma: max / s,
+        rmse_sigma: in_sigma(rmse, sigma),
+        max_err_sigma: in_sigma(max, sigma),
         mask_preserved: mask_ok,
         exact,
         encode_mb_s: raw_bytes / 1e6 / median(&mut enc),

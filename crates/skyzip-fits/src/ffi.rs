@@ -151,6 +151,24 @@ impl Handle {
     }
 
     /// Reads a string keyword of the current HDU (raw header, not translated), if present.
+    /// The current HDU's card with this keyword as written (no conversion of a compressed
+    /// HDU's keywords), if it has one.
+    pub(crate) fn card(&self, key: &str) -> Option<String> {
+        let k = CString::new(key).ok()?;
+        let mut card = [0 as c_char; 81];
+        let mut status = 0;
+        unsafe { sys::ffgcrd(self.ptr, k.as_ptr(), card.as_mut_ptr(), &mut status) };
+        if status != 0 {
+            status_message(status);
+            return None;
+        }
+        Some(
+            unsafe { CStr::from_ptr(card.as_ptr()) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+
     pub(crate) fn key_string(&self, key: &str) -> Option<String> {
         let k = CString::new(key).ok()?;
         let mut value = [0 as c_char; 81];

@@ -91,6 +91,16 @@ impl Pixels {
         }
     }
 
+    /// The stored bits of pixel `i`: a float's IEEE bit pattern (NaN payloads and −0.0 kept), an
+    /// integer's two's complement, widened to 64 bits.
+    pub fn raw_bits(&self, i: usize) -> u64 {
+        match self {
+            Pixels::F32(v) => v[i].to_bits() as u64,
+            Pixels::F64(v) => v[i].to_bits(),
+            _ => self.raw_i64(i).unwrap_or(0) as u64,
+        }
+    }
+
     pub(crate) fn datatype(&self) -> c_int {
         (match self {
             Pixels::U8(_) => sys::TBYTE,
@@ -118,6 +128,15 @@ impl Pixels {
             _ => self == other,
         }
     }
+}
+
+/// An image's shape in FITS order, NAXIS1 × NAXIS2 (× NAXIS3): "1392×1040". Every command
+/// prints shapes this way.
+pub fn fits_shape(axes: &[usize]) -> String {
+    axes.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
 }
 
 /// Which HDU to read.
@@ -208,12 +227,7 @@ impl ImageHdu {
 
     /// Shape in numpy order (slowest axis first), e.g. "1040x1392".
     pub fn shape_string(&self) -> String {
-        self.axes
-            .iter()
-            .rev()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join("x")
+        fits_shape(&self.axes)
     }
 
     /// True when BZERO/BSCALE make a 16-bit image unsigned (uint16).

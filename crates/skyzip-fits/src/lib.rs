@@ -13,13 +13,16 @@ mod noise;
 mod table;
 mod writer;
 
-pub use classic::{image_sigma, physical_errors, run_codec, ClassicResult, CompressedFile};
+pub use classic::{
+    image_sigma, in_sigma, physical_errors, run_codec, ClassicResult, CompressedFile,
+};
 pub use compress::{Algorithm, Dither, TileCompression};
 pub use error::{ErrorKind, FitsError, Result};
 pub use header::{read_header, Card, Header};
 pub use image::{
-    find_image_hdu, list_hdus, read_all_images, read_image, HduInfo, HduSelector, ImageHdu, Pixels,
+    find_image_hdu, fits_shape, list_hdus, read_all_images, read_image, HduInfo, HduSelector,
+    ImageHdu, Pixels,
 };
 pub use noise::{clipped_background, noise_bits, noise_stats, NoiseStats};
 pub use table::{read_table, read_table_at, Column, Table};
-pub use writer::{rewrite_file, verify_checksums, Checksum, FitsWriter};
+pub use writer::{remove_unfinished_outputs, rewrite_file, verify_checksums, Checksum, FitsWriter};

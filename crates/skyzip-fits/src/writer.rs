@@ -16,6 +16,31 @@ const FLOAT_NULL_SENTINEL: f64 = -9.11912E-36;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The temporary files of writers (and of in-process codec runs) not yet finished or dropped.
+static UNFINISHED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+pub(crate) fn track(p: &Path) {
+    if let Ok(mut v) = UNFINISHED.lock() {
+        v.push(p.to_path_buf());
+    }
+}
+
+pub(crate) fn untrack(p: &Path) {
+    if let Ok(mut v) = UNFINISHED.lock() {
+        v.retain(|q| q != p);
+    }
+}
+
+/// Deletes the temporary file of every writer still open (for an interrupt handler, which exits
+/// without running destructors): nothing half-written is left behind.
+pub fn remove_unfinished_outputs() {
+    if let Ok(v) = UNFINISHED.lock() {
+        for p in v.iter() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// A FITS file being written. Nothing appears at the target path until [`FitsWriter::finish`];
 /// dropping an unfinished writer deletes its temporary file.
 pub struct FitsWriter {
@@ -52,7 +77,11 @@ impl FitsWriter {
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&tmp);
-        let handle = Handle::create(&tmp).map_err(|e| FitsError::new(dest, e.kind))?;
+        track(&tmp);
+        let handle = Handle::create(&tmp).map_err(|e| {
+            untrack(&tmp);
+            FitsError::new(dest, e.kind)
+        })?;
         Ok(FitsWriter {
             handle: Some(handle),
             tmp,
@@ -139,6 +168,12 @@ impl FitsWriter {
     /// Closes the file and moves it to its final name.
     pub fn finish(mut self) -> Result<PathBuf> {
         let h = self.handle.take().expect("finish called twice");
+        let r = self.finish_inner(h);
+        untrack(&self.tmp);
+        r
+    }
+
+    fn finish_inner(&mut self, h: Handle) -> Result<PathBuf> {
         if let Err(e) = h.close() {
             let _ = std::fs::remove_file(&self.tmp);
             return Err(FitsError::new(&self.dest, e.kind));
@@ -160,6 +195,7 @@ impl Drop for FitsWriter {
         if let Some(h) = self.handle.take() {
             drop(h);
             let _ = std::fs::remove_file(&self.tmp);
+            untrack(&self.tmp);
         }
     }
 }
@@ -250,7 +286,12 @@ fn write_header_cards(h: &Handle, header: &Header, restore_structural: bool) -> 
         }
         let text = CString::new(card.text().trim_end()).unwrap_or_default();
         if card.is_structural() {
-            if restore_structural && key_exists(h, key) {
+            // Only the text (comment) of a structural card comes back, never another value:
+            // the HDU's structure is what cfitsio wrote for the pixels given.
+            let same_value = restore_structural
+                && h.card(key)
+                    .is_some_and(|c| crate::header::Card::new(&c).raw_value() == card.raw_value());
+            if same_value {
                 let k = CString::new(key).unwrap_or_default();
                 unsafe { sys::ffucrd(h.ptr, k.as_ptr(), text.as_ptr(), &mut status) };
             }
@@ -259,7 +300,7 @@ fn write_header_cards(h: &Handle, header: &Header, restore_structural: bool) -> 
         }
         h.check(status)?;
     }
-    if restore_structural && !has_extend && key_exists(h, "EXTEND") {
+    if restore_structural && !has_extend && h.card("EXTEND").is_some() {
         let k = CString::new("EXTEND").unwrap_or_default();
         unsafe { sys::ffdkey(h.ptr, k.as_ptr(), &mut status) };
         h.check(status)?;
@@ -289,18 +330,9 @@ fn drop_added_cards(h: &Handle) -> Result<()> {
     Ok(())
 }
 
-fn key_exists(h: &Handle, key: &str) -> bool {
-    let k = CString::new(key).unwrap_or_default();
-    let mut card = [0 as c_char; 81];
-    let mut status = 0;
-    unsafe { sys::ffgcrd(h.ptr, k.as_ptr(), card.as_mut_ptr(), &mut status) };
-    if status != 0 {
-        crate::ffi::status_message(status);
-    }
-    status == 0
-}
-
 /// Copies a file HDU by HDU: images re-written (optionally tile-compressed), other HDUs verbatim.
+/// As fpack and funpack do, a compressed primary image keeps its SIMPLE/EXTEND cards as
+/// ZSIMPLE/ZEXTEND, and decompressing puts such an image back into the primary HDU.
 pub fn rewrite_file(
     src: &Path,
     dest: &Path,
@@ -310,10 +342,22 @@ pub fn rewrite_file(
     let infos = crate::image::list_hdus(src)?;
     let mut w = FitsWriter::create(dest, overwrite)?;
     let input = Handle::open(src)?;
+    let primary_back = compression.is_none()
+        && infos.len() > 1
+        && !infos[0].has_image()
+        && infos[1].kind == "compressed image"
+        && input.goto(1).is_ok()
+        && input.card("ZSIMPLE").is_some();
     for info in &infos {
+        if primary_back && info.index == 0 {
+            continue;
+        }
         if info.has_image() {
             let img = crate::image::read_image_at(&input, info.index)?;
             w.write_image(&img, compression)?;
+            if compression.is_some() && info.index == 0 {
+                w.keep_primary_cards(&img.header)?;
+            }
         } else {
             w.copy_from(&input, info.index)?;
         }
@@ -322,6 +366,47 @@ pub fn rewrite_file(
 }
 
 impl FitsWriter {
+    /// Records in the compressed HDU just written that its image was the primary (ZSIMPLE, and
+    /// ZEXTEND where the image had EXTEND), as fpack does.
+    fn keep_primary_cards(&mut self, header: &Header) -> Result<()> {
+        let r = (|| {
+            let h = self.h();
+            let simple = header
+                .get("SIMPLE")
+                .map(|c| c.text().to_string())
+                .unwrap_or_else(|| {
+                    "SIMPLE  =                    T / file does conform to FITS standard".into()
+                });
+            let mut cards = vec![format!("ZSIMPLE {}", &simple[8..])];
+            if let Some(e) = header.get("EXTEND") {
+                cards.push(format!("ZEXTEND {}", &e.text()[8..]));
+            }
+            let mut status = 0;
+            for c in cards {
+                let text = CString::new(c.trim_end()).unwrap_or_default();
+                unsafe { sys::ffprec(h.ptr, text.as_ptr(), &mut status) };
+                h.check(status)?;
+            }
+            if header.get("CHECKSUM").is_some() || header.get("DATASUM").is_some() {
+                unsafe { sys::ffpcks(h.ptr, &mut status) };
+                h.check(status)?;
+            }
+            Ok(())
+        })();
+        self.wrap(r)
+    }
+}
+
+impl FitsWriter {
+    /// Writes CHECKSUM and DATASUM into the HDU written last.
+    pub fn write_checksum_last(&mut self) -> Result<()> {
+        let h = self.h();
+        let mut status = 0;
+        unsafe { sys::ffpcks(h.ptr, &mut status) };
+        let r = h.check(status);
+        self.wrap(r)
+    }
+
     /// Writes CHECKSUM and DATASUM into every HDU written so far (call last, before finish).
     pub fn write_checksums(&mut self) -> Result<()> {
         let r = (|| {

@@ -184,6 +184,21 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// How a line plot's axes are drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Axes {
+    /// Plot log10 of positive y values.
+    pub log_y: bool,
+    /// x takes whole numbers only (epochs): ticks at integers, labelled without decimals.
+    pub integer_x: bool,
+}
+
+/// An x axis for whole numbers lo..=hi: its range and the most labels to ask plotters for.
+fn integer_axis(lo: f64, hi: f64) -> (f64, f64, usize) {
+    let (lo, hi) = (lo.round(), hi.round());
+    (lo - 0.5, hi + 0.5, ((hi - lo) as usize + 1).clamp(1, 10))
+}
+
 /// A line plot (points marked) as a 800×500 PNG; `log_y` plots log10 of positive values.
 /// Title, axis labels and legend need a font (see `FONT_PATHS`); the curves never do.
 pub fn line_plot(
@@ -194,6 +209,23 @@ pub fn line_plot(
     series: &[Series],
     log_y: bool,
 ) -> Result<(), PlotError> {
+    let axes = Axes {
+        log_y,
+        integer_x: false,
+    };
+    line_plot_with(path, title, x_label, y_label, series, axes)
+}
+
+/// [`line_plot`] with every axis option.
+pub fn line_plot_with(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    axes: Axes,
+) -> Result<(), PlotError> {
+    let log_y = axes.log_y;
     let tr = |y: f64| if log_y { y.log10() } else { y };
     let pts: Vec<Vec<(f64, f64)>> = series
         .iter()
@@ -216,7 +248,15 @@ pub fn line_plot(
         let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.5 };
         (lo - pad, hi + pad)
     };
-    let (x0, x1) = fold(|p| p.0);
+    let (mut x0, mut x1) = fold(|p| p.0);
+    // Whole-number x: half a unit of margin, and at most as many labels as integers, so the
+    // "nice" tick step plotters picks is a whole number too.
+    let mut x_labels = 10;
+    if axes.integer_x {
+        let lo = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+        let hi = all.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+        (x0, x1, x_labels) = integer_axis(lo, hi);
+    }
     let (y0, y1) = fold(|p| p.1);
     let text = font_ready();
     let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
@@ -241,6 +281,10 @@ pub fn line_plot(
         mesh.x_desc(x_label)
             .y_desc(ylab)
             .label_style(("sans-serif", 14));
+        let whole = |v: &f64| format!("{v:.0}");
+        if axes.integer_x {
+            mesh.x_labels(x_labels).x_label_formatter(&whole);
+        }
         mesh.draw().map_err(|e| perr(path, e))?;
     } else {
         mesh.disable_x_mesh()
@@ -298,6 +342,21 @@ mod tests {
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         assert!(pairs.windows(2).all(|w| w[0].1 <= w[1].1));
         assert!(pairs.iter().all(|p| (0.0..=1.0).contains(&p.1)));
+    }
+
+    #[test]
+    fn whole_number_axes_tick_at_whole_numbers() {
+        use plotters::coord::ranged1d::Ranged;
+        use plotters::coord::types::RangedCoordf64;
+        for (lo, hi) in [(1.0, 3.0), (1.0, 1.0), (1.0, 40.0), (5.0, 17.0)] {
+            let (x0, x1, n) = integer_axis(lo, hi);
+            let ticks = RangedCoordf64::from(x0..x1).key_points(n);
+            assert!(!ticks.is_empty(), "{lo}..{hi}");
+            assert!(
+                ticks.iter().all(|t| t.fract().abs() < 1e-9),
+                "{lo}..{hi}: {ticks:?}"
+            );
+        }
     }
 
     #[test]

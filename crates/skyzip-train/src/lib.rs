@@ -245,7 +245,7 @@ fn plot_losses(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
     let log = history
         .iter()
         .all(|m| m.train_loss > 0.0 && m.val.loss > 0.0);
-    skyzip_plot::line_plot(
+    skyzip_plot::line_plot_with(
         &out.join("loss_curve.png"),
         "loss per epoch",
         "epoch",
@@ -260,7 +260,10 @@ fn plot_losses(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
                 points: &va,
             },
         ],
-        log,
+        skyzip_plot::Axes {
+            log_y: log,
+            integer_x: true,
+        },
     )
     .map_err(|e| io(out, e))
 }
@@ -273,7 +276,7 @@ fn write_eta_curve(out: &Path, curve: &[(usize, Scores)]) -> Result<(), TrainErr
     let p = out.join("eta_curve.csv");
     std::fs::write(&p, csv).map_err(|e| io(&p, e))?;
     let pts: Vec<(f64, f64)> = curve.iter().map(|(k, s)| (*k as f64, s.mse)).collect();
-    skyzip_plot::line_plot(
+    skyzip_plot::line_plot_with(
         &out.join("eta_curve.png"),
         "held-out error vs latent prefix η",
         "η (latent channels/units kept)",
@@ -282,7 +285,10 @@ fn write_eta_curve(out: &Path, curve: &[(usize, Scores)]) -> Result<(), TrainErr
             label: "held-out MSE",
             points: &pts,
         }],
-        pts.iter().all(|p| p.1 > 0.0),
+        skyzip_plot::Axes {
+            log_y: pts.iter().all(|p| p.1 > 0.0),
+            integer_x: true,
+        },
     )
     .map_err(|e| io(out, e))
 }

@@ -1,0 +1,87 @@
+//! Ctrl-C. A training run stops after its current batch (a second Ctrl-C leaves at once); every
+//! other command removes its unfinished outputs and temporary folders and exits with 130, so an
+//! interrupted run never leaves partial files behind.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn cleanup() {
+    skyzip_fits::remove_unfinished_outputs();
+    if let Ok(dirs) = TEMP_DIRS.lock() {
+        for d in dirs.iter() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Installs the handler (once, at start-up).
+pub fn install() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if GRACEFUL.load(Ordering::SeqCst) {
+            if !STOP.swap(true, Ordering::SeqCst) {
+                eprintln!(
+                    "\nskyzip: interrupt: stopping after this batch (Ctrl-C again to leave now)"
+                );
+                return;
+            }
+            eprintln!(
+                "\nskyzip: interrupted twice; leaving now (the last completed epoch is saved)"
+            );
+        } else {
+            eprintln!("\nskyzip: interrupted; unfinished outputs removed");
+        }
+        cleanup();
+        std::process::exit(130);
+    })
+    .context("installing the Ctrl-C handler")
+}
+
+/// The flag a training loop polls: from now on the first Ctrl-C only sets it.
+pub fn graceful_stop() -> &'static AtomicBool {
+    GRACEFUL.store(true, Ordering::SeqCst);
+    &STOP
+}
+
+/// A temporary folder that an interrupt removes too (and dropping it, as tempfile's does).
+pub struct TempDir {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl TempDir {
+    /// A new hidden folder inside `parent` (so that files made there rename into place).
+    pub fn new_in(parent: &Path) -> Result<TempDir> {
+        let dir = tempfile::Builder::new()
+            .prefix(".skyzip-")
+            .tempdir_in(parent)
+            .with_context(|| format!("{}: cannot make a temporary folder", parent.display()))?;
+        if let Ok(mut v) = TEMP_DIRS.lock() {
+            v.push(dir.path().to_path_buf());
+        }
+        Ok(TempDir { dir: Some(dir) })
+    }
+
+    /// A new folder in the system's temporary directory.
+    pub fn new() -> Result<TempDir> {
+        Self::new_in(&std::env::temp_dir())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("live").path()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.take() {
+            if let Ok(mut v) = TEMP_DIRS.lock() {
+                v.retain(|p| p != d.path());
+            }
+        }
+    }
+}
