@@ -3,6 +3,7 @@
 mod classic;
 mod codec;
 mod compare;
+mod evaluate;
 mod files;
 mod fmt;
 mod info;
@@ -66,6 +67,10 @@ enum Command {
     Export(model::ExportArgs),
     /// Reconstruct a FITS image through an exported model (σ map too for meanvar).
     Reconstruct(model::ReconstructArgs),
+    /// Score a trained estimator or segmenter on a fresh test set: evaluation.json and plots.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Tables from committed evaluation JSON (`report gce`: seed 003's experiments).
+    Report(evaluate::ReportArgs),
     /// Benchmarks: `bench train` = steps/s of the reference conv-AE training step.
     Bench(train::BenchArgs),
 }
@@ -90,6 +95,8 @@ fn main() -> ExitCode {
         Command::Models => train::run_models(),
         Command::Export(a) => model::run_export(a),
         Command::Reconstruct(a) => model::run_reconstruct(a),
+        Command::Evaluate(a) => evaluate::run_evaluate(a),
+        Command::Report(a) => evaluate::run_report(a),
         Command::Bench(a) => train::run_bench(a),
     };
     match result {

@@ -33,6 +33,13 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     let exp = Experiment::load(&a.run.join("config.json"))
         .with_context(|| format!("{}: not a run folder", a.run.display()))?;
     let mcfg = exp.model_config()?;
+    if mcfg.task() != skyzip_nn::model::Task::Reconstruct {
+        bail!(
+            "{}: export writes autoencoders; an estimator's or segmenter's weights are the run's              {}.safetensors, scored by `skyzip evaluate`",
+            a.run.display(),
+            a.checkpoint
+        );
+    }
     let src = a.run.join(format!("{}.safetensors", a.checkpoint));
     let device = skyzip_nn::device("cpu").map_err(anyhow::Error::msg)?;
     let model = skyzip_train::load_model(&mcfg, &src, Part::Full, &device)?;

@@ -9,7 +9,7 @@ pub mod mask;
 pub mod norm;
 pub mod stamps;
 
-pub use augment::{resize_bilinear, Dihedral};
+pub use augment::{resize_bilinear, rotate_bilinear, Dihedral};
 pub use dataset::{Batch, Dataset, Origin, Split};
 pub use mask::{
     detect_sources, detect_threshold, dilate, sigma_clip, sigma_clipped_stats, source_mask,

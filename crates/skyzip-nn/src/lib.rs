@@ -1,12 +1,15 @@
 //! skyzip-nn: models and losses on burn (0.22: tensors are dispatched by `Device` at run time;
 //! the CPU backend is burn's `flex`, GPU backends are cargo features).
 
+pub mod bottleneck_ae;
 pub mod conv_ae;
 pub mod dense_ae;
+pub mod estimator;
 pub mod loss;
 pub mod model;
 pub mod prior;
 pub mod tunable;
+pub mod unet;
 
 pub use burn;
 use burn::prelude::*;

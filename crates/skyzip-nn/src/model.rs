@@ -4,11 +4,14 @@
 //! per-pixel variance. Keeping the three apart lets `skyzip export` write each part and lets the
 //! two decoders have their own optimizers.
 
+use crate::bottleneck_ae::{BottleneckAeConfig, BottleneckDecoder, BottleneckEncoder};
 use crate::conv_ae::{ConvAeConfig, ConvDecoder, ConvEncoder};
 use crate::dense_ae::{DenseAeConfig, DenseDecoder, DenseEncoder};
+use crate::estimator::{Estimator, EstimatorConfig};
 use crate::loss::{gaussian_nll, mse as loss_mse, Loss};
 use crate::prior::FactorizedPrior;
 use crate::tunable::{channel_mask, draw_eta, unit_mask};
+use crate::unet::{Unet, UnetConfig};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
@@ -61,6 +64,57 @@ pub enum ModelConfig {
         base: Box<ModelConfig>,
         noise: String,
     },
+    /// Conv stack with batch norm and LeakyReLU, fully connected layers to a vector code, and
+    /// its mirror (seed 003's denoising autoencoder).
+    BottleneckAe {
+        #[serde(flatten)]
+        net: BottleneckAeConfig,
+    },
+    /// CNN parameter estimation: image → the named scalar parameters (scaled to [0, 1]).
+    CnnEstimator {
+        #[serde(flatten)]
+        net: EstimatorConfig,
+    },
+    /// U-Net point-source segmentation: image → per-pixel probability, BCE plus a count penalty.
+    UnetSegmenter {
+        #[serde(flatten)]
+        net: UnetConfig,
+        #[serde(default)]
+        count_penalty: CountPenalty,
+    },
+}
+
+/// The segmenter's penalty on the number of point-source pixels it predicts, added to the BCE.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountPenalty {
+    /// `hard`: as the seed's code, weight·|#(p > cut) − #(target > 0)| per batch — a count of
+    /// thresholded pixels, which has no gradient (so it changes the loss value, never the
+    /// weights); `soft`: weight·|Σp − #(target > 0)|, the differentiable count; `none`.
+    pub kind: PenaltyKind,
+    /// The seed used 1e-7 (so that the penalty, in pixels, is comparable to the BCE).
+    pub weight: f64,
+    /// The probability above which a pixel counts, for `hard`. The seed's code takes 1.08 × the
+    /// smallest positive target, which for 0/1 masks is 1.08: no probability exceeds it.
+    pub cut: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PenaltyKind {
+    None,
+    Hard,
+    Soft,
+}
+
+impl Default for CountPenalty {
+    fn default() -> Self {
+        CountPenalty {
+            kind: PenaltyKind::Hard,
+            weight: 1e-7,
+            cut: 1.08,
+        }
+    }
 }
 
 /// How a tunable model's loss covers the prefixes η = 1…K in each batch (see [`crate::tunable`]).
@@ -97,9 +151,83 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
     (
         "dae",
         "denoising autoencoder: fresh noise on every batch, clean target",
-        "base (a conv-ae or dense-ae config), noise (gaussian:S | poisson:S | masked:F | saltpepper:F)",
+        "base (a conv-ae, dense-ae or bottleneck-ae config), noise (gaussian:S | poisson:S | masked:F | saltpepper:F)",
+    ),
+    (
+        "bottleneck-ae",
+        "conv stack + batch norm + LeakyReLU, FC to a vector code, mirrored decoder (seed 003's DAE)",
+        "size, channels ([8, 16, 16, 32, 64, 64]), strides ([2, 2, 2, 2, 1, 1]), fc (128), latent",
+    ),
+    (
+        "cnn-estimator",
+        "CNN parameter estimation: conv trunk, shared FC layers, one head per parameter (targets in [0, 1])",
+        "size, channels, kernels (3 each), pool_after, hidden, outputs (parameter names)",
+    ),
+    (
+        "unet-segmenter",
+        "U-Net point-source segmentation: per-pixel probability, BCE + count penalty",
+        "filters ([8, 16, 32, 64]), bridge (128), dropout (0.1), count_penalty ({kind: hard|soft|none, weight: 1e-7, cut: 1.08})",
     ),
 ];
+
+/// What a model learns to produce, which decides how it is trained and evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// An image from an image (autoencoders, denoisers).
+    Reconstruct,
+    /// Scalar parameters from an image.
+    Estimate,
+    /// A per-pixel probability from an image.
+    Segment,
+}
+
+/// The networks that are not autoencoders.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum Supervised {
+    Estimator(Estimator),
+    Segmenter(Unet),
+}
+
+impl Supervised {
+    /// Estimates [b, outputs], or probabilities [b, 1, h, w] flattened to [b, h·w].
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Supervised::Estimator(e) => e.forward(x),
+            Supervised::Segmenter(u) => {
+                let [b, _, h, w] = x.dims();
+                u.forward(x).reshape([b, h * w])
+            }
+        }
+    }
+
+    /// The training loss of a batch: MSE of the scaled estimates, or the segmenter's BCE plus
+    /// its count penalty (targets [b, outputs] or [b, h·w] masks).
+    pub fn training_loss(&self, cfg: &ModelConfig, x: Tensor<4>, y: Tensor<2>) -> Tensor<1> {
+        match (self, cfg) {
+            (Supervised::Segmenter(u), ModelConfig::UnetSegmenter { count_penalty, .. }) => {
+                let [b, _, h, w] = x.dims();
+                let p = u.forward(x).reshape([b, h * w]);
+                let eps = 1e-7;
+                let pc = p.clone().clamp(eps, 1.0 - eps);
+                let bce = (y.clone() * pc.clone().log()
+                    + y.clone().neg().add_scalar(1.0) * pc.neg().add_scalar(1.0).log())
+                .mean()
+                .neg();
+                let n_true = y.clone().greater_elem(0.0).float().sum();
+                let pen = match count_penalty.kind {
+                    PenaltyKind::None => return bce,
+                    PenaltyKind::Hard => {
+                        (p.greater_elem(count_penalty.cut).float().sum() - n_true).abs()
+                    }
+                    PenaltyKind::Soft => (p.sum() - n_true).abs(),
+                };
+                bce + pen.mul_scalar(count_penalty.weight)
+            }
+            (s, _) => (s.forward(x) - y).powf_scalar(2.0).mean(),
+        }
+    }
+}
 
 // A model holds one of each, so the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -107,6 +235,7 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
 pub enum Encoder {
     Conv(ConvEncoder),
     Dense(DenseEncoder),
+    Bottleneck(BottleneckEncoder),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -114,6 +243,7 @@ pub enum Encoder {
 pub enum Decoder {
     Conv(ConvDecoder),
     Dense(DenseDecoder),
+    Bottleneck(BottleneckDecoder),
 }
 
 /// Encoder, mean decoder and (meanvar only) variance decoder.
@@ -184,6 +314,24 @@ fn prefix_masks(k: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(v, [k, k]), device)
 }
 
+/// A module built by `make` with weights drawn from `seed`, the same on every call: burn's
+/// generator is global and its parameters initialise lazily, so the draws happen here, under a
+/// lock, in the module's fixed order — runs in other threads cannot interleave with them.
+fn seeded<M: Module>(device: &Device, seed: u64, make: impl FnOnce() -> M) -> M {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    let m = make();
+    m.visit(&mut Touch);
+    m
+}
+
 impl ModelConfig {
     /// Parses a model config from JSON, naming the problem on failure.
     pub fn from_json(v: &serde_json::Value) -> Result<ModelConfig, String> {
@@ -215,6 +363,14 @@ impl ModelConfig {
                 base.check_base("meanvar")
             }
             ModelConfig::Dae { base, .. } => base.check_base("dae"),
+            ModelConfig::BottleneckAe { net } => net.check(),
+            ModelConfig::CnnEstimator { net } => net.check(),
+            ModelConfig::UnetSegmenter { net, count_penalty } => {
+                if !(count_penalty.weight >= 0.0 && count_penalty.weight.is_finite()) {
+                    return Err("model.count_penalty.weight must be ≥ 0".into());
+                }
+                net.check()
+            }
             ModelConfig::ConvAe { net, .. } if net.latent == 0 || net.width == 0 => {
                 Err("model: width and latent must be at least 1".into())
             }
@@ -227,8 +383,12 @@ impl ModelConfig {
 
     fn check_base(&self, of: &str) -> Result<(), String> {
         match self {
-            ModelConfig::ConvAe { .. } | ModelConfig::DenseAe { .. } => self.check(),
-            _ => Err(format!("model.base of {of} must be a conv-ae or dense-ae")),
+            ModelConfig::ConvAe { .. }
+            | ModelConfig::DenseAe { .. }
+            | ModelConfig::BottleneckAe { .. } => self.check(),
+            _ => Err(format!(
+                "model.base of {of} must be a conv-ae, dense-ae or bottleneck-ae"
+            )),
         }
     }
 
@@ -252,7 +412,14 @@ impl ModelConfig {
                 Decoder::Dense(net.decoder(device)),
                 Decoder::Dense(net.decoder(device)),
             ),
-            _ => unreachable!("net() is a conv-ae or dense-ae"),
+            ModelConfig::BottleneckAe { net } => (
+                Encoder::Bottleneck(net.encoder(device)),
+                Decoder::Bottleneck(net.decoder(device)),
+                Decoder::Bottleneck(net.decoder(device)),
+            ),
+            other => {
+                panic!("{other:?} is not an autoencoder (ModelConfig::task says how to build it)")
+            }
         };
         Model {
             encoder,
@@ -268,18 +435,38 @@ impl ModelConfig {
     /// global and its parameters initialise lazily, so the draws happen here, under a lock, in
     /// the module's fixed order — runs in other threads cannot interleave with them.
     pub fn init_seeded(&self, device: &Device, seed: u64) -> Model {
-        struct Touch;
-        impl burn::module::ModuleVisitor for Touch {
-            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-                let _ = param.val();
-            }
+        seeded(device, seed, || self.init(device))
+    }
+
+    /// What the model learns to produce.
+    pub fn task(&self) -> Task {
+        match self {
+            ModelConfig::CnnEstimator { .. } => Task::Estimate,
+            ModelConfig::UnetSegmenter { .. } => Task::Segment,
+            _ => Task::Reconstruct,
         }
-        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
-        device.seed(seed);
-        let model = self.init(device);
-        model.visit(&mut Touch);
-        model
+    }
+
+    /// A network that is not an autoencoder, with weights drawn from `seed` (None for
+    /// autoencoders).
+    pub fn init_supervised(&self, device: &Device, seed: u64) -> Option<Supervised> {
+        match self {
+            ModelConfig::CnnEstimator { net } => Some(seeded(device, seed, || {
+                Supervised::Estimator(net.init(device))
+            })),
+            ModelConfig::UnetSegmenter { net, .. } => Some(seeded(device, seed, || {
+                Supervised::Segmenter(net.init(device))
+            })),
+            _ => None,
+        }
+    }
+
+    /// The parameters an estimator predicts.
+    pub fn outputs(&self) -> &[String] {
+        match self {
+            ModelConfig::CnnEstimator { net } => &net.outputs,
+            _ => &[],
+        }
     }
 
     pub fn tunable(&self) -> bool {
@@ -336,6 +523,7 @@ impl ModelConfig {
         match self.net() {
             ModelConfig::ConvAe { net, .. } => net.latent,
             ModelConfig::DenseAe { net, .. } => net.latent,
+            ModelConfig::BottleneckAe { net } => net.latent,
             _ => 0,
         }
     }
@@ -357,6 +545,26 @@ impl ModelConfig {
                     s = net.size
                 ));
             }
+            ModelConfig::BottleneckAe { net } if ny != net.size || nx != net.size => {
+                return Err(format!(
+                    "images of {nx}×{ny} do not fit this bottleneck-ae: it takes {s}×{s}",
+                    s = net.size
+                ));
+            }
+            ModelConfig::CnnEstimator { net } if ny != net.size || nx != net.size => {
+                return Err(format!(
+                    "images of {nx}×{ny} do not fit this cnn-estimator: it takes {s}×{s}",
+                    s = net.size
+                ));
+            }
+            ModelConfig::UnetSegmenter { net, .. } => {
+                let d = net.divisor();
+                if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
+                    return Err(format!(
+                        "images of {nx}×{ny} do not fit this unet-segmenter: both sides must be multiples of {d}"
+                    ));
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -368,6 +576,7 @@ impl Model {
         match &self.encoder {
             Encoder::Conv(e) => Code::Conv(e.forward(x)),
             Encoder::Dense(e) => Code::Dense(e.forward(x)),
+            Encoder::Bottleneck(e) => Code::Dense(e.forward(x)),
         }
     }
 
@@ -375,6 +584,7 @@ impl Model {
         match (decoder, z) {
             (Decoder::Conv(d), Code::Conv(z)) => d.forward(z),
             (Decoder::Dense(d), Code::Dense(z)) => d.forward(z),
+            (Decoder::Bottleneck(d), Code::Dense(z)) => d.forward(z),
             _ => unreachable!("a model decodes only its own codes"),
         }
     }

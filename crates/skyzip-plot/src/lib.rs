@@ -318,6 +318,136 @@ pub fn line_plot_with(
     root.present().map_err(|e| perr(path, e))
 }
 
+/// Predicted against true values as a 600×600 PNG, with the line y = x.
+pub fn scatter_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(f64, f64)],
+) -> Result<(), PlotError> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return Err(perr(path, "no finite points to plot"));
+    }
+    let lo = pts
+        .iter()
+        .map(|p| p.0.min(p.1))
+        .fold(f64::INFINITY, f64::min);
+    let hi = pts
+        .iter()
+        .map(|p| p.0.max(p.1))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let pad = if hi > lo { 0.03 * (hi - lo) } else { 0.5 };
+    let (lo, hi) = (lo - pad, hi + pad);
+    let text = font_ready();
+    let root = BitMapBackend::new(path, (600, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15);
+    if text {
+        b.caption(title, ("sans-serif", 20))
+            .x_label_area_size(45)
+            .y_label_area_size(70);
+    }
+    let mut chart = b
+        .build_cartesian_2d(lo..hi, lo..hi)
+        .map_err(|e| perr(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 14));
+    }
+    mesh.draw().map_err(|e| perr(path, e))?;
+    chart
+        .draw_series(LineSeries::new([(lo, lo), (hi, hi)], BLACK.stroke_width(1)))
+        .map_err(|e| perr(path, e))?;
+    chart
+        .draw_series(
+            pts.iter()
+                .map(|&q| Circle::new(q, 2, COLOURS[0].mix(0.5).filled())),
+        )
+        .map_err(|e| perr(path, e))?;
+    root.present().map_err(|e| perr(path, e))
+}
+
+/// Histograms of one or more samples over [lo, hi] in `bins` bins, as a 800×500 PNG (outlined
+/// bars, one colour per sample).
+pub fn histogram(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    samples: &[(&str, &[f64])],
+    bins: usize,
+    (lo, hi): (f64, f64),
+) -> Result<(), PlotError> {
+    let bins = bins.max(1);
+    let width = (hi - lo) / bins as f64;
+    if width.is_nan() || width <= 0.0 {
+        return Err(perr(path, "empty histogram range"));
+    }
+    let counts: Vec<Vec<usize>> = samples
+        .iter()
+        .map(|(_, v)| {
+            let mut c = vec![0usize; bins];
+            for &x in v.iter().filter(|x| x.is_finite()) {
+                let k = (((x - lo) / width).floor() as isize).clamp(0, bins as isize - 1);
+                c[k as usize] += 1;
+            }
+            c
+        })
+        .collect();
+    let top = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
+    let text = font_ready();
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15);
+    if text {
+        b.caption(title, ("sans-serif", 20))
+            .x_label_area_size(45)
+            .y_label_area_size(60);
+    }
+    let mut chart = b
+        .build_cartesian_2d(lo..hi, 0.0..top)
+        .map_err(|e| perr(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc(x_label)
+            .y_desc("images")
+            .label_style(("sans-serif", 14));
+    }
+    mesh.draw().map_err(|e| perr(path, e))?;
+    for (i, ((label, _), c)) in samples.iter().zip(&counts).enumerate() {
+        let col = COLOURS[i % COLOURS.len()];
+        let bars = chart
+            .draw_series(c.iter().enumerate().map(|(k, &n)| {
+                let x0 = lo + k as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, n as f64)], col.stroke_width(2))
+            }))
+            .map_err(|e| perr(path, e))?;
+        if text {
+            bars.label(*label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], col.filled()));
+        }
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| perr(path, e))?;
+    }
+    root.present().map_err(|e| perr(path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,14 @@ pub fn coord(i: usize) -> f64 {
     -EXTENT + RES * (i as f64 + 0.5)
 }
 
+/// The row-major index of the pixel holding the point (x, y) in degrees (the catalogue's
+/// `l_deg`, `b_deg`), as the simulator puts sources' flux into pixels.
+pub fn pixel_index(x: f64, y: f64) -> usize {
+    let bin =
+        |v: f64| (((v + EXTENT) / RES).floor() as isize).clamp(0, N_PIX as isize - 1) as usize;
+    bin(y) * N_PIX + bin(x)
+}
+
 /// Settings of the simulator.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GceConfig {
@@ -168,10 +176,8 @@ impl Gce {
     /// Bins point sources at (x, y) with fluxes into a 64×64 map (rows = y).
     fn pixelise(sources: &[(f64, f64, f64)]) -> Vec<f64> {
         let mut m = vec![0.0; N_PIX * N_PIX];
-        let bin =
-            |v: f64| (((v + EXTENT) / RES).floor() as isize).clamp(0, N_PIX as isize - 1) as usize;
         for &(x, y, s) in sources {
-            m[bin(y) * N_PIX + bin(x)] += s;
+            m[pixel_index(x, y)] += s;
         }
         m
     }

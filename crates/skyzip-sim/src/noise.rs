@@ -14,13 +14,23 @@ pub fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> f64 {
     }
 }
 
+fn clipped(v: f32, clip: bool) -> f32 {
+    if clip {
+        v.clamp(0.0, 1.0)
+    } else {
+        v
+    }
+}
+
 /// How a clean image is corrupted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Noise {
-    /// Additive Gaussian noise of standard deviation σ.
-    Gaussian { sigma: f64 },
-    /// Poisson counts of `scale`·x, divided back by `scale` (photon noise at a given exposure).
-    Poisson { scale: f64 },
+    /// Additive Gaussian noise of standard deviation σ (clipped to [0, 1] after, with `clip`, as
+    /// seed 003's `torch.clamp` on max-normalised maps).
+    Gaussian { sigma: f64, clip: bool },
+    /// Poisson counts of `scale`·x, divided back by `scale` (photon noise at a given exposure);
+    /// `clip` as for Gaussian.
+    Poisson { scale: f64, clip: bool },
     /// A fraction of pixels set to 0.
     Masked { fraction: f64 },
     /// A fraction of pixels set to the image minimum or maximum (half each).
@@ -28,16 +38,27 @@ pub enum Noise {
 }
 
 impl Noise {
-    /// Parses `gaussian:SIGMA`, `poisson:SCALE`, `masked:FRACTION`, `saltpepper:FRACTION`.
+    /// Parses `gaussian:SIGMA`, `poisson:SCALE`, `masked:FRACTION`, `saltpepper:FRACTION`;
+    /// `gaussian:SIGMA:clip` and `poisson:SCALE:clip` clip the result to [0, 1].
     pub fn parse(spec: &str) -> Result<Noise, SimError> {
-        let (kind, value) = spec.split_once(':').unwrap_or((spec, ""));
+        let (body, clip) = match spec.strip_suffix(":clip") {
+            Some(b) => (b, true),
+            None => (spec, false),
+        };
+        let (kind, value) = body.split_once(':').unwrap_or((body, ""));
         let v: f64 = value.parse().map_err(|_| SimError::Invalid {
             name: "noise",
             why: format!("'{spec}': expected KIND:VALUE, e.g. gaussian:0.1"),
         })?;
         let n = match kind {
-            "gaussian" => Noise::Gaussian { sigma: v },
-            "poisson" => Noise::Poisson { scale: v },
+            "gaussian" => Noise::Gaussian { sigma: v, clip },
+            "poisson" => Noise::Poisson { scale: v, clip },
+            _ if clip => {
+                return Err(SimError::Invalid {
+                    name: "noise",
+                    why: format!("'{spec}': only gaussian and poisson noise take :clip"),
+                })
+            }
             "masked" => Noise::Masked { fraction: v },
             "saltpepper" | "salt-pepper" => Noise::SaltPepper { fraction: v },
             _ => {
@@ -59,10 +80,10 @@ impl Noise {
             })
         };
         match *self {
-            Noise::Gaussian { sigma } if !(sigma >= 0.0 && sigma.is_finite()) => {
+            Noise::Gaussian { sigma, .. } if !(sigma >= 0.0 && sigma.is_finite()) => {
                 bad("σ must be ≥ 0")
             }
-            Noise::Poisson { scale } if !(scale > 0.0 && scale.is_finite()) => {
+            Noise::Poisson { scale, .. } if !(scale > 0.0 && scale.is_finite()) => {
                 bad("scale must be > 0")
             }
             Noise::Masked { fraction } | Noise::SaltPepper { fraction }
@@ -77,13 +98,21 @@ impl Noise {
     /// A noisy copy of `clean`.
     pub fn apply(&self, clean: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
         match *self {
-            Noise::Gaussian { sigma } => {
+            Noise::Gaussian { sigma, clip } => {
                 let n = Normal::new(0.0, sigma).expect("validated σ");
-                clean.iter().map(|&x| x + n.sample(rng) as f32).collect()
+                clean
+                    .iter()
+                    .map(|&x| clipped(x + n.sample(rng) as f32, clip))
+                    .collect()
             }
-            Noise::Poisson { scale } => clean
+            Noise::Poisson { scale, clip } => clean
                 .iter()
-                .map(|&x| (poisson(rng, x.max(0.0) as f64 * scale) / scale) as f32)
+                .map(|&x| {
+                    clipped(
+                        (poisson(rng, x.max(0.0) as f64 * scale) / scale) as f32,
+                        clip,
+                    )
+                })
                 .collect(),
             Noise::Masked { fraction } => clean
                 .iter()
@@ -137,10 +166,18 @@ mod tests {
     fn noise_models_have_their_statistics() {
         let clean = vec![20.0f32; 100_000];
         let mut rng = sample_rng(1, 0);
-        let g = Noise::Gaussian { sigma: 2.0 }.apply(&clean, &mut rng);
+        let g = Noise::Gaussian {
+            sigma: 2.0,
+            clip: false,
+        }
+        .apply(&clean, &mut rng);
         let var = g.iter().map(|&x| ((x - 20.0) as f64).powi(2)).sum::<f64>() / g.len() as f64;
         assert!((var.sqrt() - 2.0).abs() < 0.03);
-        let p = Noise::Poisson { scale: 1.0 }.apply(&clean, &mut rng);
+        let p = Noise::Poisson {
+            scale: 1.0,
+            clip: false,
+        }
+        .apply(&clean, &mut rng);
         let m = p.iter().map(|&x| x as f64).sum::<f64>() / p.len() as f64;
         let v = p.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / p.len() as f64;
         assert!(
@@ -154,7 +191,11 @@ mod tests {
         let s = Noise::SaltPepper { fraction: 0.5 }.apply(&ramp, &mut rng);
         let ext = s.iter().zip(&ramp).filter(|(a, b)| a != b).count() as f64 / 1e5;
         assert!((ext - 0.5).abs() < 0.01);
-        let st = Noise::Gaussian { sigma: 2.0 }.stack(&clean, 16, &mut rng);
+        let st = Noise::Gaussian {
+            sigma: 2.0,
+            clip: false,
+        }
+        .stack(&clean, 16, &mut rng);
         let sv = st.iter().map(|&x| ((x - 20.0) as f64).powi(2)).sum::<f64>() / st.len() as f64;
         assert!((sv.sqrt() - 0.5).abs() < 0.02);
     }

@@ -62,8 +62,17 @@ pub fn reconstruct_image(
     } = *trained;
     let (core, halo, fixed, div) = match mcfg.net() {
         ModelConfig::DenseAe { net, .. } => (net.size, 0, true, 1),
+        ModelConfig::BottleneckAe { net } => (net.size, 0, true, 1),
         ModelConfig::ConvAe { net, .. } => (CONV_TILE, CONV_HALO, false, net.divisor()),
-        _ => unreachable!("net() is a conv-ae or dense-ae"),
+        other => {
+            return Err(format!(
+                "{} is not an image-to-image model; evaluate it with `skyzip evaluate`",
+                serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v["name"].as_str().map(String::from))
+                    .unwrap_or_default()
+            ))
+        }
     };
     let mut mean = vec![f32::NAN; nx * ny];
     let mut sigma = mcfg.is_meanvar().then(|| vec![f32::NAN; nx * ny]);

@@ -60,7 +60,11 @@ impl Part {
 }
 
 /// Saves a model's weights (or one part of them) as safetensors, replacing the file atomically.
-pub fn save_weights(model: &Model, path: &Path, part: Part) -> Result<(), TrainError> {
+pub fn save_weights<M: ModuleSnapshot>(
+    model: &M,
+    path: &Path,
+    part: Part,
+) -> Result<(), TrainError> {
     atomically(path, |tmp| {
         let mut store = SafetensorsStore::from_file(tmp)
             .overwrite(true)
@@ -71,7 +75,11 @@ pub fn save_weights(model: &Model, path: &Path, part: Part) -> Result<(), TrainE
 }
 
 /// Loads weights saved by [`save_weights`] into `model`; a partial file fills only its part.
-pub fn load_weights(model: &mut Model, path: &Path, part: Part) -> Result<(), TrainError> {
+pub fn load_weights<M: ModuleSnapshot>(
+    model: &mut M,
+    path: &Path,
+    part: Part,
+) -> Result<(), TrainError> {
     if !path.exists() {
         return Err(io(path, "no such model file"));
     }
@@ -84,7 +92,11 @@ pub fn load_weights_bytes(model: &mut Model, bytes: Vec<u8>, part: Part) -> Resu
 }
 
 /// Applies a store to `model`: a full part must fill every parameter, a partial one its own.
-fn load_into(model: &mut Model, store: SafetensorsStore, part: Part) -> Result<(), String> {
+fn load_into<M: ModuleSnapshot>(
+    model: &mut M,
+    store: SafetensorsStore,
+    part: Part,
+) -> Result<(), String> {
     let mut store = store
         .filter(part.filter())
         .allow_partial(part != Part::Full);
@@ -162,9 +174,9 @@ fn state_dir(out: &Path) -> PathBuf {
 }
 
 /// Writes the resume state: model with parameter ids, optimizer records, bookkeeping.
-pub fn save_state(
+pub fn save_state<M: ModuleSnapshot>(
     out: &Path,
-    model: &Model,
+    model: &M,
     optims: &[&ModuleOptimizer],
     state: &RunState,
 ) -> Result<(), TrainError> {
@@ -211,9 +223,9 @@ pub fn find_state(out: &Path) -> Option<PathBuf> {
 }
 
 /// Loads a resume state into a freshly built model and optimizers.
-pub fn load_state(
+pub fn load_state<M: ModuleSnapshot>(
     dir: &Path,
-    model: &mut Model,
+    model: &mut M,
     optims: Vec<ModuleOptimizer>,
 ) -> Result<(RunState, Vec<ModuleOptimizer>), TrainError> {
     let sp = dir.join("state.json");

@@ -69,12 +69,27 @@ pub struct DataConfig {
     pub normalisation: NormKind,
     #[serde(default)]
     pub augment: bool,
+    /// Turn every image (and its target) by its own random angle about the centre, once, before
+    /// normalising (seed 003's extra randomness, after telescopes' rotating fields).
+    #[serde(default)]
+    pub rotate: bool,
     #[serde(default = "default_target")]
     pub target: Target,
     /// Train on a random `crop`×`crop` window of each image (drawn afresh every batch);
     /// validation uses whole images. Lets big stamps train at small-stamp cost.
     #[serde(default)]
     pub crop: Option<usize>,
+    /// The held-out test set `skyzip evaluate` draws from the same simulator: `n` samples with
+    /// another `seed` (never seen in training).
+    #[serde(default)]
+    pub test: Option<TestSet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSet {
+    pub n: usize,
+    pub seed: u64,
 }
 
 fn default_norm() -> NormKind {

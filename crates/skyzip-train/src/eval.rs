@@ -22,20 +22,35 @@ pub struct Scores {
     pub z2: Option<f64>,
 }
 
-/// A dae's corruption, parsed from its config.
-pub fn dae_noise(mcfg: &ModelConfig) -> Result<Option<Noise>, String> {
+/// A dae's corruptions, parsed from its config: one noise model, or several separated by `|`
+/// (each image then gets one of them at random, the seed's "mixed" model).
+pub fn dae_noise(mcfg: &ModelConfig) -> Result<Option<Vec<Noise>>, String> {
     mcfg.noise()
-        .map(|s| Noise::parse(s).map_err(|e| format!("model.noise: {e}")))
+        .map(|s| {
+            s.split('|')
+                .map(|p| Noise::parse(p.trim()).map_err(|e| format!("model.noise: {e}")))
+                .collect()
+        })
         .transpose()
 }
 
-/// Corrupts each of the `n` images of a batch with the dae noise (fresh draws from `rng`).
-pub fn corrupt(x: &mut [f32], n: usize, noise: &Noise, rng: &mut ChaCha8Rng) {
+/// Corrupts each of the `n` images of a batch with the dae noise (fresh draws from `rng`);
+/// returns which of the noise models each image got.
+pub fn corrupt(x: &mut [f32], n: usize, noise: &[Noise], rng: &mut ChaCha8Rng) -> Vec<usize> {
+    use rand::Rng;
     let per = x.len() / n.max(1);
+    let mut kinds = Vec::with_capacity(n);
     for img in x.chunks_mut(per.max(1)) {
-        let noisy = noise.apply(img, rng);
+        let k = if noise.len() > 1 {
+            rng.random_range(0..noise.len())
+        } else {
+            0
+        };
+        let noisy = noise[k].apply(img, rng);
         img.copy_from_slice(&noisy);
+        kinds.push(k);
     }
+    kinds
 }
 
 /// Scores of `model` on the items `idx` with the first `eta` latent channels/units (None = all).

@@ -11,7 +11,9 @@
 pub mod apply;
 pub mod checkpoint;
 pub mod config;
+pub mod denoise;
 pub mod eval;
+pub mod supervised;
 
 use checkpoint::{Part, RunState};
 use config::{DataSource, Experiment};
@@ -101,9 +103,33 @@ pub fn build_dataset(exp: &Experiment) -> Result<Dataset, TrainError> {
     let d = &exp.data;
     let input = d.target == config::Target::Input;
     let mut ds = load_source(&d.source, d.noise.as_deref(), !input)?;
+    if d.rotate {
+        rotate_items(&mut ds, exp.seed);
+    }
     ds.normalise(d.normalisation);
     ds.fill_nan(0.0);
     Ok(ds)
+}
+
+/// The angle (radians) item `i` of a dataset seeded `seed` is turned by (`data.rotate`).
+pub fn rotation_angle(seed: u64, i: usize) -> f64 {
+    use rand::Rng;
+    let mut rng = skyzip_sim::sample_rng(seed ^ 0x726f_7461_7465, i as u64);
+    rng.random_range(0.0..std::f64::consts::TAU)
+}
+
+/// Turns every item (input and target alike) by its own angle.
+fn rotate_items(ds: &mut Dataset, seed: u64) {
+    let (nx, ny, n) = (ds.nx, ds.ny, ds.nx * ds.ny);
+    for i in 0..ds.len() {
+        let a = rotation_angle(seed, i);
+        let r = skyzip_data::rotate_bilinear(&ds.inputs[i * n..(i + 1) * n], nx, ny, a);
+        ds.inputs[i * n..(i + 1) * n].copy_from_slice(&r);
+        if let Some(t) = ds.targets.as_mut() {
+            let r = skyzip_data::rotate_bilinear(&t[i * n..(i + 1) * n], nx, ny, a);
+            t[i * n..(i + 1) * n].copy_from_slice(&r);
+        }
+    }
 }
 
 /// One epoch's numbers.
@@ -140,7 +166,7 @@ pub struct TrainReport {
     pub final_scores: Option<Scores>,
 }
 
-fn optimizer(exp: &Experiment) -> ModuleOptimizer {
+pub(crate) fn optimizer(exp: &Experiment) -> ModuleOptimizer {
     match exp.optimizer.kind {
         config::OptKind::Adam => AdamConfig::new().init(),
         config::OptKind::Adamw => AdamWConfig::new()
@@ -150,7 +176,7 @@ fn optimizer(exp: &Experiment) -> ModuleOptimizer {
 }
 
 /// The generator of epoch `epoch`'s random choices (η draws, dae noise).
-fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+pub(crate) fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     key[8..16].copy_from_slice(&(epoch as u64).to_le_bytes());
@@ -208,7 +234,7 @@ fn check_resume(exp: &Experiment, out: &Path) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
+pub(crate) fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
     let mut csv =
         String::from("epoch,train_loss,val_loss,val_mse,val_nll,val_z2,lr,seconds,samples_per_s\n");
     let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -233,7 +259,7 @@ fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError>
     std::fs::write(&p, text).map_err(|e| io(&p, e))
 }
 
-fn plot_losses(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
+pub(crate) fn plot_losses(out: &Path, history: &[EpochMetrics]) -> Result<(), TrainError> {
     let tr: Vec<(f64, f64)> = history
         .iter()
         .map(|m| (m.epoch as f64, m.train_loss))
@@ -317,6 +343,48 @@ fn crop_batch(b: &mut skyzip_data::Batch, c: usize, rng: &mut ChaCha8Rng) {
 }
 
 /// Trains an experiment into `out`, calling `progress(epoch, batch, batches, loss)` as it goes.
+/// The state folder to resume from (`resume`), or None for a fresh run into an empty `out`.
+pub(crate) fn resume_dir(
+    exp: &Experiment,
+    out: &Path,
+    resume: bool,
+) -> Result<Option<std::path::PathBuf>, TrainError> {
+    if resume {
+        let dir = checkpoint::find_state(out).ok_or_else(|| {
+            TrainError::Config(format!(
+                "{}: nothing to resume (no state/ with a completed epoch)",
+                out.display()
+            ))
+        })?;
+        check_resume(exp, out)?;
+        Ok(Some(dir))
+    } else {
+        if checkpoint::find_state(out).is_some() {
+            return Err(TrainError::Config(format!(
+                "{}: already holds a run (resume it, or train into another folder)",
+                out.display()
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// Writes the experiment as run into `out/config.json`.
+pub(crate) fn write_config(exp: &Experiment, out: &Path) -> Result<(), TrainError> {
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let cfg_path = out.join("config.json");
+    let text = serde_json::to_string_pretty(exp).map_err(|e| io(&cfg_path, e))?;
+    std::fs::write(&cfg_path, text).map_err(|e| io(&cfg_path, e))
+}
+
+/// The epochs a run folder's `metrics.json` records (empty when there is none).
+pub fn read_history(run: &Path) -> Vec<EpochMetrics> {
+    std::fs::read_to_string(run.join("metrics.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
 pub fn train(
     exp: &Experiment,
     out: &Path,
@@ -325,25 +393,11 @@ pub fn train(
     mut progress: impl FnMut(usize, usize, usize, f64),
 ) -> Result<TrainReport, TrainError> {
     let mcfg = exp.model_config()?;
+    if mcfg.task() != skyzip_nn::model::Task::Reconstruct {
+        return supervised::train(exp, &mcfg, out, device, opts, progress);
+    }
     let noise = eval::dae_noise(&mcfg).map_err(TrainError::Config)?;
-    let resume_dir = if opts.resume {
-        let dir = checkpoint::find_state(out).ok_or_else(|| {
-            TrainError::Config(format!(
-                "{}: nothing to resume (no state/ with a completed epoch)",
-                out.display()
-            ))
-        })?;
-        check_resume(exp, out)?;
-        Some(dir)
-    } else {
-        if checkpoint::find_state(out).is_some() {
-            return Err(TrainError::Config(format!(
-                "{}: already holds a run (resume it, or train into another folder)",
-                out.display()
-            )));
-        }
-        None
-    };
+    let resume_dir = resume_dir(exp, out, opts.resume)?;
     let ds = build_dataset(exp)?;
     if let Some(c) = exp.data.crop {
         if c == 0 || c > ds.nx || c > ds.ny {
@@ -370,10 +424,7 @@ pub fn train(
     } else {
         &split.val
     };
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    let cfg_path = out.join("config.json");
-    let text = serde_json::to_string_pretty(exp).map_err(|e| io(&cfg_path, e))?;
-    std::fs::write(&cfg_path, text).map_err(|e| io(&cfg_path, e))?;
+    write_config(exp, out)?;
 
     let ad = device.clone().autodiff();
     let mut model = mcfg.init_seeded(&ad, exp.seed);

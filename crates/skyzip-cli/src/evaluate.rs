@@ -1,0 +1,321 @@
+//! `skyzip evaluate`: a trained run over a fresh test set → `evaluation.json` and plots;
+//! `skyzip report gce`: the tables of `docs/results/gce.md` from committed evaluation JSON.
+
+use anyhow::{bail, Context, Result};
+use skyzip_nn::model::Task;
+use skyzip_train::config::Experiment;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  skyzip evaluate --run runs/cnn-dm                     the config's test set (data.test)
+  skyzip evaluate --run runs/unet --test 200 --out docs/results/gce/unet.json")]
+pub struct EvaluateArgs {
+    /// Run folder written by `skyzip train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// Test samples (default: the config's data.test.n).
+    #[arg(long)]
+    test: Option<usize>,
+    /// Test seed (default: the config's data.test.seed, else the training seed + 1,000,003).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Segmenters: the probability above which a pixel counts as a point source (the seed's
+    /// 0.02).
+    #[arg(long, default_value_t = 0.02)]
+    cut: f64,
+    /// Also write the JSON here (it always goes to RUN/evaluation.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
+    let cfg = a.run.join("config.json");
+    if !cfg.exists() {
+        bail!("{}: not a run folder (no config.json)", a.run.display());
+    }
+    let exp = Experiment::load(&cfg)?;
+    let mcfg = exp.model_config()?;
+    if mcfg.task() == Task::Reconstruct && mcfg.noise().is_none() {
+        bail!(
+            "{}: evaluate scores estimators, segmenters and denoisers (dae); other autoencoders \
+             are scored in the run's summary.json",
+            a.run.display()
+        );
+    }
+    let (n, seed) = match (a.test, exp.data.test) {
+        (Some(n), t) => (n, t.map(|t| t.seed)),
+        (None, Some(t)) => (t.n, Some(t.seed)),
+        (None, None) => bail!("--test N: the config has no data.test"),
+    };
+    let seed = a.seed.or(seed).unwrap_or(exp.seed + 1_000_003);
+    let device = skyzip_nn::device(&a.device).map_err(anyhow::Error::msg)?;
+    if mcfg.task() == Task::Reconstruct {
+        let ev =
+            skyzip_train::denoise::evaluate(&a.run, &exp, &mcfg, &device, seed, n, Some(&a.run))?;
+        for r in &ev.rows {
+            println!(
+                "{}: MSE noisy {:.5}, best filter ({}) {:.5}, dae {:.5} on {} test maps",
+                r.noise, r.mse_noisy, r.filter_label, r.mse_filter, r.mse_dae, ev.test_items
+            );
+        }
+        return write_json(&a, &serde_json::to_string_pretty(&ev)?);
+    }
+    let ev = skyzip_train::supervised::evaluate(&a.run, &exp, &mcfg, &device, seed, n, a.cut)?;
+    for e in &ev.estimates {
+        let p = a
+            .run
+            .join(format!("scatter_{}.png", e.parameter.replace('+', "_")));
+        skyzip_plot::scatter_plot(
+            &p,
+            &format!(
+                "{}: mean relative error {:.4} ({} test maps)",
+                e.parameter, e.mean_relative_error, ev.test_items
+            ),
+            &format!("true {}", e.parameter),
+            &format!("predicted {}", e.parameter),
+            &e.pairs,
+        )?;
+        println!(
+            "{}: mean relative error {:.4} on {} test maps ({})",
+            e.parameter,
+            e.mean_relative_error,
+            ev.test_items,
+            p.display()
+        );
+    }
+    if let Some(s) = &ev.segmentation {
+        let a_auc: Vec<f64> = s.per_image.iter().map(|i| i.auc_a).collect();
+        let b_auc: Vec<f64> = s.per_image.iter().map(|i| i.auc_b).collect();
+        let p = a.run.join("auc_hist.png");
+        skyzip_plot::histogram(
+            &p,
+            &format!(
+                "per-image ROC AUC at cut {} ({} test maps)",
+                s.cut, ev.test_items
+            ),
+            "AUC",
+            &[
+                ("A: all point-source pixels", &a_auc),
+                ("B: the N brightest", &b_auc),
+            ],
+            40,
+            (0.5, 1.0),
+        )?;
+        println!(
+            "cut {}: A accuracy {:.3} ± {:.3}, AUC {:.3} ± {:.3}; B accuracy {:.3} ± {:.3}, AUC \
+             {:.3} ± {:.3} ({} test maps, {})",
+            s.cut,
+            s.accuracy_a.mean,
+            s.accuracy_a.std,
+            s.auc_a.mean,
+            s.auc_a.std,
+            s.accuracy_b.mean,
+            s.accuracy_b.std,
+            s.auc_b.mean,
+            s.auc_b.std,
+            ev.test_items,
+            p.display()
+        );
+    }
+    println!("{} parameters, {} epochs", ev.parameters, ev.epochs);
+    write_json(&a, &serde_json::to_string_pretty(&ev)?)
+}
+
+/// Writes the evaluation to RUN/evaluation.json and, with --out, there too.
+fn write_json(a: &EvaluateArgs, text: &str) -> Result<()> {
+    let p = a.run.join("evaluation.json");
+    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    if let Some(o) = &a.out {
+        if let Some(d) = o.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(o, text).with_context(|| format!("writing {}", o.display()))?;
+    }
+    println!("{}", p.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Example:
+  skyzip report gce docs/results/gce --out docs/results/gce.md")]
+pub struct ReportArgs {
+    /// Which report: gce (seed 003 on the Galactic Centre simulator).
+    what: String,
+    /// Folder of evaluation JSON files (written by `skyzip evaluate --out`).
+    dir: PathBuf,
+    /// Write the markdown here (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The seed's own numbers (seed 003's table), per parameter name.
+const SEED_ESTIMATES: &[(&str, &str, f64)] = &[
+    ("one output", "A_dm", 0.0807),
+    ("two outputs", "A_dm", 0.1093),
+    ("two outputs", "n_ps_gc+n_ps_disk", 0.0354),
+    ("three outputs", "A_dm", 0.1175),
+    ("three outputs", "n_ps_disk", 0.0453),
+    ("three outputs", "n_ps_gc", 0.1364),
+];
+
+/// Seed 003's denoising MSEs, by noise model.
+const SEED_DENOISE: &[(&str, f64)] = &[
+    ("gaussian:0.2", 0.0011),
+    ("poisson:1", 0.0012),
+    ("masked:0.5", 0.0010),
+    ("saltpepper:0.5", 0.0019),
+];
+
+fn load_all(dir: &Path) -> Result<Vec<(String, serde_json::Value)>> {
+    let mut v = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        let j: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}", f.display()))?;
+        let stem = f
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        v.push((stem, j));
+    }
+    Ok(v)
+}
+
+pub fn run_report(a: ReportArgs) -> Result<()> {
+    if a.what != "gce" {
+        bail!("unknown report '{}' (gce)", a.what);
+    }
+    let all = load_all(&a.dir)?;
+    let mut md = String::from(
+        "<!-- generated by `skyzip report gce docs/results/gce --out docs/results/gce.md` \
+         from the evaluation JSON beside it; do not edit by hand -->\n\n",
+    );
+    md.push_str("## Parameter estimation (mean relative error on the test set)\n\n");
+    md.push_str("| run | outputs | parameter | ours | seed | model parameters | train maps | epochs | test maps |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (name, j) in &all {
+        let Some(est) = j["estimates"].as_array() else {
+            continue;
+        };
+        let outputs = match est.len() {
+            1 => "one output",
+            2 => "two outputs",
+            _ => "three outputs",
+        };
+        for e in est {
+            let p = e["parameter"].as_str().unwrap_or_default();
+            let seed = SEED_ESTIMATES
+                .iter()
+                .find(|(o, q, _)| *o == outputs && *q == p)
+                .map(|s| format!("{:.4}", s.2))
+                .unwrap_or_else(|| "-".into());
+            md.push_str(&format!(
+                "| {name} | {outputs} | {p} | {:.4} | {seed} | {} | {} | {} | {} |\n",
+                e["mean_relative_error"].as_f64().unwrap_or(f64::NAN),
+                j["parameters"],
+                j["training_items"],
+                j["epochs"],
+                j["test_items"],
+            ));
+        }
+    }
+    md.push_str("\n## Point-source segmentation (per-image mean ± std at the cut)\n\n");
+    md.push_str("| run | cut | A accuracy | A AUC | B accuracy | B AUC | model parameters | train maps | epochs | test maps |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| seed 003 | 0.02 | 0.80 ± 0.03 | 0.92 ± 0.01 | 0.94 ± 0.01 | 0.97 ± 0.01 | | 6592 | | 800 |\n");
+    let ms = |v: &serde_json::Value| {
+        format!(
+            "{:.3} ± {:.3}",
+            v["mean"].as_f64().unwrap_or(f64::NAN),
+            v["std"].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    for (name, j) in &all {
+        let s = &j["segmentation"];
+        if s.is_null() {
+            continue;
+        }
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            s["cut"],
+            ms(&s["accuracy_a"]),
+            ms(&s["auc_a"]),
+            ms(&s["accuracy_b"]),
+            ms(&s["auc_b"]),
+            j["parameters"],
+            j["training_items"],
+            j["epochs"],
+            j["test_items"]
+        ));
+    }
+    for (name, j) in &all {
+        let Some(bins) = j["segmentation"]["catalogue"].as_array() else {
+            continue;
+        };
+        md.push_str(&format!(
+            "\n### {name}: the catalogue from the mask against the simulator's ({:.1} detections per map)\n\n\
+             | true flux (counts) | sources | found | completeness | detections | real | purity |\n|---|---|---|---|---|---|---|\n",
+            j["segmentation"]["detections_per_image"].as_f64().unwrap_or(0.0)
+        ));
+        for b in bins {
+            let f = |k: &str| {
+                b[k].as_f64()
+                    .map(|v| format!("{v:.3}"))
+                    .unwrap_or_else(|| "-".into())
+            };
+            md.push_str(&format!(
+                "| {}–{} | {} | {} | {} | {} | {} | {} |\n",
+                b["lo"],
+                b["hi"]
+                    .as_f64()
+                    .map(|h| h.to_string())
+                    .unwrap_or_else(|| "∞".into()),
+                b["sources"],
+                b["found"],
+                f("completeness"),
+                b["detections"],
+                b["real"],
+                f("purity")
+            ));
+        }
+    }
+    md.push_str("\n## Denoising (MSE against the clean map, per-image max normalisation)\n\n");
+    md.push_str("| run | noise | noisy input | best classical filter | dae | seed's dae | model parameters | train maps | epochs | test maps |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for (name, j) in &all {
+        let Some(rows) = j["rows"].as_array() else {
+            continue;
+        };
+        for r in rows {
+            let noise = r["noise"].as_str().unwrap_or_default();
+            let seed = SEED_DENOISE
+                .iter()
+                .find(|(k, _)| noise.starts_with(k))
+                .map(|s| format!("{:.4}", s.1))
+                .unwrap_or_else(|| "-".into());
+            md.push_str(&format!(
+                "| {name} | {noise} | {:.5} | {:.5} ({}) | {:.5} | {seed} | {} | {} | {} | {} |\n",
+                r["mse_noisy"].as_f64().unwrap_or(f64::NAN),
+                r["mse_filter"].as_f64().unwrap_or(f64::NAN),
+                r["filter_label"].as_str().unwrap_or_default(),
+                r["mse_dae"].as_f64().unwrap_or(f64::NAN),
+                j["parameters"],
+                j["training_items"],
+                j["epochs"],
+                j["test_items"]
+            ));
+        }
+    }
+    match &a.out {
+        Some(o) => std::fs::write(o, md).with_context(|| format!("writing {}", o.display()))?,
+        None => print!("{md}"),
+    }
+    Ok(())
+}
