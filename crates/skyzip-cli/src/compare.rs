@@ -262,7 +262,7 @@ fn family(codec: &str) -> &str {
     }
 }
 
-/// Points with RMSE beyond this many σ are left off the RD plot (and named in its title): a
+/// Points with RMSE beyond this many σ are left off the RD plot (and named in its legend): a
 /// codec that lost the image would stretch the axis until nothing else can be read.
 const PLOT_RMSE_LIMIT: f64 = 20.0;
 
@@ -287,21 +287,24 @@ fn rd_plot(path: &Path, r: &FileReport) -> Result<()> {
     for (_, v) in fams.iter_mut() {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
+    // Points off the axis are named in the legend (an entry without points).
+    let off_label = format!("off scale: {}", off.join(", "));
     let series: Vec<skyzip_plot::Series> = fams
         .iter()
         .map(|(n, v)| skyzip_plot::Series {
             label: n,
             points: v,
         })
+        .chain((!off.is_empty()).then(|| skyzip_plot::Series {
+            label: &off_label,
+            points: &[],
+        }))
         .collect();
     let name = Path::new(&r.file)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut title = format!("{name}: rate vs distortion");
-    if !off.is_empty() {
-        title.push_str(&format!(" (off scale: {})", off.join(", ")));
-    }
+    let title = format!("{name}: rate vs distortion");
     skyzip_plot::line_plot(
         path,
         &title,

@@ -89,6 +89,20 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     if let Some(s) = &ev.segmentation {
         let a_auc: Vec<f64> = s.per_image.iter().map(|i| i.auc_a).collect();
         let b_auc: Vec<f64> = s.per_image.iter().map(|i| i.auc_b).collect();
+        let cat = a.run.join("catalogue.csv");
+        let mut csv = String::from("image,x,y,pixels,flux\n");
+        for (i, d) in &s.detections {
+            csv.push_str(&format!(
+                "{i},{:.3},{:.3},{},{:.6}\n",
+                d.x, d.y, d.pixels, d.flux
+            ));
+        }
+        std::fs::write(&cat, csv).with_context(|| format!("writing {}", cat.display()))?;
+        println!(
+            "{}: {} detections (x, y in pixels of each test map; flux in normalised units)",
+            cat.display(),
+            s.detections.len()
+        );
         let p = a.run.join("auc_hist.png");
         skyzip_plot::histogram(
             &p,
@@ -118,6 +132,16 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
             s.auc_b.std,
             ev.test_items,
             p.display()
+        );
+    }
+    if let Some(c) = &ev.classification {
+        println!(
+            "noise classes {}: accuracy {:.3} on {} test maps; confusion (rows true, columns \
+             predicted): {:?}",
+            c.classes.join(" | "),
+            c.accuracy,
+            ev.test_items,
+            c.confusion
         );
     }
     println!("{} parameters, {} epochs", ev.parameters, ev.epochs);
@@ -201,7 +225,7 @@ pub fn run_report(a: ReportArgs) -> Result<()> {
          from the evaluation JSON beside it; do not edit by hand -->\n\n",
     );
     md.push_str("## Parameter estimation (mean relative error on the test set)\n\n");
-    md.push_str("| run | outputs | parameter | ours | seed | model parameters | train maps | epochs | test maps |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| run | outputs | parameter | ours: mean relative error | seed | ours, true value in the upper 90 % of its range | median relative error | mean absolute error | model parameters | train maps | epochs | test maps |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (name, j) in &all {
         let Some(est) = j["estimates"].as_array() else {
             continue;
@@ -218,9 +242,13 @@ pub fn run_report(a: ReportArgs) -> Result<()> {
                 .find(|(o, q, _)| *o == outputs && *q == p)
                 .map(|s| format!("{:.4}", s.2))
                 .unwrap_or_else(|| "-".into());
+            let num = |k: &str| e[k].as_f64().unwrap_or(f64::NAN);
             md.push_str(&format!(
-                "| {name} | {outputs} | {p} | {:.4} | {seed} | {} | {} | {} | {} |\n",
-                e["mean_relative_error"].as_f64().unwrap_or(f64::NAN),
+                "| {name} | {outputs} | {p} | {:.4} | {seed} | {:.4} | {:.4} | {:.4} | {} | {} | {} | {} |\n",
+                num("mean_relative_error"),
+                num("mean_relative_error_upper90"),
+                num("median_relative_error"),
+                num("mean_absolute_error"),
                 j["parameters"],
                 j["training_items"],
                 j["epochs"],
@@ -311,6 +339,30 @@ pub fn run_report(a: ReportArgs) -> Result<()> {
                 j["epochs"],
                 j["test_items"]
             ));
+        }
+    }
+    for (name, j) in &all {
+        let c = &j["classification"];
+        let Some(classes) = c["classes"].as_array() else {
+            continue;
+        };
+        md.push_str(&format!(
+            "\n## Which noise? ({name}: accuracy {:.3} on {} test maps, {} train maps, {} epochs)\n\n| true \\ predicted |",
+            c["accuracy"].as_f64().unwrap_or(f64::NAN),
+            j["test_items"],
+            j["training_items"],
+            j["epochs"]
+        ));
+        for k in classes {
+            md.push_str(&format!(" {} |", k.as_str().unwrap_or_default()));
+        }
+        md.push_str(&format!("\n|---|{}\n", "---|".repeat(classes.len())));
+        for (k, row) in c["confusion"].as_array().into_iter().flatten().enumerate() {
+            md.push_str(&format!("| {} |", classes[k].as_str().unwrap_or_default()));
+            for v in row.as_array().into_iter().flatten() {
+                md.push_str(&format!(" {v} |"));
+            }
+            md.push('\n');
         }
     }
     match &a.out {

@@ -137,6 +137,20 @@ fn compressed_files_verify_clean_and_decode_to_the_original_file() {
                 .cards
                 .iter()
                 .any(|c| c.text().starts_with("HISTORY skyzip")));
+            // With q = 0 the decoded file is the original, byte for byte, and no tile costs
+            // more than its raw bits: the file is never larger than the original.
+            let c0 = d.path().join(format!("c{k}.q0.fits"));
+            let o0 = d.path().join(format!("o{k}.q0.fits"));
+            ok(&["compress", s(f), s(&c0), "--q", "0"]);
+            ok(&["decompress", s(&c0), s(&o0)]);
+            let (a, b) = (std::fs::read(f).unwrap(), std::fs::read(&o0).unwrap());
+            assert!(a == b, "{}: q = 0 is not bit-exact", f.display());
+            let size = std::fs::metadata(&c0).unwrap().len();
+            assert!(
+                size <= a.len() as u64,
+                "{}: {size} bytes at q = 0",
+                f.display()
+            );
         }
     }
 }

@@ -9,11 +9,15 @@
 //!   does, for tiles whose noise is zero (constant or near-constant) or that hold values the
 //!   quantiser cannot represent.
 //!
-//! An exact tile's row starts with one byte: 1 = coded by the tile coder (then the tile's offset,
-//! its NaN payloads, then a tile of [`crate::tile`]), 2 = raw little-endian bit patterns (only
-//! when the ordered values span more than the coder's ±2^62, which needs BITPIX −64).
+//! An exact tile's row starts with one byte saying how it was coded; the encoder tries each and
+//! keeps the smallest: 1 = the tile coder on the ordered bit patterns (then the tile's offset, its
+//! NaN payloads, then a tile of [`crate::tile`]) — good where values vary smoothly within a
+//! binade; 3 = byte planes (each byte of the bit patterns, optionally XORed with the left
+//! neighbour's, under its own per-tile histogram, as GZIP_2's byte shuffle) — good for noise
+//! that crosses zero, where ordered patterns jump by 2^31; 2 = raw little-endian bit patterns,
+//! so no tile ever costs more than its raw bits and a few bytes.
 
-use crate::entropy::Corrupt;
+use crate::entropy::{Corrupt, IntTable, Reader, Writer};
 use crate::predict::Predictor;
 use crate::tile::{self, Settings};
 
@@ -182,13 +186,22 @@ pub fn encode_exact(
                 .then_some(d as i64)
         })
         .collect();
-    let Some(v) = shifted else {
-        let mut bytes = vec![2u8];
-        for &b in bits {
-            bytes.extend_from_slice(&b.to_le_bytes()[..width.bytes()]);
+    let mut raw = vec![2u8];
+    for &b in bits {
+        raw.extend_from_slice(&b.to_le_bytes()[..width.bytes()]);
+    }
+    let mut best = ExactTile {
+        est_bits: 8.0 * raw.len() as f64,
+        bytes: raw,
+    };
+    for xor in [false, true] {
+        let p = encode_planes(bits, width, xor);
+        if p.bytes.len() < best.bytes.len() {
+            best = p;
         }
-        let est_bits = 8.0 * bytes.len() as f64;
-        return ExactTile { bytes, est_bits };
+    }
+    let Some(v) = shifted else {
+        return best;
     };
     let mut bytes = vec![1u8];
     bytes.extend_from_slice(&(offset as i64).to_le_bytes());
@@ -212,7 +225,95 @@ pub fn encode_exact(
     let t = tile::encode(p, &v, &blank, w, h, &s);
     let est_bits = 8.0 * bytes.len() as f64 + t.est_bits;
     bytes.extend(t.bytes);
-    ExactTile { bytes, est_bits }
+    if bytes.len() < best.bytes.len() {
+        best = ExactTile { bytes, est_bits };
+    }
+    best
+}
+
+/// Most a symbol's transmitted frequency can be (12 bits).
+const FREQ_MAX: u64 = 4095;
+
+/// Kind 3: every byte plane of the bit patterns (XORed with the left neighbour's pattern first,
+/// with `xor`) under a histogram of that plane sent with the tile.
+fn encode_planes(bits: &[u64], width: Width, xor: bool) -> ExactTile {
+    let vals: Vec<u64> = (0..bits.len())
+        .map(|i| {
+            if xor && i > 0 {
+                bits[i] ^ bits[i - 1]
+            } else {
+                bits[i]
+            }
+        })
+        .collect();
+    let mut w = Writer::default();
+    w.put_bits(xor as u64, 1);
+    for plane in 0..width.bytes() {
+        let bytes: Vec<u8> = vals.iter().map(|v| (v >> (8 * plane)) as u8).collect();
+        let mut hist = [0u64; 256];
+        bytes.iter().for_each(|&b| hist[b as usize] += 1);
+        let most = hist.iter().copied().max().unwrap_or(1).max(1);
+        let freq: Vec<u64> = hist
+            .iter()
+            .map(|&c| (c * FREQ_MAX).div_ceil(most))
+            .collect();
+        for &f in &freq {
+            w.put_bits((f > 0) as u64, 1);
+        }
+        for &f in freq.iter().filter(|&&f| f > 0) {
+            w.put_bits(f, 12);
+        }
+        let table = plane_table(&freq);
+        bytes.iter().for_each(|&b| w.put_int(&table, b as i64));
+    }
+    let est_bits = 8.0 + w.est_bits;
+    let mut out = vec![3u8];
+    out.extend(w.finish());
+    ExactTile {
+        bytes: out,
+        est_bits,
+    }
+}
+
+/// The categorical table of a byte plane from its transmitted frequencies.
+fn plane_table(freq: &[u64]) -> IntTable {
+    let total: u64 = freq.iter().sum::<u64>().max(1);
+    let p: Vec<f64> = freq.iter().map(|&f| f as f64 / total as f64).collect();
+    IntTable::new(0, &p, 0.0)
+}
+
+fn decode_planes(body: &[u8], width: Width, n: usize) -> Result<Vec<u64>, Corrupt> {
+    let mut r = Reader::new(body)?;
+    let xor = r.get_bits(1)? == 1;
+    let mut vals = vec![0u64; n];
+    for plane in 0..width.bytes() {
+        let mut freq = vec![0u64; 256];
+        let present: Vec<bool> = (0..256)
+            .map(|_| r.get_bits(1).map(|b| b == 1))
+            .collect::<Result<_, _>>()?;
+        for (f, &p) in freq.iter_mut().zip(&present) {
+            if p {
+                *f = r.get_bits(12)?;
+                if *f == 0 {
+                    return Err(Corrupt("a byte plane's symbol has frequency 0".into()));
+                }
+            }
+        }
+        let table = plane_table(&freq);
+        for v in vals.iter_mut() {
+            let b = r.get_int(&table)?;
+            if !(0..256).contains(&b) {
+                return Err(Corrupt(format!("byte {b} in a byte plane")));
+            }
+            *v |= (b as u64) << (8 * plane);
+        }
+    }
+    if xor {
+        for i in 1..n {
+            vals[i] ^= vals[i - 1];
+        }
+    }
+    Ok(vals)
 }
 
 fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], Corrupt> {
@@ -301,6 +402,7 @@ pub fn decode_exact(
             }
             Ok(out)
         }
+        3 => decode_planes(b, width, n),
         k => Err(Corrupt(format!("exact tile kind {k}"))),
     }
 }
@@ -337,6 +439,29 @@ mod tests {
             assert_eq!(from_ordered(ordered(b, Width::F64), Width::F64), b);
         }
         assert!(ordered((-0.0f64).to_bits(), Width::F64) < ordered(0.0f64.to_bits(), Width::F64));
+    }
+
+    #[test]
+    fn byte_planes_round_trip_noise_across_zero() {
+        // Noise around 0 (the SDSS sky in nanomaggies): ordered patterns jump by 2^31 at each
+        // sign change, byte planes do not care.
+        let mut x: u64 = 9;
+        let bits: Vec<u64> = (0..4096)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (((x >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32 * 0.02).to_bits() as u64
+            })
+            .collect();
+        for xor in [false, true] {
+            let t = encode_planes(&bits, Width::F32, xor);
+            assert!(t.bytes.len() < 4 * bits.len(), "{} bytes", t.bytes.len());
+            assert_eq!(
+                decode_planes(&t.bytes[1..], Width::F32, bits.len()).unwrap(),
+                bits
+            );
+        }
     }
 
     #[test]

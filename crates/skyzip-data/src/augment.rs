@@ -130,9 +130,10 @@ mod tests {
         for (a, b) in q.iter().zip(&r) {
             assert!((a - b).abs() < 1e-4, "{q:?} vs {r:?}");
         }
-        // Mass near the centre stays; the corners turned out of the frame become 0.
-        let t = rotate_bilinear(&img, 5, 5, std::f64::consts::FRAC_PI_4);
-        assert!((t[12] - 12.0).abs() < 1e-4 && t[0] == 0.0);
+        // The centre stays; a corner turned out of the frame becomes 0.
+        let big: Vec<f32> = (0..81).map(|i| 1.0 + i as f32).collect();
+        let t = rotate_bilinear(&big, 9, 9, std::f64::consts::FRAC_PI_4);
+        assert!((t[40] - 41.0).abs() < 1e-4 && t[0] == 0.0, "{t:?}");
     }
 
     #[test]

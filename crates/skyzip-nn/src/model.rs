@@ -75,6 +75,13 @@ pub enum ModelConfig {
         #[serde(flatten)]
         net: EstimatorConfig,
     },
+    /// Which of several noise models corrupted an image (seed 003's "next step"): a CNN like
+    /// the estimator with one output per noise model in `outputs` (their specs, e.g.
+    /// "masked:0.5"), trained with softmax cross-entropy.
+    NoiseClassifier {
+        #[serde(flatten)]
+        net: EstimatorConfig,
+    },
     /// U-Net point-source segmentation: image → per-pixel probability, BCE plus a count penalty.
     UnetSegmenter {
         #[serde(flatten)]
@@ -164,6 +171,11 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
         "size, channels, kernels (3 each), pool_after, hidden, outputs (parameter names)",
     ),
     (
+        "noise-classifier",
+        "which noise model corrupted an image: a CNN with one softmax output per noise model",
+        "as cnn-estimator, with outputs = the noise models (gaussian:S[:clip], poisson:S[:clip], masked:F, saltpepper:F)",
+    ),
+    (
         "unet-segmenter",
         "U-Net point-source segmentation: per-pixel probability, BCE + count penalty",
         "filters ([8, 16, 32, 64]), bridge (128), dropout (0.1), count_penalty ({kind: hard|soft|none, weight: 1e-7, cut: 1.08})",
@@ -179,6 +191,8 @@ pub enum Task {
     Estimate,
     /// A per-pixel probability from an image.
     Segment,
+    /// One of several classes (which noise model) from an image.
+    Classify,
 }
 
 /// The networks that are not autoencoders.
@@ -205,6 +219,11 @@ impl Supervised {
     /// its count penalty (targets [b, outputs] or [b, h·w] masks).
     pub fn training_loss(&self, cfg: &ModelConfig, x: Tensor<4>, y: Tensor<2>) -> Tensor<1> {
         match (self, cfg) {
+            (s, ModelConfig::NoiseClassifier { .. }) => {
+                // Softmax cross-entropy against one-hot labels.
+                let logp = burn::tensor::activation::log_softmax(s.forward(x), 1);
+                (logp * y).sum_dim(1).mean().neg()
+            }
             (Supervised::Segmenter(u), ModelConfig::UnetSegmenter { count_penalty, .. }) => {
                 let [b, _, h, w] = x.dims();
                 let p = u.forward(x).reshape([b, h * w]);
@@ -364,7 +383,15 @@ impl ModelConfig {
             }
             ModelConfig::Dae { base, .. } => base.check_base("dae"),
             ModelConfig::BottleneckAe { net } => net.check(),
-            ModelConfig::CnnEstimator { net } => net.check(),
+            ModelConfig::CnnEstimator { net } | ModelConfig::NoiseClassifier { net } => {
+                net.check()?;
+                if let ModelConfig::NoiseClassifier { .. } = self {
+                    if net.outputs.len() < 2 {
+                        return Err("noise-classifier: at least two noise models".into());
+                    }
+                }
+                Ok(())
+            }
             ModelConfig::UnetSegmenter { net, count_penalty } => {
                 if !(count_penalty.weight >= 0.0 && count_penalty.weight.is_finite()) {
                     return Err("model.count_penalty.weight must be ≥ 0".into());
@@ -442,6 +469,7 @@ impl ModelConfig {
     pub fn task(&self) -> Task {
         match self {
             ModelConfig::CnnEstimator { .. } => Task::Estimate,
+            ModelConfig::NoiseClassifier { .. } => Task::Classify,
             ModelConfig::UnetSegmenter { .. } => Task::Segment,
             _ => Task::Reconstruct,
         }
@@ -451,9 +479,11 @@ impl ModelConfig {
     /// autoencoders).
     pub fn init_supervised(&self, device: &Device, seed: u64) -> Option<Supervised> {
         match self {
-            ModelConfig::CnnEstimator { net } => Some(seeded(device, seed, || {
-                Supervised::Estimator(net.init(device))
-            })),
+            ModelConfig::CnnEstimator { net } | ModelConfig::NoiseClassifier { net } => {
+                Some(seeded(device, seed, || {
+                    Supervised::Estimator(net.init(device))
+                }))
+            }
             ModelConfig::UnetSegmenter { net, .. } => Some(seeded(device, seed, || {
                 Supervised::Segmenter(net.init(device))
             })),
@@ -464,7 +494,9 @@ impl ModelConfig {
     /// The parameters an estimator predicts.
     pub fn outputs(&self) -> &[String] {
         match self {
-            ModelConfig::CnnEstimator { net } => &net.outputs,
+            ModelConfig::CnnEstimator { net } | ModelConfig::NoiseClassifier { net } => {
+                &net.outputs
+            }
             _ => &[],
         }
     }
@@ -551,7 +583,9 @@ impl ModelConfig {
                     s = net.size
                 ));
             }
-            ModelConfig::CnnEstimator { net } if ny != net.size || nx != net.size => {
+            ModelConfig::CnnEstimator { net } | ModelConfig::NoiseClassifier { net }
+                if ny != net.size || nx != net.size =>
+            {
                 return Err(format!(
                     "images of {nx}×{ny} do not fit this cnn-estimator: it takes {s}×{s}",
                     s = net.size

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use skyzip_data::Dihedral;
-use skyzip_eval::catalog::{completeness_purity, detections, FluxBin, TrueSource};
+use skyzip_eval::catalog::{completeness_purity, detections, Detection, FluxBin, TrueSource};
 use skyzip_eval::segmentation::{score_image, ImageScores};
 use skyzip_eval::{mean_relative_error, Summary};
 use skyzip_nn::burn::prelude::*;
@@ -42,6 +42,8 @@ pub struct Labelled {
     /// flux) from the simulator's catalogue.
     pub flux: Vec<f32>,
     pub sources: Vec<Vec<TrueSource>>,
+    /// Noise classifiers: which noise model corrupted each item.
+    pub classes: Vec<usize>,
 }
 
 impl Labelled {
@@ -141,6 +143,7 @@ pub fn labelled(
         truth: Vec::new(),
         flux: Vec::new(),
         sources: Vec::new(),
+        classes: Vec::new(),
     };
     if exp.data.rotate && mcfg.task() == Task::Segment {
         return Err(TrainError::Config(
@@ -204,6 +207,29 @@ pub fn labelled(
                             .collect(),
                         _ => Vec::new(),
                     });
+            }
+        }
+        Task::Classify => {
+            let noises = mcfg
+                .outputs()
+                .iter()
+                .map(|s| skyzip_sim::noise::Noise::parse(s.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TrainError::Config(format!("model.outputs: {e}")))?;
+            let k = noises.len();
+            l.per = k;
+            let np = nx * ny;
+            for i in 0..n {
+                // Each map gets one noise model at random, drawn from (seed, i) alone.
+                let c = skyzip_sim::sample_rng(seed ^ 0x6e6f_6973_65, i as u64).random_range(0..k);
+                let noisy = noises[c].apply(
+                    &l.inputs[i * np..(i + 1) * np],
+                    &mut skyzip_sim::noise_rng(seed, i as u64),
+                );
+                l.inputs[i * np..(i + 1) * np].copy_from_slice(&noisy);
+                l.labels
+                    .extend((0..k).map(|j| if j == c { 1.0 } else { 0.0 }));
+                l.classes.push(c);
             }
         }
         Task::Reconstruct => unreachable!("autoencoders train through crate::train"),
@@ -460,6 +486,11 @@ pub fn train(
 pub struct EstimateResult {
     pub parameter: String,
     pub mean_relative_error: f64,
+    /// The same over the maps whose true value is in the upper 90 % of the training range
+    /// (a relative error near a true value of 0 is unbounded: A_dm ~ U(0, 1)).
+    pub mean_relative_error_upper90: f64,
+    pub median_relative_error: f64,
+    pub mean_absolute_error: f64,
     pub pairs: Vec<(f64, f64)>,
 }
 
@@ -476,6 +507,18 @@ pub struct SegmentResult {
     pub catalogue: Vec<FluxBin>,
     /// Detections (8-connected groups above the cut) per image, on average.
     pub detections_per_image: f64,
+    /// The catalogue itself: (test image, detection), positions in that image's pixels.
+    #[serde(skip)]
+    pub detections: Vec<(usize, Detection)>,
+}
+
+/// A noise classifier's held-out results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassifyResult {
+    pub classes: Vec<String>,
+    pub accuracy: f64,
+    /// confusion[true][predicted], in maps.
+    pub confusion: Vec<Vec<usize>>,
 }
 
 /// What `evaluate` reports about a run.
@@ -492,6 +535,8 @@ pub struct Evaluation {
     pub estimates: Vec<EstimateResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segmentation: Option<SegmentResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassifyResult>,
 }
 
 /// Flux bins (counts) for completeness and purity: powers of two from 1/4 to 256.
@@ -558,6 +603,7 @@ pub fn evaluate(
         test_seed: seed,
         estimates: Vec::new(),
         segmentation: None,
+        classification: None,
     };
     match mcfg.task() {
         Task::Estimate => {
@@ -567,9 +613,31 @@ pub fn evaluate(
                     .map(|i| sc.unscale(k, out[i * l.per + k] as f64))
                     .collect();
                 let truth: Vec<f64> = l.truth.iter().map(|r| r[k]).collect();
+                let cut = sc.lo[k] + 0.1 * (sc.hi[k] - sc.lo[k]);
+                let (up_p, up_t): (Vec<f64>, Vec<f64>) = pred
+                    .iter()
+                    .zip(&truth)
+                    .filter(|(_, t)| **t >= cut)
+                    .map(|(p, t)| (*p, *t))
+                    .unzip();
+                let mut rel: Vec<f64> = pred
+                    .iter()
+                    .zip(&truth)
+                    .filter(|(_, t)| **t != 0.0)
+                    .map(|(p, t)| ((p - t) / t).abs())
+                    .collect();
+                rel.sort_by(f64::total_cmp);
                 ev.estimates.push(EstimateResult {
                     parameter: name.clone(),
                     mean_relative_error: mean_relative_error(&pred, &truth),
+                    mean_relative_error_upper90: mean_relative_error(&up_p, &up_t),
+                    median_relative_error: rel.get(rel.len() / 2).copied().unwrap_or(f64::NAN),
+                    mean_absolute_error: pred
+                        .iter()
+                        .zip(&truth)
+                        .map(|(p, t)| (p - t).abs())
+                        .sum::<f64>()
+                        / truth.len().max(1) as f64,
                     pairs: truth.into_iter().zip(pred).collect(),
                 });
             }
@@ -578,6 +646,7 @@ pub fn evaluate(
             let np = l.npix();
             let mut per_image = Vec::new();
             let mut dets_all = Vec::new();
+            let mut catalogue = Vec::new();
             let mut srcs_all = Vec::new();
             for i in 0..l.len() {
                 let prob: Vec<f64> = out[i * np..(i + 1) * np]
@@ -595,9 +664,11 @@ pub fn evaluate(
                     .map(|&v| v as f64)
                     .collect();
                 // Detections of every image in one catalogue: pixel indices offset per image.
-                for mut d in detections(&mask, &img, l.nx, l.ny) {
-                    d.members.iter_mut().for_each(|m| *m += i * np);
-                    dets_all.push(d);
+                for d in detections(&mask, &img, l.nx, l.ny) {
+                    let mut offset = d.clone();
+                    offset.members.iter_mut().for_each(|m| *m += i * np);
+                    dets_all.push(offset);
+                    catalogue.push((i, d));
                 }
                 srcs_all.extend(l.sources[i].iter().map(|s| TrueSource {
                     pixel: s.pixel + i * np,
@@ -622,6 +693,24 @@ pub fn evaluate(
                     &FLUX_EDGES,
                 ),
                 per_image,
+                detections: catalogue,
+            });
+        }
+        Task::Classify => {
+            let k = l.per;
+            let mut confusion = vec![vec![0usize; k]; k];
+            for (i, &c) in l.classes.iter().enumerate() {
+                let row = &out[i * k..(i + 1) * k];
+                let p = (0..k)
+                    .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                    .unwrap_or(0);
+                confusion[c][p] += 1;
+            }
+            let right: usize = (0..k).map(|j| confusion[j][j]).sum();
+            ev.classification = Some(ClassifyResult {
+                classes: mcfg.outputs().to_vec(),
+                accuracy: right as f64 / l.len().max(1) as f64,
+                confusion,
             });
         }
         Task::Reconstruct => unreachable!("checked above"),

@@ -120,3 +120,20 @@ fn bottleneck_dae_learns() {
     let h = &r.history;
     assert!(h[5].val.mse < 0.8 * h[0].val.mse, "{h:?}");
 }
+
+#[test]
+fn noise_classifier_learns_and_evaluates() {
+    let d = tempfile::tempdir().unwrap();
+    let model = serde_json::json!({"name": "noise-classifier", "size": 64,
+        "channels": [4, 8], "pool_after": [0, 1], "hidden": [16],
+        "outputs": ["gaussian:0.2:clip", "masked:0.5", "saltpepper:0.5"]});
+    let e = gce(model, 96, 6, serde_json::json!({"kind": "max"}));
+    let r = run(&e, d.path());
+    let h = &r.history;
+    assert!(h[5].train_loss < 0.8 * h[0].train_loss, "{h:?}");
+    let mcfg = e.model_config().unwrap();
+    let ev = supervised::evaluate(d.path(), &e, &mcfg, &Device::flex(), 99, 24, 0.02).unwrap();
+    let c = ev.classification.unwrap();
+    assert_eq!(c.confusion.iter().flatten().sum::<usize>(), 24);
+    assert!(c.accuracy > 1.0 / 3.0, "better than chance: {c:?}");
+}
