@@ -257,3 +257,68 @@ fn resume_export_and_reconstruct() {
     assert!(!d.path().join("y.fits").exists());
     assert_eq!(std::fs::read(&img).unwrap(), before);
 }
+
+#[test]
+fn evaluate_writes_json_and_plots_and_report_makes_the_tables() {
+    let d = tempfile::tempdir().unwrap();
+    let results = d.path().join("results");
+    for (name, model, norm) in [
+        (
+            "unet",
+            serde_json::json!({"name": "unet-segmenter", "filters": [4, 8], "bridge": 8}),
+            "max",
+        ),
+        (
+            "cnn",
+            serde_json::json!({"name": "cnn-estimator", "size": 64, "channels": [4, 8],
+                "pool_after": [0, 1], "hidden": [8], "outputs": ["A_dm"]}),
+            "max",
+        ),
+    ] {
+        let cfg = d.path().join(format!("{name}.json"));
+        let text = serde_json::json!({
+            "model": model,
+            "data": {"source": {"type": "simulator", "kind": "gce", "n": 32, "seed": 2},
+                     "normalisation": {"kind": norm}, "test": {"n": 8, "seed": 77}},
+            "batch_size": 8, "epochs": 2, "seed": 2
+        });
+        std::fs::write(&cfg, text.to_string()).unwrap();
+        let run = d.path().join(name);
+        let o = skyzip(&["train", "--config", s(&cfg), "--out", s(&run)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = results.join(format!("{name}.json"));
+        let o = skyzip(&["evaluate", "--run", s(&run), "--out", s(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(out.exists() && run.join("evaluation.json").exists());
+        let png = if name == "unet" {
+            assert!(run.join("catalogue.csv").exists());
+            run.join("auc_hist.png")
+        } else {
+            run.join("scatter_A_dm.png")
+        };
+        assert!(
+            std::fs::metadata(&png).unwrap().len() > 1000,
+            "{}",
+            png.display()
+        );
+    }
+    let md = d.path().join("gce.md");
+    let o = skyzip(&["report", "gce", s(&results), "--out", s(&md)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&md).unwrap();
+    for want in [
+        "| unet |",
+        "| cnn |",
+        "0.0807",
+        "0.80 ± 0.03",
+        "completeness",
+    ] {
+        assert!(
+            text.contains(want),
+            "{want} missing from the report:\n{text}"
+        );
+    }
+    // An autoencoder that is not a denoiser has nothing for evaluate to score.
+    let o = skyzip(&["evaluate", "--run", s(d.path())]);
+    assert_eq!(o.status.code(), Some(2));
+}

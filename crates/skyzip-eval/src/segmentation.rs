@@ -1,6 +1,7 @@
 //! Point-source segmentation scored per image, as seed 003 did (at a probability cut, 0.02 there):
 //!
-//! - **approach A**: every pixel with point-source flux > 0 is a target; accuracy of
+//! - **approach A**: every pixel with point-source flux above the threshold is a target (the
+//!   simulator's masks: flux > 0.8); accuracy of
 //!   (probability > cut) over all pixels, and the ROC AUC of the probabilities;
 //! - **approach B**: the N pixels predicted above the cut against the N brightest true pixels
 //!   (N = the number predicted, at most the number with flux); accuracy over all pixels and AUC
@@ -16,15 +17,16 @@ pub struct ImageScores {
     pub auc_a: f64,
     pub accuracy_b: f64,
     pub auc_b: f64,
-    /// Pixels predicted above the cut, and pixels with point-source flux.
+    /// Pixels predicted above the cut, and target pixels (flux above the threshold).
     pub predicted: usize,
     pub with_flux: usize,
 }
 
-/// Scores the probabilities `prob` of one image against its true point-source flux map.
-pub fn score_image(prob: &[f64], flux: &[f64], cut: f64) -> ImageScores {
+/// Scores the probabilities `prob` of one image against its true point-source flux map, a pixel
+/// being a target when its flux exceeds `threshold`.
+pub fn score_image(prob: &[f64], flux: &[f64], cut: f64, threshold: f64) -> ImageScores {
     assert_eq!(prob.len(), flux.len(), "one probability per pixel");
-    let truth_a: Vec<bool> = flux.iter().map(|&f| f > 0.0).collect();
+    let truth_a: Vec<bool> = flux.iter().map(|&f| f > threshold).collect();
     let pred: Vec<bool> = prob.iter().map(|&p| p > cut).collect();
     let predicted = pred.iter().filter(|&&p| p).count();
     let with_flux = truth_a.iter().filter(|&&t| t).count();
@@ -55,7 +57,7 @@ mod tests {
         // 8 pixels: fluxes, and probabilities that rank the three brightest first.
         let flux = [0.0, 5.0, 0.1, 0.0, 3.0, 0.2, 0.0, 4.0];
         let prob = [0.01, 0.9, 0.01, 0.0, 0.6, 0.03, 0.0, 0.8];
-        let s = score_image(&prob, &flux, 0.02);
+        let s = score_image(&prob, &flux, 0.02, 0.0);
         // A: pixels 1, 4, 5, 7 predicted; 1, 2, 4, 5, 7 have flux: 7 of 8 right.
         assert_eq!((s.predicted, s.with_flux), (4, 5));
         assert!((s.accuracy_a - 7.0 / 8.0).abs() < 1e-12);

@@ -8,7 +8,9 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, LeakyRelu, LeakyReluConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +28,15 @@ pub struct EstimatorConfig {
     pub pool_after: Vec<usize>,
     /// Fully connected layers after flattening, ReLU after each; shared by every output.
     pub hidden: Vec<usize>,
-    /// The parameters predicted, by the dataset's names (e.g. ["A_dm", "n_ps_total"]).
+    /// The parameters predicted, by the dataset's names (e.g. ["A_dm", "n_ps_gc+n_ps_disk"]).
     pub outputs: Vec<String>,
+    /// The slope of the activations below 0: 0 is the seed's ReLU; a LeakyReLU's small slope
+    /// keeps units from dying.
+    #[serde(default)]
+    pub negative_slope: f64,
+    /// Batch norm after every conv (not in the seed's nets: it trains in far fewer steps).
+    #[serde(default)]
+    pub batch_norm: bool,
 }
 
 impl EstimatorConfig {
@@ -71,8 +80,12 @@ impl EstimatorConfig {
 
     pub fn init(&self, device: &Device) -> Estimator {
         let mut convs = Vec::new();
+        let mut norms = Vec::new();
         let mut c = 1;
         for (i, &o) in self.channels.iter().enumerate() {
+            if self.batch_norm {
+                norms.push(BatchNormConfig::new(o).init(device));
+            }
             let k = self.kernel(i);
             let p = k / 2;
             convs.push(
@@ -96,11 +109,14 @@ impl EstimatorConfig {
             .collect();
         Estimator {
             convs,
+            norms,
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             pool_after: self.pool_after.clone(),
             hidden,
             heads,
-            act: Relu::new(),
+            act: LeakyReluConfig::new()
+                .with_negative_slope(self.negative_slope)
+                .init(),
         }
     }
 }
@@ -109,18 +125,23 @@ impl EstimatorConfig {
 #[derive(Module, Debug)]
 pub struct Estimator {
     convs: Vec<Conv2d>,
+    norms: Vec<BatchNorm>,
     pool: MaxPool2d,
     pool_after: Vec<usize>,
     hidden: Vec<Linear>,
     heads: Vec<Linear>,
-    act: Relu,
+    act: LeakyRelu,
 }
 
 impl Estimator {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut h = x;
         for (i, c) in self.convs.iter().enumerate() {
-            h = self.act.forward(c.forward(h));
+            h = c.forward(h);
+            if let Some(bn) = self.norms.get(i) {
+                h = bn.forward(h);
+            }
+            h = self.act.forward(h);
             if self.pool_after.contains(&i) {
                 h = self.pool.forward(h);
             }

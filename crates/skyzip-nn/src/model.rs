@@ -88,6 +88,10 @@ pub enum ModelConfig {
         net: UnetConfig,
         #[serde(default)]
         count_penalty: CountPenalty,
+        /// A pixel is a point-source pixel when its true point-source flux exceeds this (counts):
+        /// 0.8 is the simulator's `mask_*` maps, the student U-Net's targets.
+        #[serde(default = "default_threshold")]
+        threshold: f64,
     },
 }
 
@@ -138,6 +142,10 @@ fn default_eps() -> f64 {
     1e-6
 }
 
+fn default_threshold() -> f64 {
+    0.8
+}
+
 /// Names, one-line descriptions and parameters of every registered model.
 pub const REGISTRY: &[(&str, &str, &str)] = &[
     (
@@ -178,7 +186,7 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
     (
         "unet-segmenter",
         "U-Net point-source segmentation: per-pixel probability, BCE + count penalty",
-        "filters ([8, 16, 32, 64]), bridge (128), dropout (0.1), count_penalty ({kind: hard|soft|none, weight: 1e-7, cut: 1.08})",
+        "filters ([8, 16, 32, 64]), bridge (128), dropout (0.1), count_penalty ({kind: hard|soft|none, weight: 1e-7, cut: 1.08}), threshold (0.8 counts: the simulator's masks)",
     ),
 ];
 
@@ -392,7 +400,9 @@ impl ModelConfig {
                 }
                 Ok(())
             }
-            ModelConfig::UnetSegmenter { net, count_penalty } => {
+            ModelConfig::UnetSegmenter {
+                net, count_penalty, ..
+            } => {
                 if !(count_penalty.weight >= 0.0 && count_penalty.weight.is_finite()) {
                     return Err("model.count_penalty.weight must be ≥ 0".into());
                 }
@@ -488,6 +498,14 @@ impl ModelConfig {
                 Supervised::Segmenter(net.init(device))
             })),
             _ => None,
+        }
+    }
+
+    /// A segmenter's flux threshold for a point-source pixel.
+    pub fn segment_threshold(&self) -> f64 {
+        match self {
+            ModelConfig::UnetSegmenter { threshold, .. } => *threshold,
+            _ => 0.0,
         }
     }
 

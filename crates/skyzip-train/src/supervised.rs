@@ -5,7 +5,8 @@
 //! Labels come from the simulator: an estimator's targets are the sample's parameters by name
 //! (`a+b` sums two, e.g. `n_ps_gc+n_ps_disk` for the total number of point sources), scaled to
 //! [0, 1] by the training data's range (kept in the run's `targets.json`); a segmenter's target is
-//! every pixel with point-source flux > 0 (the simulator's `flux_ps_*` maps summed). The test
+//! every pixel whose point-source flux (the simulator's `flux_ps_*` maps summed) exceeds its
+//! `threshold` (0.8: the simulator's masks, the student U-Net's targets). The test
 //! set is drawn from the same simulator with another seed (`data.test`), never seen in training.
 
 use crate::checkpoint::{self, Part, RunState};
@@ -189,8 +190,9 @@ pub fn labelled(
                 let flux: Vec<f32> = (0..nx * ny)
                     .map(|i| maps.iter().map(|m| m[i]).sum())
                     .collect();
+                let thr = mcfg.segment_threshold() as f32;
                 l.labels
-                    .extend(flux.iter().map(|&f| if f > 0.0 { 1.0 } else { 0.0 }));
+                    .extend(flux.iter().map(|&f| if f > thr { 1.0 } else { 0.0 }));
                 l.flux.extend(flux);
                 let cols = &s.catalog.columns;
                 let col = |name: &str| cols.iter().position(|c| c == name);
@@ -221,7 +223,8 @@ pub fn labelled(
             let np = nx * ny;
             for i in 0..n {
                 // Each map gets one noise model at random, drawn from (seed, i) alone.
-                let c = skyzip_sim::sample_rng(seed ^ 0x6e6f_6973_65, i as u64).random_range(0..k);
+                let c =
+                    skyzip_sim::sample_rng(seed ^ 0x006e_6f69_7365, i as u64).random_range(0..k);
                 let noisy = noises[c].apply(
                     &l.inputs[i * np..(i + 1) * np],
                     &mut skyzip_sim::noise_rng(seed, i as u64),
@@ -657,7 +660,7 @@ pub fn evaluate(
                     .iter()
                     .map(|&f| f as f64)
                     .collect();
-                per_image.push(score_image(&prob, &flux, cut));
+                per_image.push(score_image(&prob, &flux, cut, mcfg.segment_threshold()));
                 let mask: Vec<bool> = prob.iter().map(|&p| p > cut).collect();
                 let img: Vec<f64> = l.inputs[i * np..(i + 1) * np]
                     .iter()

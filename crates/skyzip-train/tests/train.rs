@@ -296,7 +296,7 @@ fn bad_configs_fail_before_training() {
         ),
         (
             serde_json::json!({"name": "meanvar", "base": {"name": "meanvar", "base": {"name": "conv-ae", "width": 8, "stages": [8], "latent": 4}}}),
-            "must be a conv-ae or dense-ae",
+            "must be a conv-ae, dense-ae or bottleneck-ae",
         ),
     ];
     for (model, want) in bad {
