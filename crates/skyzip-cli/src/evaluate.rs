@@ -38,13 +38,6 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     }
     let exp = Experiment::load(&cfg)?;
     let mcfg = exp.model_config()?;
-    if mcfg.task() == Task::Reconstruct && mcfg.noise().is_none() {
-        bail!(
-            "{}: evaluate scores estimators, segmenters and denoisers (dae); other autoencoders \
-             are scored in the run's summary.json",
-            a.run.display()
-        );
-    }
     let (n, seed) = match (a.test, exp.data.test) {
         (Some(n), t) => (n, t.map(|t| t.seed)),
         (None, Some(t)) => (t.n, Some(t.seed)),
@@ -52,6 +45,31 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     };
     let seed = a.seed.or(seed).unwrap_or(exp.seed + 1_000_003);
     let device = skyzip_nn::device(&a.device).map_err(anyhow::Error::msg)?;
+    if mcfg.task() == Task::Reconstruct && mcfg.noise().is_none() {
+        let ev =
+            skyzip_train::ae_eval::evaluate(&a.run, &exp, &mcfg, &device, seed, n, Some(&a.run))?;
+        let q = |q: &skyzip_train::ae_eval::Quality| {
+            format!(
+                "MSE {:.3e}, SSIM {:.4}, MS-SSIM {:.4} ({} scales)",
+                q.mse, q.ssim, q.ms_ssim, q.ms_ssim_levels
+            )
+        };
+        println!(
+            "{} test maps, code of {} numbers: {}",
+            ev.test_items,
+            ev.code_values,
+            q(&ev.quality)
+        );
+        if let Some(c) = &ev.code_only {
+            println!(
+                "the decoder also sees {} encoder values per image (skips); with them zeroed, the \
+                 code alone: {}",
+                ev.side_channel_values,
+                q(c)
+            );
+        }
+        return write_json(&a, &serde_json::to_string_pretty(&ev)?);
+    }
     if mcfg.task() == Task::Reconstruct {
         let ev =
             skyzip_train::denoise::evaluate(&a.run, &exp, &mcfg, &device, seed, n, Some(&a.run))?;
@@ -390,6 +408,26 @@ pub fn run_report(a: ReportArgs) -> Result<()> {
                 md.push_str(&format!(" {v} |"));
             }
             md.push('\n');
+        }
+    }
+    // Every plot kept beside the JSON, linked relative to where the report is written.
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(&a.dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    pngs.sort();
+    if !pngs.is_empty() {
+        md.push_str("\n## Figures\n\n");
+        let base = a
+            .out
+            .as_ref()
+            .and_then(|o| o.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for p in pngs {
+            let rel = p.strip_prefix(&base).unwrap_or(&p);
+            let name = p.file_stem().unwrap_or_default().to_string_lossy();
+            md.push_str(&format!("![{name}]({})\n\n", rel.display()));
         }
     }
     match &a.out {

@@ -318,7 +318,34 @@ fn evaluate_writes_json_and_plots_and_report_makes_the_tables() {
             "{want} missing from the report:\n{text}"
         );
     }
-    // An autoencoder that is not a denoiser has nothing for evaluate to score.
+    // A folder that is not a run is refused.
     let o = skyzip(&["evaluate", "--run", s(d.path())]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_model_whose_decoder_sees_encoder_features_is_refused_by_the_codec() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("unet-ae.json");
+    let text = serde_json::json!({
+        "model": {"name": "unet-ae", "size": 32, "filters": [4, 8], "latent": 4, "skips": true},
+        "data": {"source": {"type": "simulator", "kind": "toy-blobs", "n": 16, "seed": 1},
+                 "normalisation": {"kind": "min-max"}, "resize": 32},
+        "loss": "bce", "batch_size": 8, "epochs": 1, "seed": 1
+    });
+    std::fs::write(&cfg, text.to_string()).unwrap();
+    let run = d.path().join("run");
+    let o = skyzip(&["train", "--config", s(&cfg), "--out", s(&run)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w = d.path().join("unet.safetensors");
+    let o = skyzip(&["export", "--run", s(&run), "--out", s(&w)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let img = d.path().join("img.fits");
+    test_image(&img);
+    let out = d.path().join("img.sz.fits");
+    let o = skyzip(&["compress", s(&img), s(&out), "--model", s(&w)]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("skips") && e.contains("encoder values"), "{e}");
+    assert!(!out.exists());
 }

@@ -92,6 +92,13 @@ impl Predictor {
                 info.part
             )));
         }
+        if cfg.side_channel_values() > 0 {
+            return Err(bad(format!(
+                "its decoder sees {} encoder values per image beside the code (U-Net skips): \
+                 they would carry the image around the bitstream",
+                cfg.side_channel_values()
+            )));
+        }
         let conv = matches!(cfg.net(), ModelConfig::ConvAe { .. });
         if !cfg.is_meanvar() || !conv {
             return Err(bad(
@@ -151,7 +158,7 @@ impl Predictor {
         let x = skyzip_nn::image_tensor(tile, 1, h, w, &self.device);
         let z = match self.model.encode(x) {
             Code::Conv(z) => z,
-            Code::Dense(_) => unreachable!("codec models are convolutional"),
+            _ => unreachable!("codec models are convolutional"),
         };
         let [_, c, zh, zw] = z.dims();
         let v = z.into_data().try_to_vec::<f32>().unwrap_or_default();

@@ -10,6 +10,7 @@ pub mod model;
 pub mod prior;
 pub mod tunable;
 pub mod unet;
+pub mod unet_ae;
 
 pub use burn;
 use burn::prelude::*;

@@ -12,6 +12,7 @@ use crate::loss::{gaussian_nll, mse as loss_mse, Loss};
 use crate::prior::FactorizedPrior;
 use crate::tunable::{channel_mask, draw_eta, unit_mask};
 use crate::unet::{Unet, UnetConfig};
+use crate::unet_ae::{UnetAeConfig, UnetAeDecoder, UnetAeEncoder};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
@@ -69,6 +70,12 @@ pub enum ModelConfig {
     BottleneckAe {
         #[serde(flatten)]
         net: BottleneckAeConfig,
+    },
+    /// Seed 001's U-Net autoencoder: an 8-number code, and (with `skips`) the encoder's feature
+    /// maps handed to the decoder as well.
+    UnetAe {
+        #[serde(flatten)]
+        net: UnetAeConfig,
     },
     /// CNN parameter estimation: image → the named scalar parameters (scaled to [0, 1]).
     CnnEstimator {
@@ -174,6 +181,11 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
         "size, channels ([8, 16, 16, 32, 64, 64]), strides ([2, 2, 2, 2, 1, 1]), fc (128), latent",
     ),
     (
+        "unet-ae",
+        "seed 001's U-Net autoencoder: 4 conv blocks, FC to an 8-number code, up-blocks, sigmoid; skips switchable",
+        "size (a multiple of 16), filters ([16, 32, 64, 128]), latent (8), skips (true)",
+    ),
+    (
         "cnn-estimator",
         "CNN parameter estimation: conv trunk, shared FC layers, one head per parameter (targets in [0, 1])",
         "size, channels, kernels (3 each), pool_after, hidden, outputs (parameter names)",
@@ -263,6 +275,7 @@ pub enum Encoder {
     Conv(ConvEncoder),
     Dense(DenseEncoder),
     Bottleneck(BottleneckEncoder),
+    UnetAe(UnetAeEncoder),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -271,6 +284,7 @@ pub enum Decoder {
     Conv(ConvDecoder),
     Dense(DenseDecoder),
     Bottleneck(BottleneckDecoder),
+    UnetAe(UnetAeDecoder),
 }
 
 /// Encoder, mean decoder and (meanvar only) variance decoder.
@@ -283,11 +297,13 @@ pub struct Model {
     pub prior: Option<FactorizedPrior>,
 }
 
-/// A latent code: channels of a conv model ([b, K, h, w]), units of a dense one ([b, d]).
+/// A latent code: channels of a conv model ([b, K, h, w]), units of a dense one ([b, d]), or a
+/// U-Net's units with the encoder feature maps its decoder may also see (finest first).
 #[derive(Clone, Debug)]
 pub enum Code {
     Conv(Tensor<4>),
     Dense(Tensor<2>),
+    Unet(Tensor<2>, Vec<Tensor<4>>),
 }
 
 impl Code {
@@ -295,6 +311,16 @@ impl Code {
         match self {
             Code::Conv(z) => Code::Conv(z.detach()),
             Code::Dense(z) => Code::Dense(z.detach()),
+            Code::Unet(z, s) => Code::Unet(z.detach(), s.into_iter().map(|t| t.detach()).collect()),
+        }
+    }
+
+    /// The code with the U-Net's skip maps replaced by zeros: what the decoder makes of the
+    /// code alone (other codes are returned as they are).
+    pub fn without_skips(self) -> Code {
+        match self {
+            Code::Unet(z, s) => Code::Unet(z, s.into_iter().map(|t| t.zeros_like()).collect()),
+            other => other,
         }
     }
     /// The code with its first `eta` channels/units kept (None = all).
@@ -329,6 +355,7 @@ impl Code {
                 let all = z.unsqueeze_dim::<3>(0) * m;
                 Code::Dense(all.reshape([d * b, d]))
             }
+            Code::Unet(..) => panic!("unet-ae models are not tunable"),
         }
     }
 }
@@ -391,6 +418,7 @@ impl ModelConfig {
             }
             ModelConfig::Dae { base, .. } => base.check_base("dae"),
             ModelConfig::BottleneckAe { net } => net.check(),
+            ModelConfig::UnetAe { net } => net.check(),
             ModelConfig::CnnEstimator { net } | ModelConfig::NoiseClassifier { net } => {
                 net.check()?;
                 if let ModelConfig::NoiseClassifier { .. } = self {
@@ -454,6 +482,11 @@ impl ModelConfig {
                 Decoder::Bottleneck(net.decoder(device)),
                 Decoder::Bottleneck(net.decoder(device)),
             ),
+            ModelConfig::UnetAe { net } => (
+                Encoder::UnetAe(net.encoder(device)),
+                Decoder::UnetAe(net.decoder(device)),
+                Decoder::UnetAe(net.decoder(device)),
+            ),
             other => {
                 panic!("{other:?} is not an autoencoder (ModelConfig::task says how to build it)")
             }
@@ -473,6 +506,15 @@ impl ModelConfig {
     /// the module's fixed order — runs in other threads cannot interleave with them.
     pub fn init_seeded(&self, device: &Device, seed: u64) -> Model {
         seeded(device, seed, || self.init(device))
+    }
+
+    /// How many numbers beside the code the decoder sees per image (a U-Net's skip maps; 0 for
+    /// every model whose code is its only information path).
+    pub fn side_channel_values(&self) -> usize {
+        match self.net() {
+            ModelConfig::UnetAe { net } => net.skip_values(),
+            _ => 0,
+        }
     }
 
     /// What the model learns to produce.
@@ -574,6 +616,7 @@ impl ModelConfig {
             ModelConfig::ConvAe { net, .. } => net.latent,
             ModelConfig::DenseAe { net, .. } => net.latent,
             ModelConfig::BottleneckAe { net } => net.latent,
+            ModelConfig::UnetAe { net } => net.latent,
             _ => 0,
         }
     }
@@ -592,6 +635,12 @@ impl ModelConfig {
             ModelConfig::DenseAe { net, .. } if ny != net.size || nx != net.size => {
                 return Err(format!(
                     "images of {nx}×{ny} do not fit this dense-ae: it takes {s}×{s}",
+                    s = net.size
+                ));
+            }
+            ModelConfig::UnetAe { net } if ny != net.size || nx != net.size => {
+                return Err(format!(
+                    "images of {nx}×{ny} do not fit this unet-ae: it takes {s}×{s} (data.resize)",
                     s = net.size
                 ));
             }
@@ -629,6 +678,10 @@ impl Model {
             Encoder::Conv(e) => Code::Conv(e.forward(x)),
             Encoder::Dense(e) => Code::Dense(e.forward(x)),
             Encoder::Bottleneck(e) => Code::Dense(e.forward(x)),
+            Encoder::UnetAe(e) => {
+                let (z, s) = e.forward(x);
+                Code::Unet(z, s)
+            }
         }
     }
 
@@ -637,6 +690,7 @@ impl Model {
             (Decoder::Conv(d), Code::Conv(z)) => d.forward(z),
             (Decoder::Dense(d), Code::Dense(z)) => d.forward(z),
             (Decoder::Bottleneck(d), Code::Dense(z)) => d.forward(z),
+            (Decoder::UnetAe(d), Code::Unet(z, s)) => d.forward(z, &s),
             _ => unreachable!("a model decodes only its own codes"),
         }
     }
@@ -724,7 +778,7 @@ impl Model {
                 let u: Vec<f32> = (0..n).map(|_| rng.random::<f32>() - 0.5).collect();
                 z.clone() + Tensor::from_data(TensorData::new(u, dims), &z.device())
             }
-            Code::Dense(_) => panic!("rate training needs a conv-ae base"),
+            _ => panic!("rate training needs a conv-ae base"),
         };
         let p = self
             .prior

@@ -63,6 +63,7 @@ pub fn reconstruct_image(
     let (core, halo, fixed, div) = match mcfg.net() {
         ModelConfig::DenseAe { net, .. } => (net.size, 0, true, 1),
         ModelConfig::BottleneckAe { net } => (net.size, 0, true, 1),
+        ModelConfig::UnetAe { net } => (net.size, 0, true, 1),
         ModelConfig::ConvAe { net, .. } => (CONV_TILE, CONV_HALO, false, net.divisor()),
         other => {
             return Err(format!(

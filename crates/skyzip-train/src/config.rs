@@ -73,6 +73,10 @@ pub struct DataConfig {
     /// normalising (seed 003's extra randomness, after telescopes' rotating fields).
     #[serde(default)]
     pub rotate: bool,
+    /// Resize every image (bilinear) to `resize`×`resize` before normalising (seed 001 took its
+    /// radio maps to 187×187; a U-Net takes multiples of 16).
+    #[serde(default)]
+    pub resize: Option<usize>,
     #[serde(default = "default_target")]
     pub target: Target,
     /// Train on a random `crop`×`crop` window of each image (drawn afresh every batch);

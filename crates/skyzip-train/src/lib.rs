@@ -8,6 +8,7 @@
 //! Determinism: the batches, the η draws and the dae noise of epoch e come from generators seeded
 //! by (seed, e), so a run resumed after epoch e repeats the uninterrupted run's losses exactly.
 
+pub mod ae_eval;
 pub mod apply;
 pub mod checkpoint;
 pub mod config;
@@ -105,6 +106,12 @@ pub fn build_dataset(exp: &Experiment) -> Result<Dataset, TrainError> {
     let mut ds = load_source(&d.source, d.noise.as_deref(), !input)?;
     if d.rotate {
         rotate_items(&mut ds, exp.seed);
+    }
+    if let Some(r) = d.resize {
+        if r == 0 {
+            return Err(TrainError::Config("data.resize must be at least 1".into()));
+        }
+        ds.resize(r, r);
     }
     ds.normalise(d.normalisation);
     ds.fill_nan(0.0);
