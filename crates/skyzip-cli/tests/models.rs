@@ -349,3 +349,58 @@ fn a_model_whose_decoder_sees_encoder_features_is_refused_by_the_codec() {
     assert!(e.contains("skips") && e.contains("encoder values"), "{e}");
     assert!(!out.exists());
 }
+
+#[test]
+fn vq_vae_and_vae_rates_are_bytes_that_decode() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, model) in [
+        (
+            "vq",
+            serde_json::json!({"name": "vq-vae", "width": 8, "stages": [8, 8], "latent": 4,
+                "codebook": 32}),
+        ),
+        (
+            "vae",
+            serde_json::json!({"name": "vae", "base": {"name": "conv-ae", "width": 8,
+                "stages": [8, 8], "latent": 4}}),
+        ),
+    ] {
+        let cfg = d.path().join(format!("{name}.json"));
+        let text = serde_json::json!({
+            "model": model,
+            "data": {"source": {"type": "simulator", "kind": "radio", "n": 32, "seed": 3},
+                     "normalisation": {"kind": "min-max"}, "resize": 32,
+                     "test": {"n": 96, "seed": 33}},
+            "batch_size": 8, "epochs": 2, "seed": 3
+        });
+        std::fs::write(&cfg, text.to_string()).unwrap();
+        let run = d.path().join(name);
+        let o = skyzip(&["train", "--config", s(&cfg), "--out", s(&run)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = skyzip(&["evaluate", "--run", s(&run)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ev: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("evaluation.json")).unwrap())
+                .unwrap();
+        let c = &ev["coding"];
+        let p = &c["points"][0];
+        let f = |k: &str| p[k].as_f64().unwrap();
+        // The rate is the bytes written: per-image streams, each at least its estimate; one
+        // stream over the whole set within 1 % of Σ −log2 p (the range coder's flush aside).
+        let px = (96 * 32 * 32) as f64;
+        assert_eq!(f("code_bpp"), 8.0 * p["code_bytes"].as_f64().unwrap() / px);
+        assert!(f("code_bpp") >= f("code_est_bpp"));
+        if name == "vq" {
+            let (one, est) = (f("code_one_stream_bpp"), f("code_est_bpp"));
+            assert!((one - est).abs() <= 0.01 * est, "{one} vs {est}");
+            assert!(c["used_codes"].as_u64().unwrap() >= 1);
+        } else {
+            assert!(c["vae"]["kl_bpp"].as_f64().unwrap() >= 0.0);
+        }
+        assert!(
+            (f("lossless_bpp") - f("code_bpp") - f("residual_bpp")).abs() < 1e-9,
+            "{p}"
+        );
+        assert!(c["med_bpp"].as_f64().unwrap() > 0.0);
+    }
+}

@@ -17,6 +17,7 @@ pub mod detmath;
 pub mod entropy;
 pub mod floats;
 pub mod fuzzing;
+pub mod latent_code;
 pub mod predict;
 pub mod prior;
 pub mod tile;

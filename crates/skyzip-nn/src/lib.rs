@@ -11,6 +11,7 @@ pub mod prior;
 pub mod tunable;
 pub mod unet;
 pub mod unet_ae;
+pub mod vq;
 
 pub use burn;
 use burn::prelude::*;

@@ -13,6 +13,8 @@ use crate::prior::FactorizedPrior;
 use crate::tunable::{channel_mask, draw_eta, unit_mask};
 use crate::unet::{Unet, UnetConfig};
 use crate::unet_ae::{UnetAeConfig, UnetAeDecoder, UnetAeEncoder};
+use crate::vq::Codebook;
+use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::softplus;
@@ -76,6 +78,32 @@ pub enum ModelConfig {
     UnetAe {
         #[serde(flatten)]
         net: UnetAeConfig,
+    },
+    /// A variational autoencoder (`base`: conv-ae or dense-ae, whose encoder then gives a mean
+    /// and a log-variance per latent number): a Gaussian posterior sampled with the
+    /// reparameterisation trick, a standard normal prior, and β·KL beside the reconstruction
+    /// term (β reached linearly over `anneal_steps`, 0 = at once).
+    Vae {
+        base: Box<ModelConfig>,
+        #[serde(default = "default_beta")]
+        beta: f64,
+        #[serde(default)]
+        anneal_steps: usize,
+        #[serde(default)]
+        likelihood: Likelihood,
+    },
+    /// Seed 002's VQ-VAE: a conv-ae whose `latent` channels are the dimension D of the
+    /// codebook's `codebook` vectors (K); straight-through gradients, codebook loss +
+    /// `commitment`·commitment loss; every `restart_every` steps the codes no latent vector of
+    /// the batch chose are moved onto random encoder outputs of the batch (0 = never).
+    VqVae {
+        #[serde(flatten)]
+        net: ConvAeConfig,
+        codebook: usize,
+        #[serde(default = "default_commitment")]
+        commitment: f64,
+        #[serde(default = "default_restart")]
+        restart_every: usize,
     },
     /// CNN parameter estimation: image → the named scalar parameters (scaled to [0, 1]).
     CnnEstimator {
@@ -149,6 +177,32 @@ fn default_eps() -> f64 {
     1e-6
 }
 
+fn default_beta() -> f64 {
+    1.0
+}
+
+fn default_commitment() -> f64 {
+    0.25
+}
+
+fn default_restart() -> usize {
+    100
+}
+
+/// A VAE's reconstruction term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Likelihood {
+    /// Gaussian with one learned σ for all pixels (the calibrated decoder of Rybkin et al.
+    /// 2021): reconstruction and KL are both nats per pixel, so β = 1 is the ELBO and the
+    /// balance between them is learned rather than set by the loss's scale.
+    #[default]
+    Gaussian,
+    /// The experiment's `loss` (per-pixel mean) beside β·KL per pixel, as most notebook VAEs do:
+    /// the KL then weighs as if σ² = ½, which is what makes their latents collapse.
+    Loss,
+}
+
 fn default_threshold() -> f64 {
     0.8
 }
@@ -184,6 +238,16 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
         "unet-ae",
         "seed 001's U-Net autoencoder: 4 conv blocks, FC to an 8-number code, up-blocks, sigmoid; skips switchable",
         "size (a multiple of 16), filters ([16, 32, 64, 128]), latent (8), skips (true)",
+    ),
+    (
+        "vae",
+        "variational autoencoder (β-VAE): Gaussian posterior, reparameterisation, β·KL with linear annealing",
+        "base (a conv-ae or dense-ae config; latent = posterior size), beta (1), anneal_steps (0), likelihood (gaussian: learned σ | loss)",
+    ),
+    (
+        "vq-vae",
+        "seed 002's VQ-VAE: conv encoder, nearest of K codebook vectors, straight-through, codebook + commitment losses",
+        "width, stages, latent (D), codebook (K), commitment (0.25), restart_every (100 steps; 0 = no dead-code restarts)",
     ),
     (
         "cnn-estimator",
@@ -295,6 +359,12 @@ pub struct Model {
     pub var_decoder: Option<Decoder>,
     /// The learned factorized prior over latent channels (rate-trained meanvar only).
     pub prior: Option<FactorizedPrior>,
+    /// A VQ-VAE's codebook: the encoder's outputs are replaced by their nearest vectors.
+    pub codebook: Option<Codebook>,
+    /// A VAE's learned log σ of its Gaussian likelihood (`likelihood: gaussian`).
+    pub log_sigma: Option<Param<Tensor<1>>>,
+    /// A VAE's encoder gives [mean, log-variance] (twice the latent); the code is the mean.
+    posterior: bool,
 }
 
 /// A latent code: channels of a conv model ([b, K, h, w]), units of a dense one ([b, d]), or a
@@ -360,6 +430,13 @@ impl Code {
     }
 }
 
+/// A standard normal draw (Box–Muller) from the run's seeded generator.
+fn gauss(rng: &mut impl Rng) -> f32 {
+    let u1: f64 = rng.random::<f64>().max(1e-300);
+    let u2: f64 = rng.random();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
 /// [K, K] lower-triangular ones: row k keeps the first k+1 entries.
 fn prefix_masks(k: usize, device: &Device) -> Tensor<2> {
     let v: Vec<f32> = (0..k * k)
@@ -417,6 +494,39 @@ impl ModelConfig {
                 base.check_base("meanvar")
             }
             ModelConfig::Dae { base, .. } => base.check_base("dae"),
+            ModelConfig::Vae {
+                base,
+                beta,
+                likelihood: _,
+                anneal_steps: _,
+            } => {
+                if !(*beta >= 0.0 && beta.is_finite()) {
+                    return Err(format!("model.beta {beta} must be ≥ 0"));
+                }
+                match base.as_ref() {
+                    ModelConfig::ConvAe { tunable: false, .. }
+                    | ModelConfig::DenseAe { tunable: false, .. } => base.check(),
+                    _ => {
+                        Err("model.base of vae must be a conv-ae or dense-ae (not tunable)".into())
+                    }
+                }
+            }
+            ModelConfig::VqVae {
+                net,
+                codebook,
+                commitment,
+                ..
+            } => {
+                if net.latent == 0 || net.width == 0 || *codebook < 2 {
+                    return Err(
+                        "vq-vae: width and latent must be at least 1, codebook at least 2".into(),
+                    );
+                }
+                if !(*commitment >= 0.0 && commitment.is_finite()) {
+                    return Err(format!("model.commitment {commitment} must be ≥ 0"));
+                }
+                Ok(())
+            }
             ModelConfig::BottleneckAe { net } => net.check(),
             ModelConfig::UnetAe { net } => net.check(),
             ModelConfig::CnnEstimator { net } | ModelConfig::NoiseClassifier { net } => {
@@ -460,13 +570,89 @@ impl ModelConfig {
     /// The conv-ae or dense-ae underneath.
     pub fn net(&self) -> &ModelConfig {
         match self {
-            ModelConfig::Meanvar { base, .. } | ModelConfig::Dae { base, .. } => base.net(),
+            ModelConfig::Meanvar { base, .. }
+            | ModelConfig::Dae { base, .. }
+            | ModelConfig::Vae { base, .. } => base.net(),
             other => other,
         }
     }
 
+    /// The registry name of this config.
+    pub fn name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v["name"].as_str().map(String::from))
+            .unwrap_or_default()
+    }
+
+    /// A conv-ae or dense-ae with `k` latent channels/units.
+    fn with_latent(&self, k: usize) -> ModelConfig {
+        let mut c = self.clone();
+        match &mut c {
+            ModelConfig::ConvAe { net, .. } | ModelConfig::VqVae { net, .. } => net.latent = k,
+            ModelConfig::DenseAe { net, .. } => net.latent = k,
+            _ => {}
+        }
+        c
+    }
+
     pub fn init(&self, device: &Device) -> Model {
-        let (encoder, decoder, second) = match self.net() {
+        let (encoder, decoder, second) = match self {
+            // The encoder gives a mean and a log-variance per latent number.
+            ModelConfig::Vae { .. } => {
+                let (e, _, _) = self.net().with_latent(2 * self.latent()).parts(device);
+                let (_, d, v) = self.net().parts(device);
+                (e, d, v)
+            }
+            _ => self.net().parts(device),
+        };
+        let codebook = match self {
+            ModelConfig::VqVae { net, codebook, .. } => {
+                Some(Codebook::new(*codebook, net.latent, device))
+            }
+            _ => None,
+        };
+        let log_sigma = matches!(
+            self,
+            ModelConfig::Vae {
+                likelihood: Likelihood::Gaussian,
+                ..
+            }
+        )
+        .then(|| {
+            Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![-2.0f32], [1]),
+                device,
+            ))
+        });
+        Model {
+            encoder,
+            decoder,
+            var_decoder: self.is_meanvar().then_some(second),
+            prior: self
+                .rate()
+                .then(|| FactorizedPrior::new(self.latent(), device)),
+            codebook,
+            log_sigma,
+            posterior: matches!(self, ModelConfig::Vae { .. }),
+        }
+    }
+
+    /// An encoder and two decoders of this autoencoder net (built in that order, so a seed
+    /// gives the same weights as before the models that share this code existed).
+    fn parts(&self, device: &Device) -> (Encoder, Decoder, Decoder) {
+        match self {
+            ModelConfig::VqVae { net, .. } => (
+                Encoder::Conv(net.encoder(device)),
+                Decoder::Conv(net.decoder(device)),
+                Decoder::Conv(net.decoder(device)),
+            ),
+            other => other.parts_of_net(device),
+        }
+    }
+
+    fn parts_of_net(&self, device: &Device) -> (Encoder, Decoder, Decoder) {
+        match self.net() {
             ModelConfig::ConvAe { net, .. } => (
                 Encoder::Conv(net.encoder(device)),
                 Decoder::Conv(net.decoder(device)),
@@ -490,14 +676,6 @@ impl ModelConfig {
             other => {
                 panic!("{other:?} is not an autoencoder (ModelConfig::task says how to build it)")
             }
-        };
-        Model {
-            encoder,
-            decoder,
-            var_decoder: self.is_meanvar().then_some(second),
-            prior: self
-                .rate()
-                .then(|| FactorizedPrior::new(self.latent(), device)),
         }
     }
 
@@ -617,6 +795,7 @@ impl ModelConfig {
             ModelConfig::DenseAe { net, .. } => net.latent,
             ModelConfig::BottleneckAe { net } => net.latent,
             ModelConfig::UnetAe { net } => net.latent,
+            ModelConfig::VqVae { net, .. } => net.latent,
             _ => 0,
         }
     }
@@ -624,11 +803,12 @@ impl ModelConfig {
     /// Checks that an image of `ny`×`nx` fits the model, naming the problem otherwise.
     pub fn check_shape(&self, ny: usize, nx: usize) -> Result<(), String> {
         match self.net() {
-            ModelConfig::ConvAe { net, .. } => {
+            ModelConfig::ConvAe { net, .. } | ModelConfig::VqVae { net, .. } => {
                 let d = net.divisor();
                 if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
                     return Err(format!(
-                        "images of {nx}×{ny} do not fit this conv-ae: both sides must be multiples of {d}"
+                        "images of {nx}×{ny} do not fit this {}: both sides must be multiples of {d}",
+                        self.net().name()
                     ));
                 }
             }
@@ -672,8 +852,107 @@ impl ModelConfig {
     }
 }
 
+/// A VAE's posterior for a batch: mean and log-variance, each shaped like the code.
+pub struct Posterior {
+    pub mean: Code,
+    pub log_var: Code,
+}
+
+/// The halves of a VAE encoder's output along the latent axis: (mean, log-variance).
+fn halves(code: Code) -> (Code, Code) {
+    match code {
+        Code::Conv(z) => {
+            let k = z.dims()[1] / 2;
+            (
+                Code::Conv(z.clone().narrow(1, 0, k)),
+                Code::Conv(z.narrow(1, k, k)),
+            )
+        }
+        Code::Dense(z) => {
+            let k = z.dims()[1] / 2;
+            (
+                Code::Dense(z.clone().narrow(1, 0, k)),
+                Code::Dense(z.narrow(1, k, k)),
+            )
+        }
+        Code::Unet(..) => unreachable!("a vae's base is a conv-ae or dense-ae"),
+    }
+}
+
+impl Code {
+    /// [b, n]: every number of each image's code in a row (skip maps left out).
+    pub fn flat(&self) -> Tensor<2> {
+        match self {
+            Code::Conv(z) => {
+                let [b, c, h, w] = z.dims();
+                z.clone().reshape([b, c * h * w])
+            }
+            Code::Dense(z) | Code::Unet(z, _) => z.clone(),
+        }
+    }
+
+    /// A code shaped like this one from [b, n] rows.
+    pub fn like(&self, t: Tensor<2>) -> Code {
+        match self {
+            Code::Conv(z) => Code::Conv(t.reshape(z.dims())),
+            Code::Dense(_) => Code::Dense(t),
+            Code::Unet(_, s) => Code::Unet(t, s.clone()),
+        }
+    }
+}
+
 impl Model {
+    /// The code of a batch: a VAE's posterior mean, a VQ-VAE's nearest codebook vectors.
     pub fn encode(&self, x: Tensor<4>) -> Code {
+        let code = self.raw_encode(x);
+        if self.posterior {
+            return halves(code).0;
+        }
+        match (&self.codebook, code) {
+            (Some(cb), Code::Conv(z)) => {
+                let [b, _, h, w] = z.dims();
+                Code::Conv(cb.lookup(cb.nearest_of(z), b, h, w))
+            }
+            (_, code) => code,
+        }
+    }
+
+    /// A VAE's posterior of a batch (None for other models).
+    pub fn posterior(&self, x: Tensor<4>) -> Option<Posterior> {
+        self.posterior.then(|| {
+            let (mean, log_var) = halves(self.raw_encode(x));
+            let log_var = log_var.clone().like(log_var.flat().clamp(-12.0, 8.0));
+            Posterior { mean, log_var }
+        })
+    }
+
+    /// A VQ-VAE's indices of a batch, [b·h·w] row-major per image, with (h, w) (None for other
+    /// models).
+    pub fn vq_indices(&self, x: Tensor<4>) -> Option<(Tensor<1, Int>, [usize; 2])> {
+        let cb = self.codebook.as_ref()?;
+        match self.raw_encode(x) {
+            Code::Conv(z) => {
+                let [_, _, h, w] = z.dims();
+                Some((cb.nearest_of(z), [h, w]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Decodes a VQ-VAE's indices of `b` images.
+    pub fn decode_indices(&self, idx: Tensor<1, Int>, b: usize, hw: [usize; 2]) -> Tensor<4> {
+        let cb = self.codebook.as_ref().expect("a vq-vae has a codebook");
+        self.decode(Code::Conv(cb.lookup(idx, b, hw[0], hw[1])), None)
+    }
+
+    /// The learned σ of a VAE's Gaussian likelihood.
+    pub fn likelihood_sigma(&self) -> Option<f64> {
+        self.log_sigma
+            .as_ref()
+            .map(|p| (p.val().into_scalar::<f32>() as f64).exp())
+    }
+
+    fn raw_encode(&self, x: Tensor<4>) -> Code {
         match &self.encoder {
             Encoder::Conv(e) => Code::Conv(e.forward(x)),
             Encoder::Dense(e) => Code::Dense(e.forward(x)),
@@ -733,10 +1012,36 @@ impl Model {
         x: Tensor<4>,
         y: Tensor<4>,
         loss: Loss,
+        step: usize,
         rng: &mut impl Rng,
     ) -> Tensor<1> {
         if cfg.rate() {
             return self.rate_loss(cfg, x, y, rng);
+        }
+        match cfg {
+            ModelConfig::Vae {
+                beta, anneal_steps, ..
+            } => {
+                let b = if *anneal_steps > 0 {
+                    beta * ((step + 1) as f64 / *anneal_steps as f64).min(1.0)
+                } else {
+                    *beta
+                };
+                let (recon, kl) = self.vae_terms(x, y, loss, rng);
+                return recon + kl.mul_scalar(b);
+            }
+            ModelConfig::VqVae { commitment, .. } => {
+                let cb = self.codebook.as_ref().expect("a vq-vae has a codebook");
+                let Code::Conv(ze) = self.raw_encode(x) else {
+                    unreachable!("a vq-vae's encoder is convolutional")
+                };
+                let q = cb.quantise(ze);
+                let out = self.decode(Code::Conv(q.z), None);
+                return loss.forward(out, y)
+                    + q.codebook_loss
+                    + q.commitment_loss.mul_scalar(*commitment);
+            }
+            _ => {}
         }
         let z = self.encode(x);
         let mu = self.decode(z.clone(), None);
@@ -797,6 +1102,102 @@ impl Model {
             total = total + loss_mse(mu, y).mul_scalar(cfg.lambda());
         }
         total
+    }
+
+    /// A VAE's two terms on a batch, both in nats per pixel: the reconstruction of one
+    /// posterior sample (Gaussian NLL under the learned σ, or the experiment's loss) and the KL
+    /// divergence of the posterior from the standard normal prior.
+    pub fn vae_terms(
+        &self,
+        x: Tensor<4>,
+        y: Tensor<4>,
+        loss: Loss,
+        rng: &mut impl Rng,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let [b, _, h, w] = y.dims();
+        let post = self.posterior(x).expect("a vae has a posterior");
+        let (mu, lv) = (post.mean.flat(), post.log_var.flat());
+        let dims = mu.dims();
+        let n = dims[0] * dims[1];
+        let e: Vec<f32> = (0..n).map(|_| gauss(rng)).collect();
+        let eps = Tensor::from_data(TensorData::new(e, dims), &mu.device());
+        let z = mu.clone() + lv.clone().mul_scalar(0.5).exp() * eps;
+        let out = self.decode(post.mean.like(z), None);
+        let recon = match &self.log_sigma {
+            Some(ls) => {
+                let ls = ls.val().reshape([1, 1, 1, 1]);
+                let inv = ls.clone().mul_scalar(-2.0).exp();
+                ((out - y).powf_scalar(2.0) * inv.mul_scalar(0.5) + ls)
+                    .mean()
+                    .add_scalar(0.5 * (2.0 * std::f64::consts::PI).ln())
+            }
+            None => loss.forward(out, y),
+        };
+        let kl = (mu.powf_scalar(2.0) + lv.clone().exp() - lv)
+            .add_scalar(-1.0)
+            .sum()
+            .mul_scalar(0.5 / (b * h * w) as f64);
+        (recon, kl)
+    }
+
+    /// What a model does between optimizer steps: a VQ-VAE with `restart_every` moves the codes
+    /// that no latent vector of this batch chose onto random encoder outputs of the batch.
+    pub fn after_step(
+        mut self,
+        cfg: &ModelConfig,
+        x: Tensor<4>,
+        step: usize,
+        rng: &mut impl Rng,
+    ) -> Model {
+        let ModelConfig::VqVae { restart_every, .. } = cfg else {
+            return self;
+        };
+        if *restart_every == 0 || (step + 1) % restart_every != 0 {
+            return self;
+        }
+        let Some(cb) = self.codebook.take() else {
+            return self;
+        };
+        let Code::Conv(ze) = self.raw_encode(x.detach()) else {
+            unreachable!("a vq-vae's encoder is convolutional")
+        };
+        let ze = ze.detach();
+        let [b, d, h, w] = ze.dims();
+        let idx: Vec<i64> = cb
+            .nearest_of(ze.clone())
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap_or_default();
+        let k = cb.size();
+        let mut used = vec![false; k];
+        idx.iter().for_each(|&i| used[i as usize] = true);
+        if used.iter().all(|&u| u) {
+            self.codebook = Some(cb);
+            return self;
+        }
+        let rows: Vec<f32> = ze
+            .permute([0, 2, 3, 1])
+            .reshape([b * h * w, d])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let device = cb.vectors.val().device();
+        let vectors = cb.vectors.map(|old| {
+            let req = old.is_require_grad();
+            let mut v: Vec<f32> = old
+                .detach()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
+            for (c, _) in used.iter().enumerate().filter(|(_, u)| !**u) {
+                let r = rng.random_range(0..b * h * w);
+                v[c * d..(c + 1) * d].copy_from_slice(&rows[r * d..(r + 1) * d]);
+            }
+            Tensor::from_data(TensorData::new(v, [k, d]), &device).set_require_grad(req)
+        });
+        self.codebook = Some(Codebook { vectors });
+        self
     }
 
     /// Splits the gradients of [`Model::training_loss`] into those of the encoder + mean decoder

@@ -507,3 +507,132 @@ mod tests {
         std::fs::remove_file(&d).unwrap();
     }
 }
+
+/// How the points of an [`embedding_plot`] are coloured.
+pub enum Colouring<'a> {
+    /// One class per point, named by `names` (e.g. FRI, FRII): one colour and legend entry each.
+    Classes(&'a [usize], &'a [String]),
+    /// A value per point, from blue (lowest) to red (highest); the legend gives the range.
+    Values(&'a [f64], &'a str),
+}
+
+/// A 2-D embedding (PCA, t-SNE…) as a 700×600 PNG, points coloured by a label or a parameter.
+pub fn embedding_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(f64, f64)],
+    colour: &Colouring,
+) -> Result<(), PlotError> {
+    let fin: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].0.is_finite() && points[i].1.is_finite())
+        .collect();
+    if fin.is_empty() {
+        return Err(perr(path, "no finite points to plot"));
+    }
+    let range = |f: &dyn Fn(usize) -> f64| {
+        let lo = fin.iter().map(|&i| f(i)).fold(f64::INFINITY, f64::min);
+        let hi = fin.iter().map(|&i| f(i)).fold(f64::NEG_INFINITY, f64::max);
+        let pad = if hi > lo { 0.04 * (hi - lo) } else { 0.5 };
+        (lo - pad, hi + pad)
+    };
+    let (x0, x1) = range(&|i| points[i].0);
+    let (y0, y1) = range(&|i| points[i].1);
+    let text = font_ready();
+    let root = BitMapBackend::new(path, (700, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| perr(path, e))?;
+    let mut b = ChartBuilder::on(&root);
+    b.margin(15);
+    if text {
+        b.caption(title, ("sans-serif", 18))
+            .x_label_area_size(40)
+            .y_label_area_size(60);
+    }
+    let mut chart = b
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| perr(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 13));
+    }
+    mesh.draw().map_err(|e| perr(path, e))?;
+    match colour {
+        Colouring::Classes(cls, names) => {
+            for (c, name) in names.iter().enumerate() {
+                let col = COLOURS[c % COLOURS.len()];
+                let pts: Vec<(f64, f64)> = fin
+                    .iter()
+                    .filter(|&&i| cls.get(i) == Some(&c))
+                    .map(|&i| points[i])
+                    .collect();
+                let s = chart
+                    .draw_series(
+                        pts.iter()
+                            .map(|&q| Circle::new(q, 3, col.mix(0.6).filled())),
+                    )
+                    .map_err(|e| perr(path, e))?;
+                s.label(format!("{name} ({})", pts.len()))
+                    .legend(move |(x, y)| Circle::new((x + 7, y), 4, col.filled()));
+            }
+        }
+        Colouring::Values(v, name) => {
+            let fv: Vec<f64> = fin
+                .iter()
+                .map(|&i| v.get(i).copied().unwrap_or(f64::NAN))
+                .collect();
+            let lo = fv
+                .iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .fold(f64::INFINITY, f64::min);
+            let hi = fv
+                .iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .fold(f64::NEG_INFINITY, f64::max);
+            let shade = move |x: f64| {
+                let t = if hi > lo {
+                    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+                } else {
+                    0.5
+                };
+                RGBColor(
+                    (40.0 + 210.0 * t) as u8,
+                    (60.0 + 80.0 * (1.0 - (2.0 * t - 1.0).abs())) as u8,
+                    (230.0 - 200.0 * t) as u8,
+                )
+            };
+            chart
+                .draw_series(fin.iter().zip(&fv).map(|(&i, &x)| {
+                    let c = if x.is_finite() {
+                        shade(x)
+                    } else {
+                        RGBColor(160, 160, 160)
+                    };
+                    Circle::new(points[i], 3, c.mix(0.7).filled())
+                }))
+                .map_err(|e| perr(path, e))?;
+            for (t, what) in [(lo, "lowest"), (hi, "highest")] {
+                let c = shade(t);
+                chart
+                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                    .map_err(|e| perr(path, e))?
+                    .label(format!("{name} {what}: {t:.3}"))
+                    .legend(move |(x, y)| Circle::new((x + 7, y), 4, c.filled()));
+            }
+        }
+    }
+    if text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| perr(path, e))?;
+    }
+    root.present().map_err(|e| perr(path, e))
+}

@@ -185,7 +185,12 @@ pub fn evaluate(
     let side = mcfg.side_channel_values();
     let code_only = (side > 0).then(|| score(&model, &test, device, true));
     if let Some(dir) = plots {
-        if mcfg.net().latent() > 0 && !matches!(mcfg.net(), ModelConfig::ConvAe { .. }) {
+        if matches!(
+            mcfg.net(),
+            ModelConfig::DenseAe { .. }
+                | ModelConfig::BottleneckAe { .. }
+                | ModelConfig::UnetAe { .. }
+        ) {
             traversal(&model, &test, 0, 7, device, &dir.join("traversal.png"))?;
         }
     }

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod denoise;
 pub mod eval;
+pub mod gen_eval;
 pub mod supervised;
 
 use checkpoint::{Part, RunState};
@@ -475,7 +476,9 @@ pub fn train(
             }
             let x = skyzip_nn::image_tensor(&b.x, b.n, b.ny, b.nx, &ad);
             let y = skyzip_nn::image_tensor(&b.y, b.n, b.ny, b.nx, &ad);
-            let loss = model.training_loss(&mcfg, x, y, exp.loss, &mut rng);
+            // The global step, the same on a resumed run (a VAE's β annealing counts it).
+            let step = (epoch - 1) * nb + bi;
+            let loss = model.training_loss(&mcfg, x.clone(), y, exp.loss, step, &mut rng);
             let l = loss.clone().into_scalar::<f32>() as f64;
             if !l.is_finite() {
                 return Err(TrainError::Config(format!(
@@ -487,6 +490,7 @@ pub fn train(
             if let (Some(g), Some(o)) = (g_var, optims.get_mut(1)) {
                 model = o.step(lr, model, g);
             }
+            model = model.after_step(&mcfg, x, step, &mut rng);
             sum += l * b.n as f64;
             count += b.n;
             progress(epoch, bi + 1, nb, sum / count as f64);
