@@ -9,6 +9,7 @@ mod fmt;
 mod gencode;
 mod info;
 mod interrupt;
+mod latents;
 mod model;
 mod pack;
 mod seeds_report;
@@ -71,8 +72,10 @@ enum Command {
     Reconstruct(model::ReconstructArgs),
     /// Score a trained estimator or segmenter on a fresh test set: evaluation.json and plots.
     Evaluate(evaluate::EvaluateArgs),
-    /// Tables from committed evaluation JSON (`report gce`: seed 003's experiments).
+    /// Tables from committed evaluation JSON (`report gce`: seed 003; `report seeds`: 000–002).
     Report(evaluate::ReportArgs),
+    /// Map an autoencoder's codes of a test set in 2-D (PCA, t-SNE), coloured by a label.
+    Latents(latents::LatentsArgs),
     /// Benchmarks: `bench train` = steps/s of the reference conv-AE training step.
     Bench(train::BenchArgs),
 }
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Export(a) => model::run_export(a),
         Command::Reconstruct(a) => model::run_reconstruct(a),
         Command::Evaluate(a) => evaluate::run_evaluate(a),
+        Command::Latents(a) => latents::run(a),
         Command::Report(a) => evaluate::run_report(a),
         Command::Bench(a) => train::run_bench(a),
     };

@@ -402,5 +402,26 @@ fn vq_vae_and_vae_rates_are_bytes_that_decode() {
             "{p}"
         );
         assert!(c["med_bpp"].as_f64().unwrap() > 0.0);
+        // The latent map of the same codes: t-SNE and PCA PNGs, and a CSV row per test map
+        // with its labels.
+        let png = d.path().join(format!("{name}-map.png"));
+        let o = skyzip(&["latents", "--run", s(&run), "--plot", s(&png)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+        assert!(png.with_extension("pca.png").exists());
+        let csv = std::fs::read_to_string(png.with_extension("csv")).unwrap();
+        assert_eq!(csv.lines().count(), 97);
+        assert!(csv.lines().next().unwrap().contains(",class"), "{csv}");
+        let o = skyzip(&[
+            "latents",
+            "--run",
+            s(&run),
+            "--plot",
+            s(&png),
+            "--color",
+            "bogus",
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("no such label"), "{}", stderr(&o));
     }
 }

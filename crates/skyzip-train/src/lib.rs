@@ -15,6 +15,7 @@ pub mod config;
 pub mod denoise;
 pub mod eval;
 pub mod gen_eval;
+pub mod latents;
 pub mod supervised;
 
 use checkpoint::{Part, RunState};
