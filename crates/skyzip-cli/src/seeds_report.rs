@@ -19,10 +19,11 @@ fn f(v: &Value, k: &str) -> f64 {
 
 fn size(j: &Value) -> String {
     format!(
-        "{} / {} / {}",
+        "{} / {} / {} (seed {})",
         j["training_items"].as_u64().unwrap_or(0),
         j["epochs"].as_u64().unwrap_or(0),
-        j["test_items"].as_u64().unwrap_or(0)
+        j["test_items"].as_u64().unwrap_or(0),
+        j["test_seed"].as_u64().unwrap_or(0)
     )
 }
 
@@ -33,7 +34,7 @@ The seed's U-Net hands its encoder's feature maps to the decoder, so its reconst
 comes through the skips, not through the 8-number code. Each model is scored with \
 everything its decoder sees, and with the skip maps zeroed at test time (what the code alone \
 carries). *Side values* are the numbers the skips carry per image beside the code.\n\n\
-| run | skips | code numbers | side values | MSE | SSIM | MS-SSIM | MSE, skips zeroed | SSIM, skips zeroed | MS-SSIM, skips zeroed | parameters | train maps / epochs / test maps |\n\
+| run | skips | code numbers | side values | MSE | SSIM | MS-SSIM | MSE, skips zeroed | SSIM, skips zeroed | MS-SSIM, skips zeroed | parameters | train maps / epochs / test maps (test seed) |\n\
 |---|---|---|---|---|---|---|---|---|---|---|---|\n\
 | seed 001 (its README) | yes | 8 | (not reported) | 5.4e-5 | 0.9868 | 0.9982 | — | — | — | — | — |\n",
     );
@@ -81,7 +82,7 @@ per image). *Active* counts latent channels whose KL exceeds 0.01 nats per numbe
 scale; `likelihood: loss` uses the mean squared error beside β·KL, as notebook VAEs do. The \
 coded rate (actual bytes of the posterior means, quantised and range-coded) is in the next \
 table.\n\n\
-| run | β | likelihood | active channels | KL rate (bits/pixel) | negative ELBO (bits/pixel) | σ | MSE (posterior mean) | SSIM | train maps / epochs / test maps |\n\
+| run | β | likelihood | active channels | KL rate (bits/pixel) | negative ELBO (bits/pixel) | σ | MSE (posterior mean) | SSIM | train maps / epochs / test maps (test seed) |\n\
 |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, j) in all.iter().filter(|(_, j)| j["model"] == "vae") {
@@ -120,12 +121,13 @@ VQ-VAE's indices range-coded under a factorized prior (the training set's index 
 frequencies), a VAE's posterior means quantised per channel (step = factor × the channel's \
 mean posterior σ on the training set; inactive channels are not sent) and range-coded under \
 its standard-normal prior discretised to those steps — one stream per map, each decoded and \
-compared before its size counts. *Lossless* adds the map's residual against the 8-bit \
+compared before its size counts. The VQ-VAE and the VAEs are scored on the same held-out maps \
+(the same test seed). *Lossless* adds the map's residual against the 8-bit \
 reconstruction under the codec's Laplace coder (one scale per map, or after the median edge \
 predictor run on the residual image, whichever is smaller; one byte says which), so it is an \
 end-to-end code length for the 8-bit map; *MED* is the same residual coder after LOCO-I's median edge \
 predictor with no network at all, the classical floor.\n\n\
-| run | step factor | code bits/pixel (bytes) | estimated | MSE | PSNR (dB) | SSIM | residual bits/pixel | lossless bits/pixel | MED bits/pixel | train maps / epochs / test maps |\n\
+| run | step factor | code bits/pixel (bytes) | estimated | MSE | PSNR (dB) | SSIM | residual bits/pixel | lossless bits/pixel | MED bits/pixel | train maps / epochs / test maps (test seed) |\n\
 |---|---|---|---|---|---|---|---|---|---|---|\n\
 | seed 002 VQ-VAE (its README) | — | \"2.68 bits per dimension\" (no stream) | — | — | — | — | — | — | — | — |\n\
 | seed 002 VAE (its README) | — | \"3.89 bits per dimension\" (no stream) | — | — | — | — | — | — | — | — |\n",
@@ -233,7 +235,7 @@ pub fn rd_plot(all: &[(String, Value)], path: &std::path::Path) -> anyhow::Resul
         path,
         "radio maps: rate against distortion (8-bit maps, test set)",
         "bits per pixel",
-        "MSE (log10)",
+        "MSE",
         &series,
         true,
     )?;

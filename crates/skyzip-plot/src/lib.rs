@@ -448,66 +448,6 @@ pub fn histogram(
     root.present().map_err(|e| perr(path, e))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn asinh_stretch_is_monotone_and_bounded() {
-        let data: Vec<f32> = (0..1000)
-            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
-            .chain([f32::NAN, 1e6])
-            .collect();
-        let s = stretch(&data, Stretch::Asinh);
-        assert!(s[1000].is_none());
-        assert_eq!(s[1001], Some(1.0));
-        assert!(s[..1000]
-            .iter()
-            .all(|v| v.unwrap() < 1.0 || v.unwrap() == 1.0));
-        let mut pairs: Vec<(f32, f64)> = data
-            .iter()
-            .zip(&s)
-            .filter_map(|(d, v)| v.map(|v| (*d, v)))
-            .collect();
-        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        assert!(pairs.windows(2).all(|w| w[0].1 <= w[1].1));
-        assert!(pairs.iter().all(|p| (0.0..=1.0).contains(&p.1)));
-    }
-
-    #[test]
-    fn whole_number_axes_tick_at_whole_numbers() {
-        use plotters::coord::ranged1d::Ranged;
-        use plotters::coord::types::RangedCoordf64;
-        for (lo, hi) in [(1.0, 3.0), (1.0, 1.0), (1.0, 40.0), (5.0, 17.0)] {
-            let (x0, x1, n) = integer_axis(lo, hi);
-            let ticks = RangedCoordf64::from(x0..x1).key_points(n);
-            assert!(!ticks.is_empty(), "{lo}..{hi}");
-            assert!(
-                ticks.iter().all(|t| t.fract().abs() < 1e-9),
-                "{lo}..{hi}: {ticks:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn grid_writes_a_png() {
-        let d = std::env::temp_dir().join(format!("skyzip-plot-{}.png", std::process::id()));
-        let a: Vec<f32> = (0..64 * 64).map(|i| (i % 64) as f32).collect();
-        let tiles = vec![
-            Tile {
-                nx: 64,
-                ny: 64,
-                data: &a
-            };
-            3
-        ];
-        image_grid(&d, &tiles, 2, 32, Stretch::Linear).unwrap();
-        let bytes = std::fs::read(&d).unwrap();
-        assert_eq!(&bytes[1..4], b"PNG");
-        std::fs::remove_file(&d).unwrap();
-    }
-}
-
 /// How the points of an [`embedding_plot`] are coloured.
 pub enum Colouring<'a> {
     /// One class per point, named by `names` (e.g. FRI, FRII): one colour and legend entry each.
@@ -635,4 +575,64 @@ pub fn embedding_plot(
             .map_err(|e| perr(path, e))?;
     }
     root.present().map_err(|e| perr(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asinh_stretch_is_monotone_and_bounded() {
+        let data: Vec<f32> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+            .chain([f32::NAN, 1e6])
+            .collect();
+        let s = stretch(&data, Stretch::Asinh);
+        assert!(s[1000].is_none());
+        assert_eq!(s[1001], Some(1.0));
+        assert!(s[..1000]
+            .iter()
+            .all(|v| v.unwrap() < 1.0 || v.unwrap() == 1.0));
+        let mut pairs: Vec<(f32, f64)> = data
+            .iter()
+            .zip(&s)
+            .filter_map(|(d, v)| v.map(|v| (*d, v)))
+            .collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(pairs.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert!(pairs.iter().all(|p| (0.0..=1.0).contains(&p.1)));
+    }
+
+    #[test]
+    fn whole_number_axes_tick_at_whole_numbers() {
+        use plotters::coord::ranged1d::Ranged;
+        use plotters::coord::types::RangedCoordf64;
+        for (lo, hi) in [(1.0, 3.0), (1.0, 1.0), (1.0, 40.0), (5.0, 17.0)] {
+            let (x0, x1, n) = integer_axis(lo, hi);
+            let ticks = RangedCoordf64::from(x0..x1).key_points(n);
+            assert!(!ticks.is_empty(), "{lo}..{hi}");
+            assert!(
+                ticks.iter().all(|t| t.fract().abs() < 1e-9),
+                "{lo}..{hi}: {ticks:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn grid_writes_a_png() {
+        let d = std::env::temp_dir().join(format!("skyzip-plot-{}.png", std::process::id()));
+        let a: Vec<f32> = (0..64 * 64).map(|i| (i % 64) as f32).collect();
+        let tiles = vec![
+            Tile {
+                nx: 64,
+                ny: 64,
+                data: &a
+            };
+            3
+        ];
+        image_grid(&d, &tiles, 2, 32, Stretch::Linear).unwrap();
+        let bytes = std::fs::read(&d).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        std::fs::remove_file(&d).unwrap();
+    }
 }
