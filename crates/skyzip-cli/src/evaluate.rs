@@ -31,19 +31,35 @@ pub struct EvaluateArgs {
     device: String,
 }
 
-pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
-    let cfg = a.run.join("config.json");
+/// A trained run and the test set it is scored on.
+pub struct RunTest {
+    pub exp: Experiment,
+    pub mcfg: skyzip_nn::model::ModelConfig,
+    /// Test maps and their seed: --test/--seed, else the config's data.test, else the training
+    /// seed + 1,000,003.
+    pub n: usize,
+    pub seed: u64,
+}
+
+/// Loads RUN/config.json and resolves the test set, naming the folder when it is not a run.
+pub fn load_run(run: &Path, test: Option<usize>, seed: Option<u64>) -> Result<RunTest> {
+    let cfg = run.join("config.json");
     if !cfg.exists() {
-        bail!("{}: not a run folder (no config.json)", a.run.display());
+        bail!("{}: not a run folder (no config.json)", run.display());
     }
     let exp = Experiment::load(&cfg)?;
     let mcfg = exp.model_config()?;
-    let (n, seed) = match (a.test, exp.data.test) {
+    let (n, cfg_seed) = match (test, exp.data.test) {
         (Some(n), t) => (n, t.map(|t| t.seed)),
         (None, Some(t)) => (t.n, Some(t.seed)),
         (None, None) => bail!("--test N: the config has no data.test"),
     };
-    let seed = a.seed.or(seed).unwrap_or(exp.seed + 1_000_003);
+    let seed = seed.or(cfg_seed).unwrap_or(exp.seed + 1_000_003);
+    Ok(RunTest { exp, mcfg, n, seed })
+}
+
+pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
+    let RunTest { exp, mcfg, n, seed } = load_run(&a.run, a.test, a.seed)?;
     let device = skyzip_nn::device(&a.device).map_err(anyhow::Error::msg)?;
     if mcfg.task() == Task::Reconstruct && mcfg.noise().is_none() {
         let ev =

@@ -1,9 +1,8 @@
 //! `skyzip latents`: a trained autoencoder's codes of a test set as 2-D maps (PCA and t-SNE),
 //! coloured by a simulator label, with the coordinates as CSV.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use skyzip_plot::Colouring;
-use skyzip_train::config::Experiment;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -62,18 +61,8 @@ fn class_names(label: &str, values: &[f64]) -> Option<(Vec<usize>, Vec<String>)>
 }
 
 pub fn run(a: LatentsArgs) -> Result<()> {
-    let cfg = a.run.join("config.json");
-    if !cfg.exists() {
-        bail!("{}: not a run folder (no config.json)", a.run.display());
-    }
-    let exp = Experiment::load(&cfg)?;
-    let mcfg = exp.model_config()?;
-    let (n, seed) = match (a.test, exp.data.test) {
-        (Some(n), t) => (n, t.map(|t| t.seed)),
-        (None, Some(t)) => (t.n, Some(t.seed)),
-        (None, None) => bail!("--test N: the config has no data.test"),
-    };
-    let seed = a.seed.or(seed).unwrap_or(exp.seed + 1_000_003);
+    let crate::evaluate::RunTest { exp, mcfg, n, seed } =
+        crate::evaluate::load_run(&a.run, a.test, a.seed)?;
     let device = skyzip_nn::device(&a.device).map_err(anyhow::Error::msg)?;
     let m = skyzip_train::latents::latent_map(&a.run, &exp, &mcfg, &device, seed, n, a.perplexity)?;
     let pick = match &a.color {

@@ -42,25 +42,9 @@ pub fn decode_indices(t: &IntTable, bytes: &[u8], n: usize) -> Result<Vec<i64>, 
     (0..n).map(|_| r.get_int(t)).collect()
 }
 
-/// Φ(x), the standard normal CDF, from erfc (Numerical Recipes' Chebyshev fit, relative error
-/// < 1.2e-7) with the deterministic exp: the same table on every machine.
+/// Φ(x), the standard normal CDF, with the deterministic exp: the same table on every machine.
 pub fn normal_cdf(x: f64) -> f64 {
-    let z = (x / std::f64::consts::SQRT_2).abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * detmath::exp(poly);
-    if x >= 0.0 {
-        1.0 - 0.5 * erfc
-    } else {
-        0.5 * erfc
-    }
+    skyzip_eval::metrics::normal_cdf_with(x, detmath::exp)
 }
 
 /// The standard normal prior discretised into bins of width `step` centred on the multiples of

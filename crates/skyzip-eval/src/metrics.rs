@@ -75,6 +75,28 @@ impl Summary {
     }
 }
 
+/// Φ(x), the standard normal CDF, from erfc (Numerical Recipes' Chebyshev fit, relative error
+/// < 1.2e-7), with the exponential a caller chooses: the codec passes its deterministic one, so
+/// that its probability tables are the same on every machine.
+pub fn normal_cdf_with(x: f64, exp: impl Fn(f64) -> f64) -> f64 {
+    let z = (x / std::f64::consts::SQRT_2).abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * exp(poly);
+    if x >= 0.0 {
+        1.0 - 0.5 * erfc
+    } else {
+        0.5 * erfc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //! traversal (each code number swept over its test-set range and decoded).
 
 use crate::config::{DataSource, Experiment};
-use crate::{build_dataset, load_model, TrainError};
+use crate::{build_dataset, TrainError};
 use serde::Serialize;
 use skyzip_data::Dataset;
 use skyzip_nn::burn::prelude::*;
@@ -172,12 +172,7 @@ pub fn evaluate(
     n: usize,
     plots: Option<&Path>,
 ) -> Result<AeEvaluation, TrainError> {
-    let model = load_model(
-        mcfg,
-        &run.join("best.safetensors"),
-        crate::checkpoint::Part::Full,
-        device,
-    )?;
+    let model = crate::load_best(run, mcfg, device)?;
     let test = test_set(exp, seed, n)?;
     mcfg.check_shape(test.ny, test.nx)
         .map_err(TrainError::Config)?;

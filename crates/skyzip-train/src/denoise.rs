@@ -4,7 +4,7 @@
 
 use crate::config::{DataSource, Experiment};
 use crate::eval::{corrupt, dae_noise};
-use crate::{build_dataset, load_model, TrainError};
+use crate::{build_dataset, TrainError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -198,12 +198,7 @@ pub fn evaluate(
         .split('|')
         .map(str::trim)
         .collect();
-    let model = load_model(
-        mcfg,
-        &run.join("best.safetensors"),
-        crate::checkpoint::Part::Full,
-        device,
-    )?;
+    let model = crate::load_best(run, mcfg, device)?;
     // The training data's validation split tunes the filters; the test set is a fresh draw.
     let train = build_dataset(exp)?;
     let split = train.split(exp.val_fraction, exp.seed)?;

@@ -11,7 +11,7 @@
 
 use crate::ae_eval::test_set;
 use crate::config::Experiment;
-use crate::{build_dataset, load_model, TrainError};
+use crate::{build_dataset, TrainError};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -198,27 +198,9 @@ fn level_bits(level: i64, mu: f64, sigma: f64) -> f64 {
     -((hi - lo).max(1e-300)).log2()
 }
 
-/// Φ(x) (the complementary error function of Numerical Recipes; this bound is a statistic,
-/// not a bitstream, so it need not match the codec's table bit for bit).
+/// Φ(x) (a statistic, not a bitstream: the platform's exp is fine).
 fn normal_cdf(x: f64) -> f64 {
-    let z = (x / std::f64::consts::SQRT_2).abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let erfc = t
-        * (-z * z - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
-    if x >= 0.0 {
-        1.0 - 0.5 * erfc
-    } else {
-        0.5 * erfc
-    }
+    skyzip_eval::metrics::normal_cdf_with(x, f64::exp)
 }
 
 fn vae_codes(
@@ -397,12 +379,7 @@ pub fn codes(
     if !matches!(mcfg, ModelConfig::Vae { .. } | ModelConfig::VqVae { .. }) {
         return Ok(None);
     }
-    let model = load_model(
-        mcfg,
-        &run.join("best.safetensors"),
-        crate::checkpoint::Part::Full,
-        device,
-    )?;
+    let model = crate::load_best(run, mcfg, device)?;
     let train = build_dataset(exp)?;
     let test = test_set(exp, seed, n)?;
     Ok(Some(match mcfg {

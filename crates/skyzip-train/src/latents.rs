@@ -10,7 +10,7 @@
 
 use crate::ae_eval::test_set;
 use crate::config::Experiment;
-use crate::{load_model, TrainError};
+use crate::TrainError;
 use serde::Serialize;
 use skyzip_nn::burn::prelude::*;
 use skyzip_nn::model::ModelConfig;
@@ -87,12 +87,7 @@ pub fn latent_map(
             "latent maps are made of an autoencoder's codes".into(),
         ));
     }
-    let model = load_model(
-        mcfg,
-        &run.join("best.safetensors"),
-        crate::checkpoint::Part::Full,
-        device,
-    )?;
+    let model = crate::load_best(run, mcfg, device)?;
     let test = test_set(exp, seed, n)?;
     let idx: Vec<usize> = (0..test.len()).collect();
     let mut codes: Vec<Vec<f64>> = Vec::new();

@@ -567,6 +567,11 @@ pub fn train(
 }
 
 /// Loads a run's (or an export's) weights into the model of its config, on `device`.
+/// A run's best weights (`best.safetensors`, the whole model).
+pub fn load_best(run: &Path, mcfg: &ModelConfig, device: &Device) -> Result<Model, TrainError> {
+    load_model(mcfg, &run.join("best.safetensors"), Part::Full, device)
+}
+
 pub fn load_model(
     mcfg: &ModelConfig,
     path: &Path,
