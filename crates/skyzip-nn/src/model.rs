@@ -104,6 +104,9 @@ pub enum ModelConfig {
         commitment: f64,
         #[serde(default = "default_restart")]
         restart_every: usize,
+        /// EMA codebook updates with this decay (e.g. 0.99) instead of the codebook loss.
+        #[serde(default)]
+        ema: Option<f64>,
     },
     /// CNN parameter estimation: image → the named scalar parameters (scaled to [0, 1]).
     CnnEstimator {
@@ -247,7 +250,7 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
     (
         "vq-vae",
         "seed 002's VQ-VAE: conv encoder, nearest of K codebook vectors, straight-through, codebook + commitment losses",
-        "width, stages, latent (D), codebook (K), commitment (0.25), restart_every (100 steps; 0 = no dead-code restarts)",
+        "width, stages, latent (D), codebook (K), commitment (0.25), restart_every (100 steps; 0 = no dead-code restarts), ema (none; a decay such as 0.99: EMA codebook updates)",
     ),
     (
         "cnn-estimator",
@@ -515,6 +518,7 @@ impl ModelConfig {
                 net,
                 codebook,
                 commitment,
+                ema,
                 ..
             } => {
                 if net.latent == 0 || net.width == 0 || *codebook < 2 {
@@ -524,6 +528,11 @@ impl ModelConfig {
                 }
                 if !(*commitment >= 0.0 && commitment.is_finite()) {
                     return Err(format!("model.commitment {commitment} must be ≥ 0"));
+                }
+                if let Some(g) = ema {
+                    if !(*g > 0.0 && *g < 1.0) {
+                        return Err(format!("model.ema {g}: the decay must lie in (0, 1)"));
+                    }
                 }
                 Ok(())
             }
@@ -607,9 +616,9 @@ impl ModelConfig {
             _ => self.net().parts(device),
         };
         let codebook = match self {
-            ModelConfig::VqVae { net, codebook, .. } => {
-                Some(Codebook::new(*codebook, net.latent, device))
-            }
+            ModelConfig::VqVae {
+                net, codebook, ema, ..
+            } => Some(Codebook::new(*codebook, net.latent, ema.is_some(), device)),
             _ => None,
         };
         let log_sigma = matches!(
@@ -1030,16 +1039,22 @@ impl Model {
                 let (recon, kl) = self.vae_terms(x, y, loss, rng);
                 return recon + kl.mul_scalar(b);
             }
-            ModelConfig::VqVae { commitment, .. } => {
+            ModelConfig::VqVae {
+                commitment, ema, ..
+            } => {
                 let cb = self.codebook.as_ref().expect("a vq-vae has a codebook");
                 let Code::Conv(ze) = self.raw_encode(x) else {
                     unreachable!("a vq-vae's encoder is convolutional")
                 };
                 let q = cb.quantise(ze);
                 let out = self.decode(Code::Conv(q.z), None);
-                return loss.forward(out, y)
-                    + q.codebook_loss
-                    + q.commitment_loss.mul_scalar(*commitment);
+                let total = loss.forward(out, y) + q.commitment_loss.mul_scalar(*commitment);
+                // An EMA codebook moves by its averages, not by a loss.
+                return if ema.is_some() {
+                    total
+                } else {
+                    total + q.codebook_loss
+                };
             }
             _ => {}
         }
@@ -1149,13 +1164,17 @@ impl Model {
         step: usize,
         rng: &mut impl Rng,
     ) -> Model {
-        let ModelConfig::VqVae { restart_every, .. } = cfg else {
+        let ModelConfig::VqVae {
+            restart_every, ema, ..
+        } = cfg
+        else {
             return self;
         };
-        if *restart_every == 0 || (step + 1) % restart_every != 0 {
+        let restart = *restart_every > 0 && (step + 1) % restart_every == 0;
+        if !restart && ema.is_none() {
             return self;
         }
-        let Some(cb) = self.codebook.take() else {
+        let Some(mut cb) = self.codebook.take() else {
             return self;
         };
         let Code::Conv(ze) = self.raw_encode(x.detach()) else {
@@ -1169,19 +1188,22 @@ impl Model {
             .convert::<i64>()
             .try_to_vec::<i64>()
             .unwrap_or_default();
-        let k = cb.size();
-        let mut used = vec![false; k];
-        idx.iter().for_each(|&i| used[i as usize] = true);
-        if used.iter().all(|&u| u) {
-            self.codebook = Some(cb);
-            return self;
-        }
         let rows: Vec<f32> = ze
             .permute([0, 2, 3, 1])
             .reshape([b * h * w, d])
             .into_data()
             .try_to_vec::<f32>()
             .unwrap_or_default();
+        if let Some(g) = ema {
+            cb = cb.ema_update(&rows, &idx, d, *g);
+        }
+        let k = cb.size();
+        let mut used = vec![false; k];
+        idx.iter().for_each(|&i| used[i as usize] = true);
+        if !restart || used.iter().all(|&u| u) {
+            self.codebook = Some(cb);
+            return self;
+        }
         let device = cb.vectors.val().device();
         let vectors = cb.vectors.map(|old| {
             let req = old.is_require_grad();
@@ -1196,7 +1218,10 @@ impl Model {
             }
             Tensor::from_data(TensorData::new(v, [k, d]), &device).set_require_grad(req)
         });
-        self.codebook = Some(Codebook { vectors });
+        self.codebook = Some(Codebook {
+            vectors,
+            ema: cb.ema,
+        });
         self
     }
 

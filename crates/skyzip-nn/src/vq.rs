@@ -15,6 +15,18 @@ use burn::tensor::Distribution;
 pub struct Codebook {
     /// [K, D].
     pub vectors: Param<Tensor<2>>,
+    /// With EMA updates: the running assignment counts and sums of encoder outputs per code.
+    pub ema: Option<EmaState>,
+}
+
+/// The exponential moving averages that an EMA codebook is made of (never given gradients:
+/// [`Codebook::ema_update`] sets them).
+#[derive(Module, Debug)]
+pub struct EmaState {
+    /// [K].
+    pub counts: Param<Tensor<1>>,
+    /// [K, D].
+    pub sums: Param<Tensor<2>>,
 }
 
 /// The quantised latent and what training needs of it.
@@ -31,14 +43,82 @@ pub struct Quantised {
 
 impl Codebook {
     /// K vectors of dimension D, uniform in ±1/K (the original paper's initialisation).
-    pub fn new(k: usize, d: usize, device: &Device) -> Codebook {
+    /// With `ema`, the codebook follows moving averages of its assignments (count 1 and the
+    /// initial vector to start with, so an unused code stays where it is).
+    pub fn new(k: usize, d: usize, ema: bool, device: &Device) -> Codebook {
         let a = 1.0 / k as f64;
+        let init: Tensor<2> = Tensor::random([k, d], Distribution::Uniform(-a, a), device);
+        let ema = ema.then(|| EmaState {
+            counts: Param::from_tensor(Tensor::ones([k], device)),
+            sums: Param::from_tensor(init.clone()),
+        });
         Codebook {
-            vectors: Param::from_tensor(Tensor::random(
-                [k, d],
-                Distribution::Uniform(-a, a),
-                device,
-            )),
+            vectors: Param::from_tensor(init),
+            ema,
+        }
+    }
+
+    /// One EMA step with decay `gamma` from a batch's (detached) encoder rows [N, D] and their
+    /// indices: counts ← γ·counts + (1−γ)·n, sums ← γ·sums + (1−γ)·Σ rows, and each vector the
+    /// mean sums/counts (counts Laplace-smoothed, as van den Oord et al.'s appendix).
+    pub fn ema_update(self, rows: &[f32], idx: &[i64], d: usize, gamma: f64) -> Codebook {
+        let Some(st) = self.ema else {
+            return self;
+        };
+        let k = self.vectors.val().dims()[0];
+        let device = self.vectors.val().device();
+        let vals = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
+        let mut counts = vals(st.counts.val().detach());
+        let mut sums: Vec<f32> = st
+            .sums
+            .val()
+            .detach()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let mut n = vec![0f64; k];
+        let mut s = vec![0f64; k * d];
+        for (r, &i) in idx.iter().enumerate() {
+            let i = i as usize;
+            n[i] += 1.0;
+            for j in 0..d {
+                s[i * d + j] += rows[r * d + j] as f64;
+            }
+        }
+        let g = gamma as f32;
+        for c in 0..k {
+            counts[c] = g * counts[c] + (1.0 - g) * n[c] as f32;
+            for j in 0..d {
+                sums[c * d + j] = g * sums[c * d + j] + (1.0 - g) * s[c * d + j] as f32;
+            }
+        }
+        let total: f32 = counts.iter().sum();
+        let eps = 1e-5f32;
+        let mut v = vec![0f32; k * d];
+        for c in 0..k {
+            let nc = (counts[c] + eps) / (total + k as f32 * eps) * total;
+            for j in 0..d {
+                v[c * d + j] = sums[c * d + j] / nc;
+            }
+        }
+        let put1 = |p: Param<Tensor<1>>, v: Vec<f32>| {
+            p.map(|old| {
+                let req = old.is_require_grad();
+                Tensor::from_data(TensorData::new(v, [k]), &device).set_require_grad(req)
+            })
+        };
+        let put2 = |p: Param<Tensor<2>>, v: Vec<f32>| {
+            p.map(|old| {
+                let req = old.is_require_grad();
+                Tensor::from_data(TensorData::new(v, [k, d]), &device).set_require_grad(req)
+            })
+        };
+        Codebook {
+            vectors: put2(self.vectors, v),
+            ema: Some(EmaState {
+                counts: put1(st.counts, counts),
+                sums: put2(st.sums, sums),
+            }),
         }
     }
 

@@ -63,10 +63,17 @@ fn vae_learns_and_reports_its_kl_and_elbo() {
 
 #[test]
 fn vq_vae_learns_and_its_indices_lie_in_the_codebook() {
+    // With the codebook loss, and with EMA updates instead.
+    for ema in [None, Some(0.9)] {
+        vq_vae_case(ema);
+    }
+}
+
+fn vq_vae_case(ema: Option<f64>) {
     let d = tempfile::tempdir().unwrap();
     let e = blobs(
         serde_json::json!({"name": "vq-vae", "width": 8, "stages": [8, 8],
-        "latent": 4, "codebook": 16, "restart_every": 20}),
+        "latent": 4, "codebook": 16, "restart_every": 20, "ema": ema}),
     );
     let r = train(
         &e,
@@ -77,7 +84,10 @@ fn vq_vae_learns_and_its_indices_lie_in_the_codebook() {
     )
     .unwrap();
     let h = &r.history;
-    assert!(h.last().unwrap().val.mse < 0.5 * h[0].val.mse, "{h:?}");
+    assert!(
+        h.last().unwrap().val.mse < 0.5 * h[0].val.mse,
+        "ema {ema:?}: {h:?}"
+    );
     let mcfg = e.model_config().unwrap();
     let g = gen_eval::codes(d.path(), &e, &mcfg, &Device::flex(), 50, 8)
         .unwrap()
