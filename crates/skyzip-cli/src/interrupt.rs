@@ -42,6 +42,27 @@ pub fn install() -> Result<()> {
     .context("installing the Ctrl-C handler")
 }
 
+/// Makes a closed standard output (`skyzip … | head`) end the program as a closed pipe ends
+/// other Unix tools: unfinished outputs removed, exit status 141 (128 + SIGPIPE), no panic
+/// message. Rust ignores SIGPIPE, so `println!` panics on the broken pipe instead; this hook
+/// catches exactly that panic and lets every other one through.
+pub fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| p.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            cleanup();
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 /// The flag a training loop polls: from now on the first Ctrl-C only sets it.
 pub fn graceful_stop() -> &'static AtomicBool {
     GRACEFUL.store(true, Ordering::SeqCst);

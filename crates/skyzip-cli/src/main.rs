@@ -82,6 +82,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    interrupt::quiet_broken_pipe();
     if let Err(e) = interrupt::install() {
         eprintln!("skyzip: error: {e:#}");
         return ExitCode::from(2);

@@ -162,3 +162,19 @@ fn bad_codec_option() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_closed_standard_output_ends_the_program_without_a_panic() {
+    // `skyzip models | head -0`: the reader is gone before skyzip writes its first line.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skyzip"))
+        .arg("models")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(o.status.code(), Some(141), "{e}");
+}
