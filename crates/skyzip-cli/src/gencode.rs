@@ -101,18 +101,14 @@ pub fn code(g: &GenCodes) -> Result<Coding> {
     let mut n_img = 0;
     for op in &g.points {
         n_img = op.images.len();
+        // Symbol j of a map goes under table j mod the tables: the one index prior of a
+        // VQ-VAE, or a VAE's table per coded latent number.
         let tables: Vec<skyzip_codec::entropy::IntTable> = match g.kind {
             "vq-indices" => vec![lc::index_table(&g.counts)],
             _ => op.steps.iter().map(|&s| lc::gaussian_table(s)).collect(),
         };
-        let put = |sym: &[i64]| match g.kind {
-            "vq-indices" => lc::code_indices(&tables[0], sym),
-            _ => lc::code_latent(&tables, sym),
-        };
-        let get = |bytes: &[u8], n: usize| match g.kind {
-            "vq-indices" => lc::decode_indices(&tables[0], bytes, n),
-            _ => lc::decode_latent(&tables, bytes),
-        };
+        let put = |sym: &[i64]| lc::code_with(tables.iter().cycle().zip(sym.iter().copied()));
+        let get = |bytes: &[u8], n: usize| lc::decode_with(bytes, tables.iter().cycle().take(n));
         let (mut cb, mut est, mut rb, mut sq) = (0usize, 0.0, 0usize, 0.0);
         let mut all_symbols = Vec::new();
         for im in &op.images {
@@ -132,18 +128,8 @@ pub fn code(g: &GenCodes) -> Result<Coding> {
                 .sum::<f64>();
             all_symbols.extend_from_slice(&im.symbols);
         }
-        let one = match g.kind {
-            "vq-indices" => lc::code_indices(&tables[0], &all_symbols).bytes.len(),
-            // The per-dimension tables repeat image after image.
-            _ => {
-                let rep: Vec<_> = op
-                    .images
-                    .iter()
-                    .flat_map(|_| op.steps.iter().map(|&s| lc::gaussian_table(s)))
-                    .collect();
-                lc::code_latent(&rep, &all_symbols).bytes.len()
-            }
-        };
+        // Every map's symbols in one stream (the tables repeat map after map).
+        let one = put(&all_symbols).bytes.len();
         let total_px = px * op.images.len().max(1) as f64;
         let mse = sq / total_px;
         points.push(CodingPoint {

@@ -25,10 +25,17 @@ pub fn index_table(counts: &[u64]) -> IntTable {
     IntTable::new(0, &p, 1e-9 * p.iter().sum::<f64>())
 }
 
-/// Codes one image's indices.
-pub fn code_indices(t: &IntTable, idx: &[i64]) -> Coded {
+/// Codes each value under its table, in one stream (nothing to code: no bytes).
+pub fn code_with<'a>(pairs: impl IntoIterator<Item = (&'a IntTable, i64)>) -> Coded {
+    let mut pairs = pairs.into_iter().peekable();
+    if pairs.peek().is_none() {
+        return Coded {
+            bytes: vec![],
+            est_bits: 0.0,
+        };
+    }
     let mut w = Writer::default();
-    idx.iter().for_each(|&i| w.put_int(t, i));
+    pairs.for_each(|(t, v)| w.put_int(t, v));
     let est_bits = w.est_bits;
     Coded {
         bytes: w.finish(),
@@ -36,10 +43,27 @@ pub fn code_indices(t: &IntTable, idx: &[i64]) -> Coded {
     }
 }
 
+/// Decodes a stream written by [`code_with`], one value per table.
+pub fn decode_with<'a>(
+    bytes: &[u8],
+    tables: impl IntoIterator<Item = &'a IntTable>,
+) -> Result<Vec<i64>, Corrupt> {
+    let mut tables = tables.into_iter().peekable();
+    if tables.peek().is_none() {
+        return Ok(vec![]);
+    }
+    let mut r = Reader::new(bytes)?;
+    tables.map(|t| r.get_int(t)).collect()
+}
+
+/// Codes one image's indices.
+pub fn code_indices(t: &IntTable, idx: &[i64]) -> Coded {
+    code_with(idx.iter().map(|&i| (t, i)))
+}
+
 /// Decodes `n` indices written by [`code_indices`].
 pub fn decode_indices(t: &IntTable, bytes: &[u8], n: usize) -> Result<Vec<i64>, Corrupt> {
-    let mut r = Reader::new(bytes)?;
-    (0..n).map(|_| r.get_int(t)).collect()
+    decode_with(bytes, std::iter::repeat_n(t, n))
 }
 
 /// Φ(x), the standard normal CDF, with the deterministic exp: the same table on every machine.
@@ -63,28 +87,12 @@ pub fn gaussian_table(step: f64) -> IntTable {
 /// Codes one image's quantised latent: value d under table `tables[d]` (nothing to code: no
 /// bytes).
 pub fn code_latent(tables: &[IntTable], q: &[i64]) -> Coded {
-    if q.is_empty() {
-        return Coded {
-            bytes: vec![],
-            est_bits: 0.0,
-        };
-    }
-    let mut w = Writer::default();
-    q.iter().zip(tables).for_each(|(&v, t)| w.put_int(t, v));
-    let est_bits = w.est_bits;
-    Coded {
-        bytes: w.finish(),
-        est_bits,
-    }
+    code_with(tables.iter().zip(q.iter().copied()))
 }
 
 /// Decodes a latent written by [`code_latent`].
 pub fn decode_latent(tables: &[IntTable], bytes: &[u8]) -> Result<Vec<i64>, Corrupt> {
-    if tables.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut r = Reader::new(bytes)?;
-    tables.iter().map(|t| r.get_int(t)).collect()
+    decode_with(bytes, tables)
 }
 
 const SCALE_BITS: u32 = 7;

@@ -91,19 +91,13 @@ fn score(model: &Model, ds: &Dataset, device: &Device, zero: bool) -> Quality {
     }
 }
 
-/// The code (dense units) of every test image.
-fn codes(model: &Model, ds: &Dataset, device: &Device) -> Vec<Vec<f32>> {
+/// The code of every image of `ds`, flattened (a U-Net's skip maps left out).
+pub(crate) fn codes(model: &Model, ds: &Dataset, device: &Device) -> Vec<Vec<f32>> {
     let idx: Vec<usize> = (0..ds.len()).collect();
     let mut out = Vec::new();
     for b in ds.batches(&idx, 16, 0, 0, false, false) {
         let x = skyzip_nn::image_tensor(&b.x, b.n, b.ny, b.nx, device);
-        let z = match model.encode(x) {
-            Code::Dense(z) | Code::Unet(z, _) => z,
-            Code::Conv(z) => {
-                let [n, c, h, w] = z.dims();
-                z.reshape([n, c * h * w])
-            }
-        };
+        let z = model.encode(x).flat();
         let d = z.dims()[1];
         let v = z.into_data().try_to_vec::<f32>().unwrap_or_default();
         out.extend(v.chunks(d).map(|c| c.to_vec()));
@@ -189,25 +183,12 @@ pub fn evaluate(
             traversal(&model, &test, 0, 7, device, &dir.join("traversal.png"))?;
         }
     }
-    let summary: serde_json::Value = std::fs::read_to_string(run.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let training = summary["validation_items"]
-        .as_u64()
-        .map(|v| match &exp.data.source {
-            DataSource::Simulator { n, .. } => n.saturating_sub(v as usize),
-            _ => 0,
-        });
     Ok(AeEvaluation {
         run: run.display().to_string(),
-        model: serde_json::to_value(mcfg)
-            .ok()
-            .and_then(|v| v["name"].as_str().map(String::from))
-            .unwrap_or_default(),
+        model: mcfg.name(),
         parameters: model.num_params(),
         epochs: crate::read_history(run).len(),
-        training_items: training.unwrap_or(0),
+        training_items: crate::training_items(run, exp),
         test_items: test.len(),
         test_seed: seed,
         code_values: mcfg.latent(),

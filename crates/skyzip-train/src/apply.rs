@@ -68,10 +68,7 @@ pub fn reconstruct_image(
         other => {
             return Err(format!(
                 "{} is not an image-to-image model; evaluate it with `skyzip evaluate`",
-                serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v["name"].as_str().map(String::from))
-                    .unwrap_or_default()
+                other.name()
             ))
         }
     };

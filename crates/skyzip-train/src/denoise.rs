@@ -2,7 +2,7 @@
 //! classical filter (Gaussian or median, its width tuned on the run's validation split), by MSE
 //! against the clean map on a fresh test set, for each noise model the dae was trained on.
 
-use crate::config::{DataSource, Experiment};
+use crate::config::Experiment;
 use crate::eval::{corrupt, dae_noise};
 use crate::{build_dataset, TrainError};
 use rand::SeedableRng;
@@ -203,18 +203,7 @@ pub fn evaluate(
     let train = build_dataset(exp)?;
     let split = train.split(exp.val_fraction, exp.seed)?;
     let tune: Vec<usize> = split.val.iter().copied().take(256).collect();
-    let mut test_exp = exp.clone();
-    if let DataSource::Simulator {
-        n: tn, seed: ts, ..
-    } = &mut test_exp.data.source
-    {
-        (*tn, *ts) = (n, seed);
-    } else {
-        return Err(TrainError::Config(
-            "the denoising benchmark draws its test set from a simulator".into(),
-        ));
-    }
-    let test = build_dataset(&test_exp)?;
+    let test = crate::ae_eval::test_set(exp, seed, n)?;
     let all: Vec<usize> = (0..test.len()).collect();
     let (nx, ny) = (test.nx, test.ny);
     let mut rows = Vec::new();

@@ -211,22 +211,13 @@ fn vae_codes(
     device: &Device,
 ) -> GenCodes {
     let px = test.nx * test.ny;
-    let d = model
-        .posterior(skyzip_nn::image_tensor(
-            test.input(0),
-            1,
-            test.ny,
-            test.nx,
-            device,
-        ))
-        .map(|p| p.mean.flat().dims()[1])
-        .unwrap_or(0);
+    // Steps from the training set: a group's mean posterior σ; a group coded only if active.
+    let tr = posteriors(model, train, device);
+    let d = tr.first().map_or(0, |(m, _)| m.len());
     // Latent groups: a dense code's units, or a conv code's channels (positions share a step).
     let groups = mcfg.latent().max(1);
     let per = d / groups;
     let group = |j: usize| j / per.max(1);
-    // Steps from the training set: a group's mean posterior σ; a group coded only if active.
-    let tr = posteriors(model, train, device);
     let mut sig = vec![0.0; groups];
     let mut kl_tr = vec![0.0; groups];
     for (m, s) in &tr {

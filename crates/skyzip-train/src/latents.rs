@@ -89,15 +89,10 @@ pub fn latent_map(
     }
     let model = crate::load_best(run, mcfg, device)?;
     let test = test_set(exp, seed, n)?;
-    let idx: Vec<usize> = (0..test.len()).collect();
-    let mut codes: Vec<Vec<f64>> = Vec::new();
-    for b in test.batches(&idx, 16, 0, 0, false, false) {
-        let x = skyzip_nn::image_tensor(&b.x, b.n, b.ny, b.nx, device);
-        let z = model.encode(x).flat();
-        let d = z.dims()[1];
-        let v: Vec<f32> = z.into_data().try_to_vec::<f32>().unwrap_or_default();
-        codes.extend(v.chunks(d).map(|c| c.iter().map(|&a| a as f64).collect()));
-    }
+    let codes: Vec<Vec<f64>> = crate::ae_eval::codes(&model, &test, device)
+        .into_iter()
+        .map(|c| c.into_iter().map(f64::from).collect())
+        .collect();
     let code_dims = codes.first().map_or(0, Vec::len);
     let (pcs, explained) = pca(&codes, 50.min(code_dims));
     let k = pcs.first().map_or(0, Vec::len);

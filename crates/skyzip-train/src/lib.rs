@@ -555,6 +555,7 @@ pub fn train(
         "best_val_loss": state.best,
         "final": report.final_scores,
         "eta_curve": report.eta_curve.iter().map(|(k, s)| serde_json::json!({"eta": k, "scores": s})).collect::<Vec<_>>(),
+        "training_items": split.train.len(),
         "validation_items": val_idx.len(),
     });
     let p = out.join("summary.json");
@@ -567,6 +568,22 @@ pub fn train(
 }
 
 /// Loads a run's (or an export's) weights into the model of its config, on `device`.
+/// How many maps a run trained on: its `summary.json`'s `training_items`, or, for autoencoder
+/// runs written before that was recorded, the simulator's maps less the validation items.
+pub(crate) fn training_items(run: &Path, exp: &Experiment) -> usize {
+    let summary: serde_json::Value = std::fs::read_to_string(run.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if let Some(t) = summary["training_items"].as_u64() {
+        return t as usize;
+    }
+    match (&exp.data.source, summary["validation_items"].as_u64()) {
+        (DataSource::Simulator { n, .. }, Some(v)) => n.saturating_sub(v as usize),
+        _ => 0,
+    }
+}
+
 /// A run's best weights (`best.safetensors`, the whole model).
 pub fn load_best(run: &Path, mcfg: &ModelConfig, device: &Device) -> Result<Model, TrainError> {
     load_model(mcfg, &run.join("best.safetensors"), Part::Full, device)

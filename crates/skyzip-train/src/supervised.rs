@@ -589,19 +589,12 @@ pub fn evaluate(
     let idx: Vec<usize> = (0..l.len()).collect();
     let out = predict(&net, &l, &idx, exp.batch_size, device);
     let epochs = crate::read_history(run).len();
-    let summary: serde_json::Value = std::fs::read_to_string(run.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
     let mut ev = Evaluation {
         run: run.display().to_string(),
-        model: serde_json::to_value(mcfg)
-            .ok()
-            .and_then(|v| v["name"].as_str().map(String::from))
-            .unwrap_or_default(),
+        model: mcfg.name(),
         parameters: net.num_params(),
         epochs,
-        training_items: summary["training_items"].as_u64().unwrap_or(0) as usize,
+        training_items: crate::training_items(run, exp),
         test_items: l.len(),
         test_seed: seed,
         estimates: Vec::new(),
