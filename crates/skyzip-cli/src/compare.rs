@@ -12,8 +12,9 @@ use std::time::Instant;
 
 /// The real frame bundled in the binary (SAAO raw CCD, BSD-3-Clause; `data/sample/README.md`),
 /// compared when no file is given.
-const SAMPLE: &[u8] = include_bytes!("../../../data/sample/optical_ccd_raw_saao_a8280271.fits");
-const SAMPLE_NAME: &str = "optical_ccd_raw_saao_a8280271.fits";
+pub(crate) const SAMPLE: &[u8] =
+    include_bytes!("../../../data/sample/optical_ccd_raw_saao_a8280271.fits");
+pub(crate) const SAMPLE_NAME: &str = "optical_ccd_raw_saao_a8280271.fits";
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:

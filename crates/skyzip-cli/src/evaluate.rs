@@ -114,6 +114,87 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
             }
             v["coding"] = serde_json::to_value(&c)?;
         }
+        if let Some(g) =
+            skyzip_train::pixel_eval::codes(&a.run, &exp, &mcfg, &device, seed, n, &PIXEL_STEPS)?
+        {
+            let ex = a.run.join("pixel_examples.png");
+            let c = crate::pixelcode::code(&g, 1.0, Some(&ex))?;
+            let e = |e: &crate::pixelcode::Errors| {
+                format!(
+                    "RMSE/σ {:.3} (against the noiseless image {:.3})",
+                    e.rmse_sigma, e.rmse_sigma_clean
+                )
+            };
+            println!(
+                "lossless on the same stamps: RICE {:.3} bits/pixel, HCOMPRESS {:.3}",
+                c.rice_bpp, c.hcompress_lossless_bpp
+            );
+            for p in &c.points {
+                println!(
+                    "step ×{}: {:.4} bits/pixel in bytes ({:.4} estimated), {}{}; HCOMPRESS s={:.3}: \
+                     {:.4} bits/pixel, {}",
+                    p.step_factor,
+                    p.bpp,
+                    p.est_bpp,
+                    e(&p.errors),
+                    p.errors_counts_block
+                        .as_ref()
+                        .map(|b| format!(", with the counts block {}", e(b)))
+                        .unwrap_or_default(),
+                    p.hcompress.scale,
+                    p.hcompress.bpp,
+                    e(&p.hcompress.errors)
+                );
+            }
+            let ph = &c.photometry;
+            println!(
+                "aperture flux recovered / true (median; {} stars, step ×{}): {}",
+                ph.stars,
+                ph.step_factor,
+                ph.kinds.join(" | ")
+            );
+            for b in &ph.bins {
+                println!(
+                    "  S/N {}–{}: {} stars: {}",
+                    b.snr_lo,
+                    b.snr_hi.map(|h| h.to_string()).unwrap_or("∞".into()),
+                    b.sources,
+                    b.median_ratio
+                        .iter()
+                        .map(|r| format!("{r:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
+            }
+            v["pixel_coding"] = serde_json::to_value(&c)?;
+        }
+        if let Some(st) = skyzip_train::stack_eval::evaluate(&a.run, &exp, &mcfg, &device, seed, n)?
+        {
+            println!(
+                "stacks of N noisy realisations: aperture flux recovered / true (median) for {}",
+                st.kinds.join(" | ")
+            );
+            for l in &st.levels {
+                let bins: Vec<String> = l
+                    .bins
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "S/N ≥ {} ({}): {:.3} | {:.3}",
+                            b.snr_lo, b.sources, b.median_ratio[0], b.median_ratio[1]
+                        )
+                    })
+                    .collect();
+                println!(
+                    "  N = {}: noise rms {:.3e}, MSE against the noiseless map {:.3e}; {}",
+                    l.n,
+                    l.noise_rms,
+                    l.mse_clean,
+                    bins.join("; ")
+                );
+            }
+            v["stacking"] = serde_json::to_value(&st)?;
+        }
         return write_json(&a, &serde_json::to_string_pretty(&v)?);
     }
     if mcfg.task() == Task::Reconstruct {
@@ -211,6 +292,9 @@ pub fn run_evaluate(a: EvaluateArgs) -> Result<()> {
     println!("{} parameters, {} epochs", ev.parameters, ev.epochs);
     write_json(&a, &serde_json::to_string_pretty(&ev)?)
 }
+
+/// A pixel-ae's quantisation steps, in units of each code channel's σ.
+const PIXEL_STEPS: [f64; 4] = [0.25, 0.5, 1.0, 2.0];
 
 /// Writes the evaluation to RUN/evaluation.json and, with --out, there too.
 fn write_json(a: &EvaluateArgs, text: &str) -> Result<()> {

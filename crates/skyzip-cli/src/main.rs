@@ -1,5 +1,6 @@
 //! `skyzip`: one subcommand per job; the work lives in the library crates.
 
+mod bench;
 mod classic;
 mod codec;
 mod compare;
@@ -12,6 +13,7 @@ mod interrupt;
 mod latents;
 mod model;
 mod pack;
+mod pixelcode;
 mod seeds_report;
 mod simulate;
 mod stamps;
@@ -76,7 +78,8 @@ enum Command {
     Report(evaluate::ReportArgs),
     /// Map an autoencoder's codes of a test set in 2-D (PCA, t-SNE), coloured by a label.
     Latents(latents::LatentsArgs),
-    /// Benchmarks: `bench train` = steps/s of the reference conv-AE training step.
+    /// Benchmarks: `bench train` = steps/s of the reference conv-AE training step; `bench codec
+    /// FILE…` = skyzip's encode/decode MB/s beside RICE's.
     Bench(train::BenchArgs),
 }
 

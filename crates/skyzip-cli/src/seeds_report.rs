@@ -1,5 +1,6 @@
 //! `skyzip report seeds`: docs/results/seeds.md from the evaluation JSON of the seed-000/001/002
-//! runs (U-Net AE, VAE/β-VAE, VQ-VAE), the seeds' own numbers beside ours.
+//! runs (U-Net AE, VAE/β-VAE, VQ-VAE and its stacking study, the pixel AE against HCOMPRESS),
+//! the seeds' own numbers beside ours.
 
 use serde_json::Value;
 
@@ -175,6 +176,218 @@ predictor with no network at all, the classical floor.\n\n\
     md.push('\n');
 }
 
+fn bin_label(b: &Value) -> String {
+    let lo = f(b, "snr_lo");
+    match b["snr_hi"].as_f64() {
+        Some(h) => format!("{lo}–{h}"),
+        None => format!("≥ {lo}"),
+    }
+}
+
+fn ratio(b: &Value, k: usize) -> String {
+    match b["median_ratio"][k].as_f64() {
+        Some(v) if b["sources"].as_u64().unwrap_or(0) > 0 => format!("{v:.3}"),
+        _ => "—".into(),
+    }
+}
+
+fn stacking_rows(all: &[(String, Value)], md: &mut String) {
+    let runs: Vec<_> = all
+        .iter()
+        .filter(|(_, j)| !j["stacking"].is_null())
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    md.push_str(
+        "## Seed 002: noise and stacking\n\n\
+The seed found that its VQ-VAE \"struggled to retain faint astrophysical signals when applied \
+to noisy image stacks\" and gave no number. Here each test map is observed N times (its own \
+noise and N − 1 fresh realisations of the simulator's beam-correlated noise at the same rms), \
+the N observations are averaged, and the stack goes through the model trained on single \
+observations (N = 1), prepared as in training (resized, min-max normalised per map) and mapped \
+back to Jy/beam. Every catalogue component (cores, jets, lobes, hotspots, unrelated compact \
+sources) is measured by aperture photometry (a circle of 1.5 beams, sky from the median of an \
+annulus at 4–6.5 beams) on the noiseless map, on the stack and on the reconstruction; the \
+table gives the median of recovered / true aperture flux by the component's S/N (true aperture \
+flux over the standard deviation of noise-only aperture sums of that stack depth). The stack's \
+own ratio is the measurement floor: what noise alone does to the photometry. Each S/N cell is \
+*stack / model (components)*.\n\n",
+    );
+    let first = &runs[0].1["stacking"]["levels"][0]["bins"];
+    let labels: Vec<String> = first
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(bin_label)
+        .collect();
+    md.push_str(&format!(
+        "| run | N | noise rms (Jy/beam) | MSE against the noiseless map | {} | train maps / epochs / test maps (test seed) |\n|---|---|---|---|{}---|\n",
+        labels.iter().map(|l| format!("S/N {l}")).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(labels.len())
+    ));
+    for (name, j) in runs {
+        let st = &j["stacking"];
+        for l in st["levels"].as_array().into_iter().flatten() {
+            let cells: Vec<String> = l["bins"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| format!("{} / {} ({})", ratio(b, 0), ratio(b, 1), b["sources"]))
+                .collect();
+            md.push_str(&format!(
+                "| {name} | {} | {:.2e} | {:.3e} | {} | {} |\n",
+                l["n"],
+                f(l, "noise_rms"),
+                f(l, "mse_clean"),
+                cells.join(" | "),
+                size(j)
+            ));
+        }
+    }
+    md.push('\n');
+}
+
+fn pixel_rows(all: &[(String, Value)], md: &mut String) {
+    let runs: Vec<_> = all
+        .iter()
+        .filter(|(_, j)| !j["pixel_coding"].is_null())
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    md.push_str(
+        "## Seed 000: pixel autoencoder with focal frequency loss against HCOMPRESS\n\n\
+Whole simulated ZTF-like CCD stamps (256×256, 16-bit DN; `shared/specs/simulators.md` §2), \
+log10-normalised per stamp for the model. The code is quantised per channel (step = factor × \
+the channel's σ on training stamps) and range-coded under the discretised standard normal, one \
+stream per stamp that is decoded and compared before its bytes count, plus 4 bytes per stamp \
+for its normalisation shift. HCOMPRESS runs in-process (cfitsio, one 256×256 tile per stamp, \
+the whole FITS file's bytes) at the scale whose RMSE/σ against the observation equals the \
+autoencoder's (bisection; *matched: no* when no scale from 0.25 to 256 reaches it and the \
+nearest end is shown: at s = 256 it means HCOMPRESS's largest error is still below the \
+autoencoder's), once for RMSE/σ over all pixels (the seed's \
+comparison) and once for RMSE/σ over the sky; and at the scale whose file has the \
+autoencoder's bits per pixel. σ is the simulator's background noise of each \
+stamp; RMSE/σ is pooled over all pixels, so bright star cores dominate it; *sky* is over the \
+pixels whose sources add less than 0.5 σ. *Counts block* is the seed's second residual block \
+(normalised output → counts), trained on the detached output beside the same autoencoder.\n\n\
+| run | focal loss | step factor | bits/pixel (bytes) | estimated | RMSE/σ | RMSE/σ sky | RMSE/σ vs noiseless | with counts block: RMSE/σ | sky | HCOMPRESS at the same RMSE/σ: s | matched | bits/pixel | RMSE/σ sky | HCOMPRESS at the same sky RMSE/σ: s | matched | bits/pixel | RMSE/σ | HCOMPRESS at the same bits/pixel: s | RMSE/σ | RMSE/σ sky | train stamps / epochs / test stamps (test seed) |\n\
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, j) in &runs {
+        let c = &j["pixel_coding"];
+        let focal = if j["config"]["focal"].is_null() {
+            "no".to_string()
+        } else {
+            format!("α = {}", j["config"]["focal"]["alpha"])
+        };
+        for p in c["points"].as_array().into_iter().flatten() {
+            let e = &p["errors"];
+            let b = &p["errors_counts_block"];
+            let h = &p["hcompress"];
+            let hs = &p["hcompress_sky"];
+            let hb = &p["hcompress_rate"];
+            let yes = |h: &Value| {
+                if h["matched"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            };
+            let cb = |k: &str| {
+                if b.is_null() {
+                    "—".to_string()
+                } else {
+                    format!("{:.3}", f(b, k))
+                }
+            };
+            md.push_str(&format!(
+                "| {name} | {focal} | {} | {:.4} | {:.4} | {:.3} | {:.3} | {:.3} | {} | {} | {:.3} | {} | {:.4} | {:.3} | {:.3} | {} | {:.4} | {:.3} | {:.3}{} | {:.3} | {:.3} | {} |\n",
+                p["step_factor"],
+                f(p, "bpp"),
+                f(p, "est_bpp"),
+                f(e, "rmse_sigma"),
+                f(e, "rmse_sigma_sky"),
+                f(e, "rmse_sigma_clean"),
+                cb("rmse_sigma"),
+                cb("rmse_sigma_sky"),
+                f(h, "scale"),
+                yes(h),
+                f(h, "bpp"),
+                f(&h["errors"], "rmse_sigma_sky"),
+                f(hs, "scale"),
+                yes(hs),
+                f(hs, "bpp"),
+                f(&hs["errors"], "rmse_sigma"),
+                f(hb, "scale"),
+                if yes(hb) == "yes" { "" } else { " (unmatched)" },
+                f(&hb["errors"], "rmse_sigma"),
+                f(&hb["errors"], "rmse_sigma_sky"),
+                size(j)
+            ));
+        }
+    }
+    md.push('\n');
+    for (name, j) in &runs {
+        let c = &j["pixel_coding"];
+        md.push_str(&format!(
+            "{name}: lossless on the same stamps, RICE {:.3} and HCOMPRESS {:.3} bits/pixel; \
+             the unquantised code gives RMSE/σ {:.3} (sky {:.3}). HCOMPRESS scales tried: {}.\n\n",
+            f(c, "rice_bpp"),
+            f(c, "hcompress_lossless_bpp"),
+            f(&c["unquantised"], "rmse_sigma"),
+            f(&c["unquantised"], "rmse_sigma_sky"),
+            c["hcompress_sweep"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| format!(
+                    "s = {:.3}: {:.3} bits/pixel, RMSE/σ {:.3}",
+                    f(h, "scale"),
+                    f(h, "bpp"),
+                    f(&h["errors"], "rmse_sigma")
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    md.push_str(
+        "### Dim stars: aperture flux recovered / true\n\n\
+Every star of the catalogue whose annulus lies inside the stamp, measured in a circle of \
+radius 1 FWHM (at least 1.5 px) with the sky from the median of an annulus at 3–5 FWHM, on the \
+noiseless image (the truth), the observation and each reconstruction (the autoencoder at step \
+factor 1, and HCOMPRESS at the three scales matched to it). S/N is the true aperture flux over σ·√(aperture \
+pixels). The medians are in the columns, in the order of the kinds named.\n\n",
+    );
+    for (name, j) in &runs {
+        let ph = &j["pixel_coding"]["photometry"];
+        let kinds: Vec<String> = ph["kinds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect();
+        md.push_str(&format!(
+            "{name} ({} stars, step factor {}):\n\n| S/N | stars | {} |\n|---|---|{}\n",
+            ph["stars"],
+            ph["step_factor"],
+            kinds.join(" | "),
+            "---|".repeat(kinds.len())
+        ));
+        for b in ph["bins"].as_array().into_iter().flatten() {
+            let r: Vec<String> = (0..kinds.len()).map(|k| ratio(b, k)).collect();
+            md.push_str(&format!(
+                "| {} | {} | {} |\n",
+                bin_label(b),
+                b["sources"],
+                r.join(" | ")
+            ));
+        }
+        md.push('\n');
+    }
+}
+
 /// The markdown of the seeds report from `(stem, evaluation JSON)` pairs.
 pub fn report(all: &[(String, Value)]) -> String {
     let mut md = String::from(
@@ -185,11 +398,17 @@ pub fn report(all: &[(String, Value)]) -> String {
     unet_rows(all, &mut md);
     vae_rows(all, &mut md);
     coded_rows(all, &mut md);
+    stacking_rows(all, &mut md);
+    pixel_rows(all, &mut md);
     md.push_str(
         "Figures: `seeds.rd.png` beside this file (rate against MSE: the VAEs' KL rates and \
-         coded bytes, the VQ-VAE's coded bytes); in `seeds/`, `NAME.traversal.png` (each code \
-         number swept over its test-set range, decoded with the skips zeroed) and \
-         `NAME.loss_curve.png`.\n",
+         coded bytes, the VQ-VAE's coded bytes); in `seeds/`, `NAME.traversal.png` (U-Net AE: \
+         each code number swept over its test-set range, decoded with the skips zeroed; VAE and \
+         VQ-VAE: the code moved along its first four principal directions from −2σ to +2σ, a \
+         VQ-VAE's quantised again), `NAME.latents.png` / `.pca.png` / `.csv` (t-SNE and PCA \
+         maps of the codes), `NAME.pixel_examples.png` (three CCD stamps: noiseless, observation, \
+         HCOMPRESS at the three matched scales, pixel AE, pixel AE + counts block; asinh stretch \
+         per tile) and `NAME.loss_curve.png`.\n",
     );
     md
 }

@@ -184,23 +184,50 @@ pub fn run_models() -> Result<()> {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Example:
-  skyzip bench train --steps 20")]
+#[command(after_help = "Examples:
+  skyzip bench train --steps 20
+  skyzip bench codec frame.fits --max-error 1        skyzip and RICE, MB/s and the ratio
+  RAYON_NUM_THREADS=1 skyzip bench codec frame.fits  one core")]
 pub struct BenchArgs {
-    /// What to benchmark: train (the reference conv-AE training step).
+    /// What to benchmark: train (the reference conv-AE training step) or codec (skyzip's
+    /// encode and decode speed, lossless and lossy, beside RICE's on the same image).
     what: String,
-    /// Timed steps (after 2 warm-up steps).
+    /// codec: FITS images (the first image HDU of each; none: the bundled sample frame).
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// train: timed steps (after 2 warm-up steps).
     #[arg(long, default_value_t = 20)]
     steps: usize,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// codec: timed repeats per codec (the median is printed).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// codec: skyzip's model.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// codec: the lossy mode's max error in σ.
+    #[arg(long, default_value_t = 1.0)]
+    max_error: f64,
+    /// codec: print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Training steps/s of the reference net (batch 16×1×64×64; conv 1→32 s1, 32→64 s2, 64→64 s2,
 /// 64→8 s1; convT 8→64, 64→32; conv 32→1; MSE; Adam), as in the training issue.
 pub fn run_bench(a: BenchArgs) -> Result<()> {
+    if a.what == "codec" {
+        return crate::bench::run_codec_bench(&crate::bench::CodecBench {
+            files: a.files,
+            repeat: a.repeat,
+            model: a.model,
+            max_error: a.max_error,
+            json: a.json,
+        });
+    }
     if a.what != "train" {
-        bail!("unknown benchmark '{}' (train)", a.what);
+        bail!("unknown benchmark '{}' (train, codec)", a.what);
     }
     let device = skyzip_nn::device(&a.device)
         .map_err(anyhow::Error::msg)?

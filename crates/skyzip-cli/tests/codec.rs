@@ -411,3 +411,29 @@ fn quality_levels_eta_and_the_rate_model() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("tunable"), "{}", stderr(&o));
 }
+
+#[test]
+fn bench_codec_prints_skyzip_beside_rice() {
+    // The bundled sample, one repeat: RICE, skyzip lossless and one lossy mode, each with its
+    // rate and both speeds measured in the same run.
+    let o = skyzip(&["bench", "codec", "--repeat", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sp = v[0]["speeds"].as_array().unwrap();
+    let names: Vec<&str> = sp.iter().map(|s| s["codec"].as_str().unwrap()).collect();
+    assert_eq!(names, ["RICE_1", "skyzip lossless", "skyzip max-error 1σ"]);
+    for s in sp {
+        for k in ["bits_per_pixel", "encode_mb_s", "decode_mb_s"] {
+            assert!(s[k].as_f64().unwrap() > 0.0, "{s}");
+        }
+    }
+    // Lossless skyzip beats RICE's bytes on the sample; the lossy mode is smaller still.
+    let bpp: Vec<f64> = sp
+        .iter()
+        .map(|s| s["bits_per_pixel"].as_f64().unwrap())
+        .collect();
+    assert!(bpp[1] < bpp[0] && bpp[2] < bpp[1], "{bpp:?}");
+    let o = skyzip(&["bench", "bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown benchmark"), "{}", stderr(&o));
+}

@@ -402,6 +402,22 @@ fn vq_vae_and_vae_rates_are_bytes_that_decode() {
             "{p}"
         );
         assert!(c["med_bpp"].as_f64().unwrap() > 0.0);
+        // The stacking study: N = 1, 4, 16 with the noise falling as 1/√N, and the stack's own
+        // photometry unbiased on bright components.
+        let lv = ev["stacking"]["levels"].as_array().unwrap();
+        assert_eq!(
+            lv.iter()
+                .map(|l| l["n"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [1, 4, 16]
+        );
+        let rms: Vec<f64> = lv
+            .iter()
+            .map(|l| l["noise_rms"].as_f64().unwrap())
+            .collect();
+        assert!((rms[0] / rms[2] - 4.0).abs() < 0.4, "{rms:?}");
+        let bright = &lv[0]["bins"].as_array().unwrap().last().unwrap()["median_ratio"];
+        assert!((bright[0].as_f64().unwrap() - 1.0).abs() < 0.05, "{bright}");
         // The latent map of the same codes: t-SNE and PCA PNGs, and a CSV row per test map
         // with its labels.
         let png = d.path().join(format!("{name}-map.png"));
@@ -424,4 +440,58 @@ fn vq_vae_and_vae_rates_are_bytes_that_decode() {
         assert_eq!(o.status.code(), Some(2));
         assert!(stderr(&o).contains("no such label"), "{}", stderr(&o));
     }
+}
+
+#[test]
+fn pixel_ae_rate_is_bytes_and_is_held_against_hcompress() {
+    // Seed 000's pixel AE on CCD stamps: bytes within 1 % of the estimate, HCOMPRESS run at the
+    // scales around the autoencoder's error, and photometry of every star on every kind.
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("pixel.json");
+    let text = serde_json::json!({
+        "model": {"name": "pixel-ae", "width": 4, "stages": [8, 8], "latent": 2, "gated": true,
+                  "focal": {"weight": 1.0, "alpha": 1.0}, "counts": {"width": 4, "blocks": 1}},
+        "data": {"source": {"type": "simulator", "kind": "ccd", "n": 8, "seed": 3},
+                 "normalisation": {"kind": "log10", "offset": 1.0}, "crop": 32,
+                 "test": {"n": 2, "seed": 33}},
+        "batch_size": 4, "epochs": 1, "seed": 3
+    });
+    std::fs::write(&cfg, text.to_string()).unwrap();
+    let run = d.path().join("pixel");
+    let o = skyzip(&["train", "--config", s(&cfg), "--out", s(&run)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = skyzip(&["evaluate", "--run", s(&run)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("evaluation.json")).unwrap())
+            .unwrap();
+    let c = &ev["pixel_coding"];
+    let px = (2 * 256 * 256) as f64;
+    for p in c["points"].as_array().unwrap() {
+        let f = |k: &str| p[k].as_f64().unwrap();
+        assert_eq!(f("bpp"), 8.0 * f("bytes") / px);
+        assert!(
+            f("bpp") >= f("est_bpp") && f("bpp") <= 1.01 * f("est_bpp") + 1e-3,
+            "{p}"
+        );
+        let h = &p["hcompress"];
+        assert!(h["bpp"].as_f64().unwrap() > 0.0 && h["scale"].as_f64().unwrap() > 0.0);
+        assert!(!p["errors_counts_block"].is_null());
+    }
+    assert!(c["rice_bpp"].as_f64().unwrap() > 1.0);
+    assert!(c["hcompress_sweep"].as_array().unwrap().len() >= 2);
+    let ph = &c["photometry"];
+    assert_eq!(ph["kinds"].as_array().unwrap().len(), 6);
+    assert!(ph["stars"].as_u64().unwrap() > 10, "{ph}");
+    // The observation's own photometry of bright stars is unbiased.
+    let b = ph["bins"].as_array().unwrap();
+    let bright = b
+        .iter()
+        .rev()
+        .find(|b| b["sources"].as_u64().unwrap() > 0)
+        .unwrap();
+    assert!(
+        (bright["median_ratio"][0].as_f64().unwrap() - 1.0).abs() < 0.05,
+        "{bright}"
+    );
 }

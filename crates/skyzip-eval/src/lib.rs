@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod metrics;
+pub mod photometry;
 pub mod segmentation;
 
 pub use metrics::{accuracy, mean_relative_error, roc_auc, Summary};

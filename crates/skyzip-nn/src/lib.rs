@@ -7,6 +7,7 @@ pub mod dense_ae;
 pub mod estimator;
 pub mod loss;
 pub mod model;
+pub mod pixel_ae;
 pub mod prior;
 pub mod tunable;
 pub mod unet;

@@ -9,6 +9,10 @@ use crate::conv_ae::{ConvAeConfig, ConvDecoder, ConvEncoder};
 use crate::dense_ae::{DenseAeConfig, DenseDecoder, DenseEncoder};
 use crate::estimator::{Estimator, EstimatorConfig};
 use crate::loss::{gaussian_nll, mse as loss_mse, Loss};
+use crate::pixel_ae::{
+    focal_frequency_loss, linear_counts, CountsBlock, CountsConfig, FocalConfig, PixelAeConfig,
+    PixelDecoder, PixelEncoder,
+};
 use crate::prior::FactorizedPrior;
 use crate::tunable::{channel_mask, draw_eta, unit_mask};
 use crate::unet::{Unet, UnetConfig};
@@ -107,6 +111,17 @@ pub enum ModelConfig {
         /// EMA codebook updates with this decay (e.g. 0.99) instead of the codebook loss.
         #[serde(default)]
         ema: Option<f64>,
+    },
+    /// Seed 000's pixel autoencoder: residual blocks, the experiment's `loss` plus (with
+    /// `focal`) the focal frequency loss, and (with `counts`) the second residual block that
+    /// maps the normalised output back to counts (see [`crate::pixel_ae`]).
+    PixelAe {
+        #[serde(flatten)]
+        net: PixelAeConfig,
+        #[serde(default)]
+        focal: Option<FocalConfig>,
+        #[serde(default)]
+        counts: Option<CountsConfig>,
     },
     /// CNN parameter estimation: image → the named scalar parameters (scaled to [0, 1]).
     CnnEstimator {
@@ -253,6 +268,11 @@ pub const REGISTRY: &[(&str, &str, &str)] = &[
         "width, stages, latent (D), codebook (K), commitment (0.25), restart_every (100 steps; 0 = no dead-code restarts), ema (none; a decay such as 0.99: EMA codebook updates)",
     ),
     (
+        "pixel-ae",
+        "seed 000's pixel autoencoder: PixelCNN-style residual blocks, focal frequency loss, a second residual block back to counts",
+        "width (32), stages ([64, 64, 64]), blocks (1 per scale), latent, gated (false), focal ({weight: 1, alpha: 1} | none), counts ({width: 16, blocks: 2, scale: 10 counts, weight: 1} | none)",
+    ),
+    (
         "cnn-estimator",
         "CNN parameter estimation: conv trunk, shared FC layers, one head per parameter (targets in [0, 1])",
         "size, channels, kernels (3 each), pool_after, hidden, outputs (parameter names)",
@@ -343,6 +363,7 @@ pub enum Encoder {
     Dense(DenseEncoder),
     Bottleneck(BottleneckEncoder),
     UnetAe(UnetAeEncoder),
+    Pixel(PixelEncoder),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -352,6 +373,7 @@ pub enum Decoder {
     Dense(DenseDecoder),
     Bottleneck(BottleneckDecoder),
     UnetAe(UnetAeDecoder),
+    Pixel(PixelDecoder),
 }
 
 /// Encoder, mean decoder and (meanvar only) variance decoder.
@@ -366,6 +388,8 @@ pub struct Model {
     pub codebook: Option<Codebook>,
     /// A VAE's learned log σ of its Gaussian likelihood (`likelihood: gaussian`).
     pub log_sigma: Option<Param<Tensor<1>>>,
+    /// A pixel-ae's second residual block, from the normalised output to counts.
+    pub counts: Option<CountsBlock>,
     /// A VAE's encoder gives [mean, log-variance] (twice the latent); the code is the mean.
     posterior: bool,
 }
@@ -538,6 +562,21 @@ impl ModelConfig {
             }
             ModelConfig::BottleneckAe { net } => net.check(),
             ModelConfig::UnetAe { net } => net.check(),
+            ModelConfig::PixelAe { net, focal, counts } => {
+                if let Some(f) = focal {
+                    if !(f.weight >= 0.0 && f.alpha >= 0.0 && f.weight.is_finite()) {
+                        return Err("model.focal: weight and alpha must be ≥ 0".into());
+                    }
+                }
+                if let Some(c) = counts {
+                    if c.width < 2 || !(c.scale > 0.0 && c.weight >= 0.0 && c.scale.is_finite()) {
+                        return Err(
+                            "model.counts: width at least 2, scale > 0 and weight ≥ 0".into()
+                        );
+                    }
+                }
+                net.check()
+            }
             ModelConfig::CnnEstimator { net } | ModelConfig::NoiseClassifier { net } => {
                 net.check()?;
                 if let ModelConfig::NoiseClassifier { .. } = self {
@@ -643,6 +682,14 @@ impl ModelConfig {
                 .then(|| FactorizedPrior::new(self.latent(), device)),
             codebook,
             log_sigma,
+            counts: match self {
+                ModelConfig::PixelAe {
+                    net,
+                    counts: Some(c),
+                    ..
+                } => Some(c.init(net.gated, device)),
+                _ => None,
+            },
             posterior: matches!(self, ModelConfig::Vae { .. }),
         }
     }
@@ -681,6 +728,11 @@ impl ModelConfig {
                 Encoder::UnetAe(net.encoder(device)),
                 Decoder::UnetAe(net.decoder(device)),
                 Decoder::UnetAe(net.decoder(device)),
+            ),
+            ModelConfig::PixelAe { net, .. } => (
+                Encoder::Pixel(net.encoder(device)),
+                Decoder::Pixel(net.decoder(device)),
+                Decoder::Pixel(net.decoder(device)),
             ),
             other => {
                 panic!("{other:?} is not an autoencoder (ModelConfig::task says how to build it)")
@@ -805,6 +857,7 @@ impl ModelConfig {
             ModelConfig::BottleneckAe { net } => net.latent,
             ModelConfig::UnetAe { net } => net.latent,
             ModelConfig::VqVae { net, .. } => net.latent,
+            ModelConfig::PixelAe { net, .. } => net.latent,
             _ => 0,
         }
     }
@@ -812,6 +865,14 @@ impl ModelConfig {
     /// Checks that an image of `ny`×`nx` fits the model, naming the problem otherwise.
     pub fn check_shape(&self, ny: usize, nx: usize) -> Result<(), String> {
         match self.net() {
+            ModelConfig::PixelAe { net, .. } => {
+                let d = net.divisor();
+                if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
+                    return Err(format!(
+                        "images of {nx}×{ny} do not fit this pixel-ae: both sides must be multiples of {d}"
+                    ));
+                }
+            }
             ModelConfig::ConvAe { net, .. } | ModelConfig::VqVae { net, .. } => {
                 let d = net.divisor();
                 if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
@@ -966,6 +1027,7 @@ impl Model {
             Encoder::Conv(e) => Code::Conv(e.forward(x)),
             Encoder::Dense(e) => Code::Dense(e.forward(x)),
             Encoder::Bottleneck(e) => Code::Dense(e.forward(x)),
+            Encoder::Pixel(e) => Code::Conv(e.forward(x)),
             Encoder::UnetAe(e) => {
                 let (z, s) = e.forward(x);
                 Code::Unet(z, s)
@@ -978,6 +1040,7 @@ impl Model {
             (Decoder::Conv(d), Code::Conv(z)) => d.forward(z),
             (Decoder::Dense(d), Code::Dense(z)) => d.forward(z),
             (Decoder::Bottleneck(d), Code::Dense(z)) => d.forward(z),
+            (Decoder::Pixel(d), Code::Conv(z)) => d.forward(z),
             (Decoder::UnetAe(d), Code::Unet(z, s)) => d.forward(z, &s),
             _ => unreachable!("a model decodes only its own codes"),
         }
@@ -1055,6 +1118,27 @@ impl Model {
                 } else {
                     total + q.codebook_loss
                 };
+            }
+            ModelConfig::PixelAe { focal, counts, .. } => {
+                let out = self.reconstruct(x, None);
+                let mut total = loss.forward(out.clone(), y.clone());
+                if let Some(f) = focal {
+                    total = total
+                        + focal_frequency_loss(out.clone(), y.clone(), f.alpha)
+                            .mul_scalar(f.weight);
+                }
+                if let (Some(c), Some(b)) = (counts, &self.counts) {
+                    // The block learns from the detached output: the autoencoder is the same
+                    // with or without it.
+                    let pred = linear_counts(out.detach(), Some((b, c.scale)));
+                    let truth = linear_counts(y, None);
+                    // χ² against a Poisson-like variance scale² + counts: bright cores
+                    // would otherwise swamp the sum.
+                    let var = truth.clone().clamp_min(0.0).add_scalar(c.scale * c.scale);
+                    let err = ((pred - truth).powf_scalar(2.0) / var).mean();
+                    total = total + err.mul_scalar(c.weight);
+                }
+                return total;
             }
             _ => {}
         }

@@ -126,6 +126,19 @@ fn bezier(p0: (f64, f64), p1: (f64, f64), p2: (f64, f64), t: f64) -> (f64, f64) 
     )
 }
 
+/// One realisation of the simulator's noise on an `n`×`n` map: white Gaussian noise smoothed by
+/// the beam, then set to zero mean and standard deviation `rms` (Jy/beam) over the map.
+pub fn noise_field(rng: &mut ChaCha8Rng, n: usize, rms: f64) -> Vec<f64> {
+    let white: Vec<f64> = (0..n * n)
+        .map(|_| rng.sample::<f64, _>(StandardNormal))
+        .collect();
+    let mut noise = beam_smooth(&white, n);
+    let m = noise.iter().sum::<f64>() / noise.len() as f64;
+    let sd = (noise.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / noise.len() as f64).sqrt();
+    noise.iter_mut().for_each(|v| *v = (*v - m) / sd * rms);
+    noise
+}
+
 /// Separable beam smoothing of a white field (periodic edges, kernel truncated at 4σ).
 fn beam_smooth(v: &[f64], n: usize) -> Vec<f64> {
     let s = BEAM_FWHM * FWHM_TO_SIGMA;
@@ -426,13 +439,7 @@ impl Simulator for Radio {
         }
         // Beam-correlated noise scaled to the drawn rms.
         let rms = rng.random_range(0.135..0.19) * 1e-3;
-        let white: Vec<f64> = (0..n * n)
-            .map(|_| rng.sample::<f64, _>(StandardNormal))
-            .collect();
-        let mut noise = beam_smooth(&white, n);
-        let m = noise.iter().sum::<f64>() / noise.len() as f64;
-        let sd = (noise.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / noise.len() as f64).sqrt();
-        noise.iter_mut().for_each(|v| *v = (*v - m) / sd * rms);
+        let noise = noise_field(rng, n, rms);
         let image: Vec<f32> = clean
             .iter()
             .zip(&noise)

@@ -1,7 +1,8 @@
 //! Held-out scores of an autoencoder on its test set (`data.test`): MSE, SSIM and MS-SSIM of the
 //! reconstructions, and — for a model whose decoder also sees encoder feature maps (a U-Net's
 //! skips) — the same with those maps zeroed, which is what the code alone carries; plus a latent
-//! traversal (each code number swept over its test-set range and decoded).
+//! traversal (each code number swept over its test-set range and decoded, or for a spatial code
+//! the code moved along its principal directions).
 
 use crate::config::{DataSource, Experiment};
 use crate::{build_dataset, TrainError};
@@ -155,6 +156,92 @@ pub fn traversal(
         .map_err(|e| crate::io(path, e))
 }
 
+/// A traversal grid for a model with a spatial code (conv-ae, VAE, VQ-VAE, pixel-ae), whose
+/// thousands of numbers cannot be swept one by one: row k moves test image `item`'s code along
+/// the k-th principal direction of the test set's codes, from −2 to +2 standard deviations of
+/// that component, and decodes it. A VQ-VAE's moved code is quantised again (each vector to its
+/// nearest codebook entry) before decoding, so every tile is an image its discrete code can
+/// express.
+pub fn pc_traversal(
+    model: &Model,
+    ds: &Dataset,
+    item: usize,
+    components: usize,
+    steps: usize,
+    device: &Device,
+    path: &Path,
+) -> Result<(), TrainError> {
+    let x = skyzip_nn::image_tensor(ds.input(item), 1, ds.ny, ds.nx, device);
+    let Code::Conv(z0) = model.encode(x) else {
+        return Ok(());
+    };
+    let dims = z0.dims();
+    let all: Vec<Vec<f64>> = codes(model, ds, device)
+        .into_iter()
+        .map(|c| c.into_iter().map(f64::from).collect())
+        .collect();
+    let (n, d) = (all.len(), all.first().map_or(0, Vec::len));
+    if n < 2 || d == 0 {
+        return Ok(());
+    }
+    let mean: Vec<f64> = (0..d)
+        .map(|j| all.iter().map(|r| r[j]).sum::<f64>() / n as f64)
+        .collect();
+    let c: Vec<Vec<f64>> = all
+        .iter()
+        .map(|r| r.iter().zip(&mean).map(|(a, m)| a - m).collect())
+        .collect();
+    // Principal directions from the n×n Gram matrix: v = Cᵀu/√λ, standard deviation √(λ/n).
+    let g = nalgebra::DMatrix::from_fn(n, n, |i, j| {
+        c[i].iter().zip(&c[j]).map(|(a, b)| a * b).sum::<f64>()
+    });
+    let eig = nalgebra::SymmetricEigen::new(g);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+    let z0: Vec<f32> = z0.into_data().try_to_vec::<f32>().unwrap_or_default();
+    let mut images: Vec<Vec<f32>> = Vec::new();
+    for &e in order.iter().take(components.min(n)) {
+        let lam = eig.eigenvalues[e].max(0.0);
+        let u = eig.eigenvectors.column(e);
+        let mut v = vec![0.0; d];
+        for (i, ci) in c.iter().enumerate() {
+            v.iter_mut().zip(ci).for_each(|(a, b)| *a += u[i] * b);
+        }
+        let norm = lam.sqrt().max(1e-300);
+        let sd = (lam / n as f64).sqrt();
+        for j in 0..steps {
+            let t = -2.0 + 4.0 * j as f64 / (steps - 1).max(1) as f64;
+            let moved: Vec<f32> = z0
+                .iter()
+                .zip(&v)
+                .map(|(&a, &b)| (a as f64 + t * sd * b / norm) as f32)
+                .collect();
+            let mut z = Tensor::from_data(TensorData::new(moved, dims), device);
+            if let Some(cb) = &model.codebook {
+                let [b, _, h, w] = dims;
+                z = cb.lookup(cb.nearest_of(z), b, h, w);
+            }
+            images.push(
+                model
+                    .decode(Code::Conv(z), None)
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    let tiles: Vec<skyzip_plot::Tile> = images
+        .iter()
+        .map(|v| skyzip_plot::Tile {
+            nx: ds.nx,
+            ny: ds.ny,
+            data: v,
+        })
+        .collect();
+    skyzip_plot::image_grid(path, &tiles, steps, 96, skyzip_plot::Stretch::Linear)
+        .map_err(|e| crate::io(path, e))
+}
+
 /// Scores an autoencoder run (its best weights) on `n` test maps drawn with `seed`; with
 /// `plots`, writes `traversal.png` there.
 pub fn evaluate(
@@ -181,6 +268,8 @@ pub fn evaluate(
                 | ModelConfig::UnetAe { .. }
         ) {
             traversal(&model, &test, 0, 7, device, &dir.join("traversal.png"))?;
+        } else if matches!(mcfg, ModelConfig::VqVae { .. } | ModelConfig::Vae { .. }) {
+            pc_traversal(&model, &test, 0, 4, 7, device, &dir.join("traversal.png"))?;
         }
     }
     Ok(AeEvaluation {

@@ -65,6 +65,7 @@ pub fn reconstruct_image(
         ModelConfig::BottleneckAe { net } => (net.size, 0, true, 1),
         ModelConfig::UnetAe { net } => (net.size, 0, true, 1),
         ModelConfig::ConvAe { net, .. } => (CONV_TILE, CONV_HALO, false, net.divisor()),
+        ModelConfig::PixelAe { net, .. } => (CONV_TILE, CONV_HALO, false, net.divisor()),
         other => {
             return Err(format!(
                 "{} is not an image-to-image model; evaluate it with `skyzip evaluate`",

@@ -16,6 +16,8 @@ pub mod denoise;
 pub mod eval;
 pub mod gen_eval;
 pub mod latents;
+pub mod pixel_eval;
+pub mod stack_eval;
 pub mod supervised;
 
 use checkpoint::{Part, RunState};

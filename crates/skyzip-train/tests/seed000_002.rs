@@ -103,3 +103,30 @@ fn vq_vae_case(ema: Option<f64>) {
         .flat_map(|i| &i.symbols)
         .all(|&s| (0..16).contains(&s)));
 }
+
+#[test]
+fn pixel_ae_with_focal_loss_and_counts_block_learns() {
+    // Gated residual blocks, the focal frequency loss and the counts block on log10 blobs.
+    let d = tempfile::tempdir().unwrap();
+    let mut e = blobs(
+        serde_json::json!({"name": "pixel-ae", "width": 8, "stages": [8, 8],
+        "latent": 4, "gated": true, "focal": {"weight": 1.0, "alpha": 1.0},
+        "counts": {"width": 4, "blocks": 1, "scale": 0.05}}),
+    );
+    e.data.normalisation = skyzip_data::NormKind::Log10 { offset: 1.0 };
+    let r = train(
+        &e,
+        d.path(),
+        &Device::flex(),
+        &TrainOptions::default(),
+        |_, _, _, _| {},
+    )
+    .unwrap();
+    let h = &r.history;
+    assert!(h.last().unwrap().train_loss < h[0].train_loss, "{h:?}");
+    assert!(h.last().unwrap().val.mse < 0.7 * h[0].val.mse, "{h:?}");
+    let mcfg = e.model_config().unwrap();
+    assert_eq!(mcfg.name(), "pixel-ae");
+    let m = skyzip_train::load_best(d.path(), &mcfg, &Device::flex()).unwrap();
+    assert!(m.counts.is_some());
+}
