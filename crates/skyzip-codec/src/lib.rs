@@ -10,10 +10,16 @@
 //! normalisation (libm's asinh/sinh) are floating point: the same binary on the same CPU gives
 //! the same μ and σ for any thread count (tested), but another CPU or libm may not. Each tile
 //! carries a hash of its decoded pixels, so a disagreement is a clear error, never a wrong image.
+//!
+//! [`engine`] is the integer replacement for burn in this path (int8 weights, int16
+//! activations, exact i32 sums, integer requantisation), quantised after training; it is not
+//! the default yet (`Predictor::integer` opts in): files do not yet record which engine or
+//! integer model wrote them.
 
 pub mod codec;
 pub mod container;
 pub mod detmath;
+pub mod engine;
 pub mod entropy;
 pub mod floats;
 pub mod fuzzing;

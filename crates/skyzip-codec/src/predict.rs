@@ -1,6 +1,7 @@
 //! The learned part of the codec: a `meanvar` conv autoencoder whose quantised latent is sent
 //! and whose decoders give, for every pixel, a prediction μ and a spread σ.
 
+use crate::engine::{FloatNet, IntNet, Map, NetShape, Path as EnginePath};
 use crate::entropy::IntTable;
 use crate::CodecError;
 use sha2::{Digest, Sha256};
@@ -43,6 +44,11 @@ pub struct Predictor {
     pub name: String,
     /// The learned prior's tables, one per latent channel (rate-trained models).
     prior: Option<Vec<IntTable>>,
+    /// The export's weights (safetensors) and config text, as loaded.
+    weights: Vec<u8>,
+    info_text: String,
+    /// When set, the integer engine computes the latent, μ and σ² instead of burn.
+    engine: Option<IntNet>,
 }
 
 fn hash_of(info: &str, weights: &[u8]) -> String {
@@ -118,7 +124,43 @@ impl Predictor {
             device,
             hash: hash_of(&info_text, &weights),
             name,
+            weights,
+            info_text,
+            engine: None,
         })
+    }
+
+    /// The model's conv autoencoder as the engine's float net (plain f32 loops).
+    pub fn float_net(&self) -> Result<FloatNet, CodecError> {
+        let ModelConfig::ConvAe { net, .. } = self.cfg.net() else {
+            unreachable!("codec models are conv-ae based (checked on load)")
+        };
+        FloatNet::from_safetensors(
+            &self.weights,
+            NetShape {
+                width: net.width,
+                stages: net.stages.clone(),
+                latent: net.latent,
+            },
+        )
+    }
+
+    /// The same model run by the integer engine, quantised after training with `calibration`
+    /// tiles (normalised as the model's inputs). Its files are not those of the float model:
+    /// it has its own hash.
+    pub fn integer(mut self, calibration: &[Map<f32>]) -> Result<Predictor, CodecError> {
+        let q = IntNet::calibrate(&self.float_net()?, calibration)?;
+        let mut h = Sha256::new();
+        h.update(self.info_text.as_bytes());
+        h.update(&self.weights);
+        h.update(format!("{q:?}").as_bytes());
+        self.hash = h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.name = format!("{} (integer)", self.name);
+        self.engine = Some(q);
+        Ok(self)
     }
 
     /// The tile sides must be multiples of this.
@@ -155,6 +197,10 @@ impl Predictor {
 
     /// The latent of a padded, normalised `w`×`h` tile, rounded to integers: ([C, h', w'] values).
     pub fn encode(&self, tile: &[f32], w: usize, h: usize) -> (Vec<i64>, [usize; 3]) {
+        if let Some(q) = &self.engine {
+            let z = q.encode(q.quantise_input(tile, h, w), EnginePath::Fast);
+            return (z.data, [z.c, z.h, z.w]);
+        }
         let x = skyzip_nn::image_tensor(tile, 1, h, w, &self.device);
         let z = match self.model.encode(x) {
             Code::Conv(z) => z,
@@ -178,6 +224,22 @@ impl Predictor {
     /// μ and σ² (normalised units) of every pixel from a quantised latent.
     pub fn decode(&self, latent: &[i64], shape: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
         let [c, zh, zw] = shape;
+        if let Some(q) = &self.engine {
+            let z = Map {
+                c,
+                h: zh,
+                w: zw,
+                data: latent.to_vec(),
+            };
+            let (mu, v) = q.decode(&z, EnginePath::Fast);
+            let eps = self.cfg.eps();
+            return (
+                mu.iter().map(|&m| m as f32).collect(),
+                v.iter()
+                    .map(|&v| (crate::detmath::softplus(v) + eps) as f32)
+                    .collect(),
+            );
+        }
         let v: Vec<f32> = latent.iter().map(|&x| x as f32).collect();
         let z = Tensor::from_data(TensorData::new(v, [1, c, zh, zw]), &self.device);
         let code = Code::Conv(z);

@@ -1,0 +1,891 @@
+//! The codec's own inference engine for its conv autoencoders, in integers (after Ballé,
+//! Johnston and Minnen, "Integer networks for data compression with latent-variable models",
+//! ICLR 2019), so that every machine computes the same bits.
+//!
+//! Arithmetic, exactly:
+//! - activations are `i16`, each layer's output at a power-of-two scale: value = q · 2^−f;
+//! - weights are `i8` (|w| ≤ 127) with one real scale per output channel, biases `i32` in the
+//!   accumulator's scale, clamped to |b| ≤ 2^29;
+//! - a layer accumulates Σ w·a in `i32`. The bounds make overflow impossible (|w·a| ≤ 127·2^15,
+//!   at most [`MAX_TERMS`] = 384 products per output, 384·127·2^15 + 2^29 < 2^31; the bundled
+//!   nets sum at most 144), and integer addition without
+//!   overflow is associative, so any summation order — the scalar reference's or the fast
+//!   path's — gives the same sums;
+//! - requantisation is ⌊(acc·M + 2^(S−1)) / 2^S⌋ in `i64` with a per-channel multiplier M
+//!   (2^29 ≤ M < 2^30) and shift S, then clamped to the `i16` range, then ReLU where the
+//!   float net had one.
+//!
+//! The float net ([`FloatNet`], plain f32 loops in a fixed order) exists for calibration and
+//! tests; nothing decodes with it.
+
+use crate::CodecError;
+use safetensors::SafeTensors;
+
+/// Shape of a conv autoencoder: conv k3 s1 1→width, (conv k3 s2)×stages, conv k3 s1 → latent;
+/// decoder (convT k4 s2 p1)×stages back to width, conv k3 s1 → 1; ReLU between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetShape {
+    pub width: usize,
+    pub stages: Vec<usize>,
+    pub latent: usize,
+}
+
+/// One layer's geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 3×3, padding 1, stride 1 or 2.
+    Conv { stride: usize },
+    /// 4×4 transposed, stride 2, padding 1 (doubles each side).
+    ConvT,
+}
+
+/// A float layer: weights [cout, cin, k, k] (conv) or [cin, cout, k, k] (transposed, as
+/// PyTorch and burn store them).
+#[derive(Debug, Clone)]
+pub struct FloatLayer {
+    pub kind: Kind,
+    pub cin: usize,
+    pub cout: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub relu: bool,
+}
+
+/// A float tensor [c, h, w].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Map<T> {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<T>,
+}
+
+impl Kind {
+    fn k(self) -> usize {
+        match self {
+            Kind::Conv { .. } => 3,
+            Kind::ConvT => 4,
+        }
+    }
+
+    fn out_size(self, h: usize, w: usize) -> (usize, usize) {
+        match self {
+            Kind::Conv { stride } => ((h - 1) / stride + 1, (w - 1) / stride + 1),
+            Kind::ConvT => (2 * h, 2 * w),
+        }
+    }
+}
+
+/// For an output position `o` of a layer: the input positions and kernel taps that reach it,
+/// as (input index, tap) pairs, in increasing tap order.
+fn taps(kind: Kind, o: usize, n_in: usize) -> impl Iterator<Item = (usize, usize)> {
+    let k = kind.k();
+    (0..k).filter_map(move |t| match kind {
+        Kind::Conv { stride } => {
+            let i = (o * stride + t) as isize - 1;
+            (i >= 0 && (i as usize) < n_in).then_some((i as usize, t))
+        }
+        Kind::ConvT => {
+            // o = 2·i − 1 + t.
+            let v = o as isize + 1 - t as isize;
+            (v >= 0 && v % 2 == 0 && ((v / 2) as usize) < n_in).then_some(((v / 2) as usize, t))
+        }
+    })
+}
+
+impl FloatLayer {
+    fn w(&self, o: usize, i: usize, ty: usize, tx: usize) -> f32 {
+        let k = self.kind.k();
+        match self.kind {
+            Kind::Conv { .. } => self.weight[((o * self.cin + i) * k + ty) * k + tx],
+            Kind::ConvT => self.weight[((i * self.cout + o) * k + ty) * k + tx],
+        }
+    }
+
+    /// The layer on `x`, f32, summed in a fixed order (input channel, then taps).
+    pub fn forward(&self, x: &Map<f32>) -> Map<f32> {
+        let (oh, ow) = self.kind.out_size(x.h, x.w);
+        let mut out = vec![0f32; self.cout * oh * ow];
+        for o in 0..self.cout {
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let mut acc = self.bias[o];
+                    for i in 0..self.cin {
+                        for (iy, ty) in taps(self.kind, y, x.h) {
+                            for (ix, tx) in taps(self.kind, xx, x.w) {
+                                acc += self.w(o, i, ty, tx) * x.data[(i * x.h + iy) * x.w + ix];
+                            }
+                        }
+                    }
+                    out[(o * oh + y) * ow + xx] = if self.relu { acc.max(0.0) } else { acc };
+                }
+            }
+        }
+        Map {
+            c: self.cout,
+            h: oh,
+            w: ow,
+            data: out,
+        }
+    }
+}
+
+/// The float codec net: encoder, mean decoder, variance decoder (before softplus).
+#[derive(Debug, Clone)]
+pub struct FloatNet {
+    pub shape: NetShape,
+    pub encoder: Vec<FloatLayer>,
+    pub decoder: Vec<FloatLayer>,
+    pub var_decoder: Vec<FloatLayer>,
+}
+
+fn run_float(layers: &[FloatLayer], x: &Map<f32>) -> Map<f32> {
+    let mut h = x.clone();
+    for l in layers {
+        h = l.forward(&h);
+    }
+    h
+}
+
+impl FloatNet {
+    /// The net of a `skyzip export --part full` safetensors file of a meanvar conv-ae.
+    pub fn from_safetensors(bytes: &[u8], shape: NetShape) -> Result<FloatNet, CodecError> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| model_err(e.to_string()))?;
+        let get = |name: &str, len: usize| -> Result<Vec<f32>, CodecError> {
+            let t = st
+                .tensor(name)
+                .map_err(|_| model_err(format!("no tensor {name}")))?;
+            if t.dtype() != safetensors::Dtype::F32 {
+                return Err(model_err(format!("{name} is not f32")));
+            }
+            let v: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if v.len() != len {
+                return Err(model_err(format!(
+                    "{name} holds {} values, the shape needs {len}",
+                    v.len()
+                )));
+            }
+            Ok(v)
+        };
+        let layer = |prefix: &str, kind: Kind, cin: usize, cout: usize, relu: bool| {
+            let k = kind.k();
+            Ok::<_, CodecError>(FloatLayer {
+                kind,
+                cin,
+                cout,
+                weight: get(&format!("{prefix}.weight"), cin * cout * k * k)?,
+                bias: get(&format!("{prefix}.bias"), cout)?,
+                relu,
+            })
+        };
+        let s = &shape;
+        let mut encoder = vec![layer(
+            "encoder.Conv.convs.0",
+            Kind::Conv { stride: 1 },
+            1,
+            s.width,
+            true,
+        )?];
+        let mut c = s.width;
+        for (k, &o) in s.stages.iter().enumerate() {
+            encoder.push(layer(
+                &format!("encoder.Conv.convs.{}", k + 1),
+                Kind::Conv { stride: 2 },
+                c,
+                o,
+                true,
+            )?);
+            c = o;
+        }
+        encoder.push(layer(
+            &format!("encoder.Conv.convs.{}", s.stages.len() + 1),
+            Kind::Conv { stride: 1 },
+            c,
+            s.latent,
+            false,
+        )?);
+        // The decoder's up-stage widths, as skyzip-nn's ConvAeConfig::decoder builds them.
+        let mut outs: Vec<usize> = s.stages.iter().rev().skip(1).copied().collect();
+        outs.insert(0, *s.stages.last().unwrap_or(&s.width));
+        outs.truncate(s.stages.len());
+        if let Some(last) = outs.last_mut() {
+            *last = s.width;
+        }
+        let dec = |name: &str| -> Result<Vec<FloatLayer>, CodecError> {
+            let mut v = Vec::new();
+            let mut c = s.latent;
+            for (k, &o) in outs.iter().enumerate() {
+                v.push(layer(
+                    &format!("{name}.Conv.up.{k}"),
+                    Kind::ConvT,
+                    c,
+                    o,
+                    true,
+                )?);
+                c = o;
+            }
+            v.push(layer(
+                &format!("{name}.Conv.out"),
+                Kind::Conv { stride: 1 },
+                c,
+                1,
+                false,
+            )?);
+            Ok(v)
+        };
+        Ok(FloatNet {
+            decoder: dec("decoder")?,
+            var_decoder: dec("var_decoder")?,
+            encoder,
+            shape,
+        })
+    }
+
+    /// The encoder's output on a normalised tile [1, h, w].
+    pub fn encode(&self, x: &Map<f32>) -> Map<f32> {
+        run_float(&self.encoder, x)
+    }
+
+    /// μ and the variance decoder's pre-softplus output from a latent.
+    pub fn decode(&self, z: &Map<f32>) -> (Map<f32>, Map<f32>) {
+        (run_float(&self.decoder, z), run_float(&self.var_decoder, z))
+    }
+}
+
+fn model_err(why: String) -> CodecError {
+    CodecError::Model {
+        model: "integer engine".into(),
+        why,
+    }
+}
+
+/// An integer layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntLayer {
+    pub kind: Kind,
+    pub cin: usize,
+    pub cout: usize,
+    /// [cout][cin][k][k] for both kinds (transposed weights are reordered on conversion).
+    pub weight: Vec<i8>,
+    pub bias: Vec<i32>,
+    /// Requantisation per output channel: multiplier and shift.
+    pub mult: Vec<i32>,
+    pub shift: Vec<u32>,
+    pub relu: bool,
+    /// Fractional bits of the input and of the output (value = q · 2^−f).
+    pub in_frac: i32,
+    pub out_frac: i32,
+}
+
+const BIAS_LIMIT: f64 = (1u32 << 29) as f64;
+/// Products per output the i32 accumulator holds exactly: 384 · 127 · 32768 + 2^29 < 2^31.
+pub const MAX_TERMS: usize = 384;
+
+/// ⌊log2 |x|⌋ of a finite nonzero f64, exactly (from its exponent bits).
+fn ilog2(x: f64) -> i32 {
+    let bits = x.abs().to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i32;
+    e - 1023
+}
+
+/// M, S with M / 2^S = `real` (2^29 ≤ M < 2^30), using only exact operations.
+fn multiplier(real: f64) -> (i32, u32) {
+    if !(real.is_finite() && real > 0.0) {
+        return (0, 0);
+    }
+    let s = 29 - ilog2(real);
+    let s = s.clamp(0, 62);
+    let m = (real * 2f64.powi(s)).round();
+    (m.min((1u32 << 31) as f64 - 1.0) as i32, s as u32)
+}
+
+/// The fractional bits that fit `max_abs` (with a little headroom) into an i16.
+fn frac_for(max_abs: f64) -> i32 {
+    if !(max_abs.is_finite() && max_abs > 0.0) {
+        return 8;
+    }
+    (14 - ilog2(max_abs * 1.25)).clamp(-16, 24)
+}
+
+impl IntLayer {
+    fn from_float(l: &FloatLayer, in_frac: i32, out_frac: i32) -> IntLayer {
+        let k = l.kind.k();
+        let per = l.cin * k * k;
+        let mut weight = vec![0i8; l.cout * per];
+        let mut bias = vec![0i32; l.cout];
+        let mut mult = vec![0i32; l.cout];
+        let mut shift = vec![0u32; l.cout];
+        for o in 0..l.cout {
+            let mut m = 0f64;
+            for i in 0..l.cin {
+                for ty in 0..k {
+                    for tx in 0..k {
+                        m = m.max(l.w(o, i, ty, tx).abs() as f64);
+                    }
+                }
+            }
+            let sw = if m > 0.0 { m / 127.0 } else { 1.0 };
+            for i in 0..l.cin {
+                for ty in 0..k {
+                    for tx in 0..k {
+                        let q = (l.w(o, i, ty, tx) as f64 / sw).round().clamp(-127.0, 127.0);
+                        weight[o * per + (i * k + ty) * k + tx] = q as i8;
+                    }
+                }
+            }
+            // The accumulator's unit is sw · 2^−in_frac.
+            let acc_unit = sw * 2f64.powi(-in_frac);
+            bias[o] = (l.bias[o] as f64 / acc_unit)
+                .round()
+                .clamp(-BIAS_LIMIT, BIAS_LIMIT) as i32;
+            let (mm, ss) = multiplier(acc_unit * 2f64.powi(out_frac));
+            mult[o] = mm;
+            shift[o] = ss;
+        }
+        IntLayer {
+            kind: l.kind,
+            cin: l.cin,
+            cout: l.cout,
+            weight,
+            bias,
+            mult,
+            shift,
+            relu: l.relu,
+            in_frac,
+            out_frac,
+        }
+    }
+
+    #[inline]
+    fn requant(&self, o: usize, acc: i32) -> i16 {
+        let s = self.shift[o];
+        let r = if s > 0 { 1i64 << (s - 1) } else { 0 };
+        let v = ((acc as i64 * self.mult[o] as i64 + r) >> s).clamp(-32768, 32767) as i16;
+        if self.relu {
+            v.max(0)
+        } else {
+            v
+        }
+    }
+
+    /// The reference: every output's sum written out, one product at a time.
+    pub fn forward_scalar(&self, x: &Map<i16>) -> Map<i16> {
+        let (oh, ow) = self.kind.out_size(x.h, x.w);
+        let k = self.kind.k();
+        let per = self.cin * k * k;
+        let mut out = vec![0i16; self.cout * oh * ow];
+        for o in 0..self.cout {
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let mut acc = self.bias[o];
+                    for i in 0..self.cin {
+                        for (iy, ty) in taps(self.kind, y, x.h) {
+                            for (ix, tx) in taps(self.kind, xx, x.w) {
+                                let w = self.weight[o * per + (i * k + ty) * k + tx] as i32;
+                                acc += w * x.data[(i * x.h + iy) * x.w + ix] as i32;
+                            }
+                        }
+                    }
+                    out[(o * oh + y) * ow + xx] = self.requant(o, acc);
+                }
+            }
+        }
+        Map {
+            c: self.cout,
+            h: oh,
+            w: ow,
+            data: out,
+        }
+    }
+
+    /// The fast path: whole rows of accumulators updated per weight, every inner loop over
+    /// contiguous memory that the compiler vectorises. A stride-2 conv reads even and odd
+    /// columns from separate (polyphase) planes; a transposed conv is four 2×2 convs, one per
+    /// output parity, interleaved at the end. Same integers as the reference, other order.
+    pub fn forward_fast(&self, x: &Map<i16>) -> Map<i16> {
+        let (oh, ow) = self.kind.out_size(x.h, x.w);
+        let k = self.kind.k();
+        let per = self.cin * k * k;
+        // The input with a one-pixel zero border.
+        let (ph, pw) = (x.h + 2, x.w + 2);
+        let mut pad = vec![0i16; self.cin * ph * pw];
+        for i in 0..self.cin {
+            for y in 0..x.h {
+                let src = &x.data[(i * x.h + y) * x.w..(i * x.h + y + 1) * x.w];
+                pad[(i * ph + y + 1) * pw + 1..(i * ph + y + 1) * pw + 1 + x.w]
+                    .copy_from_slice(src);
+            }
+        }
+        let axpy = kernel();
+        let mut out = vec![0i16; self.cout * oh * ow];
+        match self.kind {
+            Kind::Conv { stride: 1 } => {
+                let mut acc = vec![0i32; oh * ow];
+                for o in 0..self.cout {
+                    acc.iter_mut().for_each(|a| *a = self.bias[o]);
+                    for i in 0..self.cin {
+                        let src = &pad[i * ph * pw..(i + 1) * ph * pw];
+                        for ty in 0..3 {
+                            for tx in 0..3 {
+                                let w = self.weight[o * per + (i * 3 + ty) * 3 + tx] as i16;
+                                if w == 0 {
+                                    continue;
+                                }
+                                for y in 0..oh {
+                                    let r = (y + ty) * pw + tx;
+                                    axpy(&mut acc[y * ow..(y + 1) * ow], w, &src[r..r + ow]);
+                                }
+                            }
+                        }
+                    }
+                    self.store(o, &acc, &mut out[o * oh * ow..(o + 1) * oh * ow]);
+                }
+            }
+            Kind::Conv { .. } => {
+                // Output (y, x) reads padded (2y + ty, 2x + tx): columns 2x (tx 0), 2x + 1
+                // (tx 1), 2x + 2 (tx 2) = even[x], odd[x], even[x + 1].
+                let hw = pw.div_ceil(2);
+                let mut even = vec![0i16; self.cin * ph * hw];
+                let mut odd = vec![0i16; self.cin * ph * hw];
+                for r in 0..self.cin * ph {
+                    for c in 0..pw {
+                        let v = pad[r * pw + c];
+                        if c % 2 == 0 {
+                            even[r * hw + c / 2] = v;
+                        } else {
+                            odd[r * hw + c / 2] = v;
+                        }
+                    }
+                }
+                let mut acc = vec![0i32; oh * ow];
+                for o in 0..self.cout {
+                    acc.iter_mut().for_each(|a| *a = self.bias[o]);
+                    for i in 0..self.cin {
+                        for ty in 0..3 {
+                            for tx in 0..3 {
+                                let w = self.weight[o * per + (i * 3 + ty) * 3 + tx] as i16;
+                                if w == 0 {
+                                    continue;
+                                }
+                                let (plane, dx) = match tx {
+                                    0 => (&even, 0),
+                                    1 => (&odd, 0),
+                                    _ => (&even, 1),
+                                };
+                                for y in 0..oh {
+                                    let r = (i * ph + 2 * y + ty) * hw + dx;
+                                    axpy(&mut acc[y * ow..(y + 1) * ow], w, &plane[r..r + ow]);
+                                }
+                            }
+                        }
+                    }
+                    self.store(o, &acc, &mut out[o * oh * ow..(o + 1) * oh * ow]);
+                }
+            }
+            Kind::ConvT => {
+                // Output (2m + py, 2n + px): for parity 0 the taps 1 (padded row m + 1) and 3
+                // (row m); for parity 1 the taps 2 (row m + 1) and 0 (row m + 2).
+                const TAPS: [[(usize, usize); 2]; 2] = [[(1, 1), (0, 3)], [(1, 2), (2, 0)]];
+                let (h, w) = (x.h, x.w);
+                let mut acc = vec![0i32; 4 * h * w];
+                for o in 0..self.cout {
+                    acc.iter_mut().for_each(|a| *a = self.bias[o]);
+                    for i in 0..self.cin {
+                        let src = &pad[i * ph * pw..(i + 1) * ph * pw];
+                        for py in 0..2 {
+                            for px in 0..2 {
+                                let sub =
+                                    &mut acc[(py * 2 + px) * h * w..(py * 2 + px + 1) * h * w];
+                                for &(ry, ty) in &TAPS[py] {
+                                    for &(rx, tx) in &TAPS[px] {
+                                        let wv =
+                                            self.weight[o * per + (i * 4 + ty) * 4 + tx] as i16;
+                                        if wv == 0 {
+                                            continue;
+                                        }
+                                        for m in 0..h {
+                                            let r = (m + ry) * pw + rx;
+                                            axpy(&mut sub[m * w..(m + 1) * w], wv, &src[r..r + w]);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let dst = &mut out[o * oh * ow..(o + 1) * oh * ow];
+                    for py in 0..2 {
+                        for px in 0..2 {
+                            let sub = &acc[(py * 2 + px) * h * w..(py * 2 + px + 1) * h * w];
+                            for m in 0..h {
+                                for n in 0..w {
+                                    dst[(2 * m + py) * ow + 2 * n + px] =
+                                        self.requant(o, sub[m * w + n]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Map {
+            c: self.cout,
+            h: oh,
+            w: ow,
+            data: out,
+        }
+    }
+
+    fn store(&self, o: usize, acc: &[i32], dst: &mut [i16]) {
+        for (d, &a) in dst.iter_mut().zip(acc) {
+            *d = self.requant(o, a);
+        }
+    }
+}
+
+/// a[j] += w · v[j] over a row: the engine's one inner loop.
+type Axpy = fn(&mut [i32], i16, &[i16]);
+
+#[inline(always)]
+fn axpy_body(a: &mut [i32], w: i16, v: &[i16]) {
+    let w = w as i32;
+    a.iter_mut().zip(v).for_each(|(a, &v)| *a += w * v as i32);
+}
+
+fn axpy_base(a: &mut [i32], w: i16, v: &[i16]) {
+    axpy_body(a, w, v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn axpy_avx2_inner(a: &mut [i32], w: i16, v: &[i16]) {
+    axpy_body(a, w, v)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn axpy_avx2(a: &mut [i32], w: i16, v: &[i16]) {
+    // SAFETY: chosen only when the CPU reports AVX2 (see `kernel`).
+    unsafe { axpy_avx2_inner(a, w, v) }
+}
+
+/// The row kernel for this CPU: the same integer sums on every choice (the CPU only decides
+/// how many lanes add at once), so the choice never changes a result.
+fn kernel() -> Axpy {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return axpy_avx2;
+        }
+    }
+    axpy_base
+}
+
+/// The integer codec net.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntNet {
+    pub encoder: Vec<IntLayer>,
+    pub decoder: Vec<IntLayer>,
+    pub var_decoder: Vec<IntLayer>,
+    /// Fractional bits of the encoder's input and of the decoders' input (the latent).
+    pub input_frac: i32,
+    pub latent_frac: i32,
+}
+
+/// Which implementation runs the layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Scalar,
+    Fast,
+}
+
+fn run_int(layers: &[IntLayer], x: Map<i16>, path: Path) -> Map<i16> {
+    let mut h = x;
+    for l in layers {
+        h = match path {
+            Path::Scalar => l.forward_scalar(&h),
+            Path::Fast => l.forward_fast(&h),
+        };
+    }
+    h
+}
+
+/// The largest |value| of every layer's output over `inputs`, layer by layer.
+fn ranges(layers: &[FloatLayer], inputs: &[Map<f32>]) -> Vec<f64> {
+    let mut m = vec![0f64; layers.len()];
+    for x in inputs {
+        let mut h = x.clone();
+        for (k, l) in layers.iter().enumerate() {
+            h = l.forward(&h);
+            m[k] = h.data.iter().fold(m[k], |a, &v| a.max(v.abs() as f64));
+        }
+    }
+    m
+}
+
+fn max_abs(maps: &[Map<f32>]) -> f64 {
+    maps.iter()
+        .flat_map(|m| m.data.iter())
+        .fold(0f64, |a, &v| a.max(v.abs() as f64))
+}
+
+fn convert(layers: &[FloatLayer], in_frac: i32, range: &[f64]) -> Vec<IntLayer> {
+    let mut f = in_frac;
+    layers
+        .iter()
+        .zip(range)
+        .map(|(l, &r)| {
+            let out = frac_for(r);
+            let q = IntLayer::from_float(l, f, out);
+            f = out;
+            q
+        })
+        .collect()
+}
+
+impl IntNet {
+    /// Post-training quantisation: each layer's output scale from the largest value it takes
+    /// on the calibration tiles (normalised, [1, h, w]).
+    pub fn calibrate(net: &FloatNet, tiles: &[Map<f32>]) -> Result<IntNet, CodecError> {
+        for l in net
+            .encoder
+            .iter()
+            .chain(&net.decoder)
+            .chain(&net.var_decoder)
+        {
+            let terms = l.cin * l.kind.k() * l.kind.k();
+            if terms > MAX_TERMS {
+                return Err(model_err(format!(
+                    "a layer sums {terms} products per output; the i32 accumulator is exact up \
+                     to {MAX_TERMS}"
+                )));
+            }
+        }
+        let input_frac = frac_for(max_abs(tiles));
+        let enc_r = ranges(&net.encoder, tiles);
+        // The decoders see rounded latents.
+        let latents: Vec<Map<f32>> = tiles
+            .iter()
+            .map(|t| {
+                let mut z = net.encode(t);
+                z.data.iter_mut().for_each(|v| *v = v.round());
+                z
+            })
+            .collect();
+        let latent_frac = frac_for(max_abs(&latents));
+        Ok(IntNet {
+            encoder: convert(&net.encoder, input_frac, &enc_r),
+            decoder: convert(&net.decoder, latent_frac, &ranges(&net.decoder, &latents)),
+            var_decoder: convert(
+                &net.var_decoder,
+                latent_frac,
+                &ranges(&net.var_decoder, &latents),
+            ),
+            input_frac,
+            latent_frac,
+        })
+    }
+
+    /// A normalised tile in the encoder's input scale (round half away from zero, saturated).
+    pub fn quantise_input(&self, tile: &[f32], h: usize, w: usize) -> Map<i16> {
+        let s = 2f64.powi(self.input_frac);
+        Map {
+            c: 1,
+            h,
+            w,
+            data: tile
+                .iter()
+                .map(|&v| {
+                    if v.is_finite() {
+                        (v as f64 * s).round().clamp(-32768.0, 32767.0) as i16
+                    } else {
+                        0
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// The latent of a quantised tile, rounded to integers: [C, h', w'].
+    pub fn encode(&self, x: Map<i16>, path: Path) -> Map<i64> {
+        let z = run_int(&self.encoder, x, path);
+        let f = self.encoder.last().map_or(0, |l| l.out_frac);
+        Map {
+            c: z.c,
+            h: z.h,
+            w: z.w,
+            data: z.data.iter().map(|&q| round_shift(q as i64, f)).collect(),
+        }
+    }
+
+    /// μ (normalised units) and the variance decoder's output v (σ² = softplus(v) + ε), both
+    /// as exact f64 of their integers.
+    pub fn decode(&self, z: &Map<i64>, path: Path) -> (Vec<f64>, Vec<f64>) {
+        let lf = self.latent_frac;
+        let x = Map {
+            c: z.c,
+            h: z.h,
+            w: z.w,
+            data: z
+                .data
+                .iter()
+                .map(|&v| {
+                    let q = if lf >= 0 {
+                        v.saturating_mul(1i64 << lf)
+                    } else {
+                        round_shift(v, -lf)
+                    };
+                    q.clamp(-32768, 32767) as i16
+                })
+                .collect(),
+        };
+        let to_f = |m: Map<i16>, f: i32| -> Vec<f64> {
+            let s = 2f64.powi(-f);
+            m.data.iter().map(|&q| q as f64 * s).collect()
+        };
+        let mu = run_int(&self.decoder, x.clone(), path);
+        let var = run_int(&self.var_decoder, x, path);
+        (
+            to_f(mu, self.decoder.last().map_or(0, |l| l.out_frac)),
+            to_f(var, self.var_decoder.last().map_or(0, |l| l.out_frac)),
+        )
+    }
+}
+
+/// round(q · 2^−f) for f ≥ 0 (half away from zero), q · 2^−f for f < 0.
+fn round_shift(q: i64, f: i32) -> i64 {
+    if f <= 0 {
+        return q.saturating_mul(1i64 << (-f).min(62));
+    }
+    let h = 1i64 << (f - 1);
+    if q >= 0 {
+        (q + h) >> f
+    } else {
+        -((-q + h) >> f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled() -> FloatNet {
+        let bytes = include_bytes!("../models/default.safetensors");
+        FloatNet::from_safetensors(
+            bytes,
+            NetShape {
+                width: 16,
+                stages: vec![16, 16, 16],
+                latent: 4,
+            },
+        )
+        .unwrap()
+    }
+
+    /// A smooth test tile with a few "stars", in asinh-normalised-like units.
+    fn tile(n: usize, seed: u64) -> Map<f32> {
+        let mut s = seed;
+        let mut rnd = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+        };
+        let stars: Vec<(f64, f64, f64)> = (0..6)
+            .map(|_| {
+                (
+                    (rnd() + 0.5) * n as f64,
+                    (rnd() + 0.5) * n as f64,
+                    3.0 + 5.0 * rnd(),
+                )
+            })
+            .collect();
+        let data = (0..n * n)
+            .map(|k| {
+                let (x, y) = ((k % n) as f64, (k / n) as f64);
+                let mut v = 0.3 * rnd();
+                for &(sx, sy, a) in &stars {
+                    v += a * (-((x - sx).powi(2) + (y - sy).powi(2)) / 4.0).exp();
+                }
+                v as f32
+            })
+            .collect();
+        Map {
+            c: 1,
+            h: n,
+            w: n,
+            data,
+        }
+    }
+
+    #[test]
+    fn scalar_and_fast_paths_agree_bit_for_bit() {
+        let f = bundled();
+        let calib: Vec<Map<f32>> = (0..3).map(|s| tile(32, s)).collect();
+        let q = IntNet::calibrate(&f, &calib).unwrap();
+        for seed in 10..13 {
+            let t = tile(32, seed);
+            let x = q.quantise_input(&t.data, 32, 32);
+            // And a non-square window of it (24 × 16).
+            let crop: Vec<f32> = (0..24 * 16)
+                .map(|k| t.data[(k / 16) * 32 + k % 16])
+                .collect();
+            let xc = q.quantise_input(&crop, 24, 16);
+            let zc = q.encode(xc.clone(), Path::Scalar);
+            assert_eq!(zc, q.encode(xc, Path::Fast));
+            assert_eq!(q.decode(&zc, Path::Scalar), q.decode(&zc, Path::Fast));
+            let za = q.encode(x.clone(), Path::Scalar);
+            let zb = q.encode(x, Path::Fast);
+            assert_eq!(za, zb);
+            assert_eq!(q.decode(&za, Path::Scalar), q.decode(&za, Path::Fast));
+        }
+        for l in q.encoder.iter().chain(&q.decoder).chain(&q.var_decoder) {
+            assert!(l
+                .mult
+                .iter()
+                .all(|&m| m == 0 || (1 << 29..1 << 30).contains(&m)));
+            assert!(l.weight.iter().all(|&w| w != i8::MIN));
+        }
+    }
+
+    #[test]
+    fn the_integer_net_follows_the_float_net() {
+        let f = bundled();
+        let calib: Vec<Map<f32>> = (0..4).map(|s| tile(32, s)).collect();
+        let q = IntNet::calibrate(&f, &calib).unwrap();
+        let t = tile(32, 99);
+        let zf = f.encode(&t);
+        let zi = q.encode(q.quantise_input(&t.data, 32, 32), Path::Fast);
+        // The rounded latents agree but for values near a rounding boundary.
+        let same = zf
+            .data
+            .iter()
+            .zip(&zi.data)
+            .filter(|(a, b)| a.round() as i64 == **b)
+            .count();
+        assert!(
+            same as f64 >= 0.9 * zi.data.len() as f64,
+            "{same} of {}",
+            zi.data.len()
+        );
+        // From the same latent, μ is close to the float decoder's.
+        let zr = Map {
+            c: zi.c,
+            h: zi.h,
+            w: zi.w,
+            data: zi.data.iter().map(|&v| v as f32).collect(),
+        };
+        let (mf, _) = f.decode(&zr);
+        let (mi, _) = q.decode(&zi, Path::Fast);
+        let err = mf
+            .data
+            .iter()
+            .zip(&mi)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0f64, f64::max);
+        let spread = mf.data.iter().fold(0f64, |a, &v| a.max(v.abs() as f64));
+        assert!(err < 0.02 * spread.max(1.0), "max |Δμ| {err} of {spread}");
+    }
+}
