@@ -82,6 +82,67 @@ pub fn ln(x: f64) -> f64 {
     k * LN2_HI + (k * LN2_LO + 2.0 * s * p)
 }
 
+/// asinh x = sign(x)·ln(|x| + √(x² + 1)) (√ is IEEE-exact).
+pub fn asinh(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    let r = if a > 1e150 {
+        ln(a) + std::f64::consts::LN_2
+    } else {
+        ln(a + (a * a + 1.0).sqrt())
+    };
+    if x < 0.0 {
+        -r
+    } else {
+        r
+    }
+}
+
+/// sinh y = (e^y − e^−y)/2.
+pub fn sinh(y: f64) -> f64 {
+    0.5 * (exp(y) - exp(-y))
+}
+
+/// The normalisations of `skyzip_data::Norm` in these exact operations: forward, inverse and
+/// the delta-method spread, as the integer engine's codec path uses them.
+pub mod norm {
+    use super::{asinh, exp, ln, sinh};
+    use skyzip_data::Norm;
+
+    const LN_10: f64 = std::f64::consts::LN_10;
+
+    pub fn forward(n: &Norm, x: f64) -> f64 {
+        match *n {
+            Norm::None => x,
+            Norm::Log10 { shift } => ln(x + shift) / LN_10,
+            Norm::Asinh { background, scale } => asinh((x - background) / scale),
+            Norm::MinMax { min, max } => (x - min) / (max - min),
+            Norm::Max { max } => x / max,
+            Norm::ZScore { background, sigma } => (x - background) / sigma,
+        }
+    }
+
+    pub fn inverse(n: &Norm, y: f64) -> f64 {
+        match *n {
+            Norm::None => y,
+            Norm::Log10 { shift } => exp(y * LN_10) - shift,
+            Norm::Asinh { background, scale } => sinh(y) * scale + background,
+            Norm::MinMax { min, max } => y * (max - min) + min,
+            Norm::Max { max } => y * max,
+            Norm::ZScore { background, sigma } => y * sigma + background,
+        }
+    }
+
+    /// |d f⁻¹/dy| · sd by the same central difference as `Norm::inverse_sigma`.
+    pub fn inverse_sigma(n: &Norm, y: f64, sd: f64) -> f64 {
+        let h = 1e-3 * sd.max(1e-6);
+        let slope = (inverse(n, y + h) - inverse(n, y - h)) / (2.0 * h);
+        slope.abs() * sd
+    }
+}
+
 /// The logistic function 1/(1 + e^−x).
 pub fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + exp(-x))
@@ -154,6 +215,46 @@ mod tests {
             assert!((super::softplus(x) - sp).abs() < 1e-14, "softplus({x})");
             assert!((super::sigmoid(x) - 1.0 / (1.0 + (-x).exp())).abs() < 1e-15);
             x += 0.0731;
+        }
+    }
+
+    #[test]
+    fn asinh_sinh_and_the_norms_match_libm_closely() {
+        for k in -400i32..=400 {
+            // |x| from 1e-6 to 1e6 on both sides, and 0.
+            let x = if k == 0 {
+                0.0
+            } else {
+                (k as f64).signum() * 10f64.powf((k.abs() as f64 - 1.0) / 400.0 * 12.0 - 6.0)
+            };
+            let (a, b) = (super::asinh(x), x.asinh());
+            assert!(
+                (a - b).abs() <= 1e-14 * b.abs().max(1.0),
+                "asinh({x}) = {a} vs {b}"
+            );
+        }
+        let mut y = -30.0;
+        while y < 30.0 {
+            let (a, b) = (super::sinh(y), y.sinh());
+            assert!(
+                (a - b).abs() <= 1e-13 * b.abs().max(1.0),
+                "sinh({y}) = {a} vs {b}"
+            );
+            y += 0.0917;
+        }
+        let n = skyzip_data::Norm::Asinh {
+            background: 1000.0,
+            scale: 27.0,
+        };
+        for v in [0.0, 950.0, 1000.0, 1003.5, 65535.0] {
+            let y = super::norm::forward(&n, v);
+            assert!((y - n.forward_value(v)).abs() < 1e-13);
+            assert!((super::norm::inverse(&n, y) - v).abs() < 1e-8 * v.max(1.0));
+            let (a, b) = (
+                super::norm::inverse_sigma(&n, y, 0.1),
+                n.inverse_sigma(y, 0.1),
+            );
+            assert!((a - b).abs() < 1e-6 * b, "{a} vs {b}");
         }
     }
 }

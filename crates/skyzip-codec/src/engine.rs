@@ -754,6 +754,207 @@ impl IntNet {
     }
 }
 
+/// The engine format written by [`IntNet::to_safetensors`].
+pub const FORMAT: &str = "skyzip-int8/1";
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Conv { stride: 1 } => "conv1",
+        Kind::Conv { .. } => "conv2",
+        Kind::ConvT => "convt",
+    }
+}
+
+impl IntNet {
+    fn parts(&self) -> [(&'static str, &Vec<IntLayer>); 3] {
+        [
+            ("encoder", &self.encoder),
+            ("decoder", &self.decoder),
+            ("var_decoder", &self.var_decoder),
+        ]
+    }
+
+    /// The integer model as a safetensors file: per layer `PART.K.weight` (I8,
+    /// [cout, cin, k, k]), `.bias`, `.mult`, `.shift` (I32, [cout]); its geometry and scales
+    /// in the metadata (`skyzip.engine` = [`FORMAT`]).
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        use safetensors::tensor::TensorView;
+        use safetensors::Dtype;
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("skyzip.engine".to_string(), FORMAT.to_string());
+        meta.insert("input_frac".into(), self.input_frac.to_string());
+        meta.insert("latent_frac".into(), self.latent_frac.to_string());
+        let mut bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (part, layers) in self.parts() {
+            meta.insert(format!("{part}.layers"), layers.len().to_string());
+            for (k, l) in layers.iter().enumerate() {
+                let n = l.kind.k();
+                meta.insert(
+                    format!("{part}.{k}"),
+                    format!(
+                        "{} {} {} {} {} {}",
+                        kind_name(l.kind),
+                        l.cin,
+                        l.cout,
+                        u8::from(l.relu),
+                        l.in_frac,
+                        l.out_frac
+                    ),
+                );
+                let le = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+                bufs.push((
+                    format!("{part}.{k}.weight"),
+                    Dtype::I8,
+                    vec![l.cout, l.cin, n, n],
+                    l.weight.iter().map(|&w| w as u8).collect(),
+                ));
+                bufs.push((
+                    format!("{part}.{k}.bias"),
+                    Dtype::I32,
+                    vec![l.cout],
+                    le(&l.bias),
+                ));
+                bufs.push((
+                    format!("{part}.{k}.mult"),
+                    Dtype::I32,
+                    vec![l.cout],
+                    le(&l.mult),
+                ));
+                let sh: Vec<i32> = l.shift.iter().map(|&x| x as i32).collect();
+                bufs.push((
+                    format!("{part}.{k}.shift"),
+                    Dtype::I32,
+                    vec![l.cout],
+                    le(&sh),
+                ));
+            }
+        }
+        let views: Vec<(String, TensorView)> = bufs
+            .iter()
+            .map(|(name, dt, shape, data)| {
+                (
+                    name.clone(),
+                    TensorView::new(*dt, shape.clone(), data).expect("shapes match their data"),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, Some(meta)).expect("an in-memory safetensors file")
+    }
+
+    /// Reads a file written by [`IntNet::to_safetensors`], checking every shape and bound.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<IntNet, CodecError> {
+        let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| model_err(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| model_err(e.to_string()))?;
+        let meta = md.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .cloned()
+                .ok_or_else(|| model_err(format!("no metadata {k}")))
+        };
+        let engine = get("skyzip.engine")?;
+        if engine != FORMAT {
+            return Err(model_err(format!(
+                "integer model format '{engine}' (this build reads {FORMAT})"
+            )));
+        }
+        let int = |v: String| -> Result<i64, CodecError> {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| model_err(format!("'{v}' is not an integer")))
+        };
+        let tensor = |name: &str, dt: safetensors::Dtype, len: usize| {
+            let t = st
+                .tensor(name)
+                .map_err(|_| model_err(format!("no tensor {name}")))?;
+            if t.dtype() != dt || t.data().len() != len * dt.bitsize() / 8 {
+                return Err(model_err(format!("{name}: wrong type or size")));
+            }
+            Ok(t.data().to_vec())
+        };
+        let i32s = |b: Vec<u8>| -> Vec<i32> {
+            b.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let mut parts = Vec::new();
+        for part in ["encoder", "decoder", "var_decoder"] {
+            let n = int(get(&format!("{part}.layers"))?)? as usize;
+            let mut layers = Vec::with_capacity(n);
+            for k in 0..n {
+                let g = get(&format!("{part}.{k}"))?;
+                let f: Vec<&str> = g.split_whitespace().collect();
+                if f.len() != 6 {
+                    return Err(model_err(format!("{part}.{k}: '{g}'")));
+                }
+                let kind = match f[0] {
+                    "conv1" => Kind::Conv { stride: 1 },
+                    "conv2" => Kind::Conv { stride: 2 },
+                    "convt" => Kind::ConvT,
+                    o => return Err(model_err(format!("{part}.{k}: unknown layer '{o}'"))),
+                };
+                let (cin, cout) = (int(f[1].into())? as usize, int(f[2].into())? as usize);
+                let kk = kind.k();
+                if cin == 0 || cout == 0 || cin * kk * kk > MAX_TERMS {
+                    return Err(model_err(format!("{part}.{k}: {cin}→{cout} channels")));
+                }
+                let weight: Vec<i8> = tensor(
+                    &format!("{part}.{k}.weight"),
+                    safetensors::Dtype::I8,
+                    cout * cin * kk * kk,
+                )?
+                .into_iter()
+                .map(|b| b as i8)
+                .collect();
+                let bias = i32s(tensor(
+                    &format!("{part}.{k}.bias"),
+                    safetensors::Dtype::I32,
+                    cout,
+                )?);
+                let mult = i32s(tensor(
+                    &format!("{part}.{k}.mult"),
+                    safetensors::Dtype::I32,
+                    cout,
+                )?);
+                let shift = i32s(tensor(
+                    &format!("{part}.{k}.shift"),
+                    safetensors::Dtype::I32,
+                    cout,
+                )?);
+                let bounded = weight.iter().all(|&w| w != i8::MIN)
+                    && bias.iter().all(|&b| (b as f64).abs() <= BIAS_LIMIT)
+                    && mult.iter().all(|&m| m >= 0)
+                    && shift.iter().all(|&s| (0..=62).contains(&s));
+                if !bounded {
+                    return Err(model_err(format!("{part}.{k}: a value outside its bounds")));
+                }
+                layers.push(IntLayer {
+                    kind,
+                    cin,
+                    cout,
+                    weight,
+                    bias,
+                    mult,
+                    shift: shift.into_iter().map(|s| s as u32).collect(),
+                    relu: f[3] == "1",
+                    in_frac: int(f[4].into())? as i32,
+                    out_frac: int(f[5].into())? as i32,
+                });
+            }
+            parts.push(layers);
+        }
+        let var_decoder = parts.pop().unwrap_or_default();
+        let decoder = parts.pop().unwrap_or_default();
+        let encoder = parts.pop().unwrap_or_default();
+        Ok(IntNet {
+            encoder,
+            decoder,
+            var_decoder,
+            input_frac: int(get("input_frac")?)? as i32,
+            latent_frac: int(get("latent_frac")?)? as i32,
+        })
+    }
+}
+
 /// round(q · 2^−f) for f ≥ 0 (half away from zero), q · 2^−f for f < 0.
 fn round_shift(q: i64, f: i32) -> i64 {
     if f <= 0 {

@@ -190,6 +190,34 @@ impl Predictor {
         self.norm
     }
 
+    /// x → normalised units: libm's functions for burn's float path (as its files were
+    /// written), [`crate::detmath`]'s exact ones for the integer engine.
+    pub fn norm_forward(&self, n: &Norm, x: f64) -> f64 {
+        if self.engine.is_some() {
+            crate::detmath::norm::forward(n, x)
+        } else {
+            n.forward_value(x)
+        }
+    }
+
+    /// Normalised units → x, as [`Predictor::norm_forward`] chooses.
+    pub fn norm_inverse(&self, n: &Norm, y: f64) -> f64 {
+        if self.engine.is_some() {
+            crate::detmath::norm::inverse(n, y)
+        } else {
+            n.inverse_value(y)
+        }
+    }
+
+    /// A spread in normalised units at y → data units, as [`Predictor::norm_forward`] chooses.
+    pub fn norm_inverse_sigma(&self, n: &Norm, y: f64, sd: f64) -> f64 {
+        if self.engine.is_some() {
+            crate::detmath::norm::inverse_sigma(n, y, sd)
+        } else {
+            n.inverse_sigma(y, sd)
+        }
+    }
+
     /// Fits the normalisation to a tile (NaN = blank).
     pub fn fit(&self, tile: &[f32]) -> Norm {
         self.norm.fit(tile)

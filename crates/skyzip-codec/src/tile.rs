@@ -75,7 +75,9 @@ fn get_norm(r: &mut Reader, kind: NormKind) -> Result<Norm, Corrupt> {
 }
 
 /// The network's input: the tile normalised, blanks at 0, edge-padded to `pw`×`ph`.
+#[allow(clippy::too_many_arguments)]
 fn network_input(
+    p: &Predictor,
     v: &[i64],
     blank: &[bool],
     w: usize,
@@ -91,7 +93,7 @@ fn network_input(
             out[y * pw + x] = if blank[i] {
                 0.0
             } else {
-                let f = norm.forward_value(v[i] as f64) as f32;
+                let f = p.norm_forward(norm, v[i] as f64) as f32;
                 if f.is_finite() {
                     f
                 } else {
@@ -130,8 +132,8 @@ fn predictions(
             let t = y * pw + x;
             let m = mu[t] as f64;
             let sd = (var[t] as f64).max(0.0).sqrt();
-            let md = norm.inverse_value(m);
-            let sigma = norm.inverse_sigma(m, sd);
+            let md = p.norm_inverse(norm, m);
+            let sigma = p.norm_inverse_sigma(norm, m, sd);
             let i = y * w + x;
             pred[i] = if md.is_finite() {
                 md.round().clamp(s.lo as f64, s.hi as f64) as i64
@@ -409,7 +411,7 @@ pub fn encode(
         put_norm(&mut wr, &norm);
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
-        let input = network_input(v, blank, w, h, &norm, pw, ph);
+        let input = network_input(p, v, blank, w, h, &norm, pw, ph);
         let (mut latent, shape) = p.encode(&input, pw, ph);
         let per = shape[1] * shape[2];
         let coded = s.eta.unwrap_or(shape[0]).min(shape[0]);
