@@ -14,7 +14,9 @@ pub struct ExportArgs {
     /// Run folder written by `skyzip train`.
     #[arg(long)]
     run: PathBuf,
-    /// encoder, decoder (mean and, for meanvar, variance decoders) or full.
+    /// encoder, decoder (mean and, for meanvar, variance decoders), full, or codec (a meanvar
+    /// conv-ae as the codec's integer engine runs it: quantised after training, calibrated on
+    /// the run's training stamps).
     #[arg(long, default_value = "full")]
     part: String,
     /// Which checkpoint: best, last or epoch-NNNN.
@@ -29,6 +31,9 @@ pub struct ExportArgs {
 }
 
 pub fn run_export(a: ExportArgs) -> Result<()> {
+    if a.part == "codec" {
+        return export_codec(&a);
+    }
     let part = Part::parse(&a.part).map_err(anyhow::Error::msg)?;
     let exp = Experiment::load(&a.run.join("config.json"))
         .with_context(|| format!("{}: not a run folder", a.run.display()))?;
@@ -62,6 +67,8 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         normalisation: exp.data.normalisation,
         run: a.run.display().to_string(),
         checkpoint: a.checkpoint.clone(),
+        engine: None,
+        calibration_stamps: None,
     };
     write_export(&model, &a.out, &info)?;
     println!(
@@ -70,6 +77,87 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         part.name(),
         src.display(),
         mcfg_name(&mcfg),
+        side.display()
+    );
+    Ok(())
+}
+
+/// Stamps of the run's training data the integer engine calibrates its scales on.
+const CALIBRATION_STAMPS: usize = 16;
+
+/// `--part codec`: the run's weights as the integer engine's model (F.safetensors, format
+/// skyzip-int8/1) with its config (F.json, part "codec").
+fn export_codec(a: &ExportArgs) -> Result<()> {
+    use skyzip_codec::engine::{FloatNet, IntNet, Map, NetShape};
+    let exp = Experiment::load(&a.run.join("config.json"))
+        .with_context(|| format!("{}: not a run folder", a.run.display()))?;
+    let mcfg = exp.model_config()?;
+    let ModelConfig::ConvAe { net, .. } = mcfg.net() else {
+        bail!("{}: --part codec needs a meanvar conv-ae", a.run.display());
+    };
+    if !mcfg.is_meanvar() || mcfg.rate() {
+        bail!(
+            "{}: --part codec needs a meanvar conv-ae without a learned prior (rate models: not yet)",
+            a.run.display()
+        );
+    }
+    let src = a.run.join(format!("{}.safetensors", a.checkpoint));
+    let weights = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+    let float = FloatNet::from_safetensors(
+        &weights,
+        NetShape {
+            width: net.width,
+            stages: net.stages.clone(),
+            latent: net.latent,
+        },
+    )?;
+    // The first training stamps, normalised as in training.
+    let mut cal = exp.clone();
+    if let skyzip_train::config::DataSource::Simulator { n, .. } = &mut cal.data.source {
+        *n = (*n).min(CALIBRATION_STAMPS);
+    }
+    let ds = skyzip_train::build_dataset(&cal)?;
+    let tiles: Vec<Map<f32>> = (0..ds.len().min(CALIBRATION_STAMPS))
+        .map(|i| Map {
+            c: 1,
+            h: ds.ny,
+            w: ds.nx,
+            data: ds.input(i).to_vec(),
+        })
+        .collect();
+    let q = IntNet::calibrate(&float, &tiles)?;
+    let side = sidecar(&a.out);
+    for p in [&a.out, &side] {
+        if p.exists() && !a.force {
+            bail!(
+                "{}: output file exists already (--force to replace it)",
+                p.display()
+            );
+        }
+    }
+    if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let info = ExportInfo {
+        format: EXPORT_FORMAT.into(),
+        part: "codec".into(),
+        model: exp.model.clone(),
+        normalisation: exp.data.normalisation,
+        run: a.run.display().to_string(),
+        checkpoint: a.checkpoint.clone(),
+        engine: Some(skyzip_codec::engine::FORMAT.into()),
+        calibration_stamps: Some(tiles.len()),
+    };
+    std::fs::write(&a.out, q.to_safetensors())
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    std::fs::write(&side, serde_json::to_string_pretty(&info)?)
+        .with_context(|| format!("writing {}", side.display()))?;
+    println!(
+        "{}: integer codec model ({}) of {}, calibrated on {} training stamps; config in {}",
+        a.out.display(),
+        skyzip_codec::engine::FORMAT,
+        src.display(),
+        tiles.len(),
         side.display()
     );
     Ok(())

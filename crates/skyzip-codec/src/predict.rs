@@ -92,9 +92,9 @@ impl Predictor {
             (i, w, name)
         };
         let (info, cfg) = ExportInfo::parse(&info_text).map_err(bad)?;
-        if info.part != "full" {
+        if info.part != "full" && info.part != "codec" {
             return Err(bad(format!(
-                "holds only the {} (export --part full for a codec model)",
+                "holds only the {} (export --part full or codec for a codec model)",
                 info.part
             )));
         }
@@ -113,8 +113,21 @@ impl Predictor {
         }
         let device = Device::flex();
         let mut model = cfg.init(&device);
-        load_weights_bytes(&mut model, weights.clone(), Part::Full)
-            .map_err(|e| bad(format!("weights {e}")))?;
+        // An integer export (`--part codec`) holds the engine's integers only; burn's model is
+        // then never run (its untrained weights stay unused).
+        let engine = if info.part == "codec" {
+            if cfg.rate() {
+                return Err(bad(
+                    "an integer export of a rate-trained model (its prior) is not supported yet"
+                        .into(),
+                ));
+            }
+            Some(IntNet::from_safetensors(&weights).map_err(|e| bad(e.to_string()))?)
+        } else {
+            load_weights_bytes(&mut model, weights.clone(), Part::Full)
+                .map_err(|e| bad(format!("weights {e}")))?;
+            None
+        };
         let prior = model.prior.as_ref().map(crate::prior::tables);
         Ok(Predictor {
             prior,
@@ -126,12 +139,18 @@ impl Predictor {
             name,
             weights,
             info_text,
-            engine: None,
+            engine,
         })
     }
 
     /// The model's conv autoencoder as the engine's float net (plain f32 loops).
     pub fn float_net(&self) -> Result<FloatNet, CodecError> {
+        if self.engine.is_some() {
+            return Err(CodecError::Model {
+                model: self.name.clone(),
+                why: "an integer model has no float weights".into(),
+            });
+        }
         let ModelConfig::ConvAe { net, .. } = self.cfg.net() else {
             unreachable!("codec models are conv-ae based (checked on load)")
         };

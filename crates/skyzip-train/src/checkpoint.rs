@@ -129,6 +129,12 @@ pub struct ExportInfo {
     /// The run and checkpoint the weights came from.
     pub run: String,
     pub checkpoint: String,
+    /// `part: codec` only: the integer engine's format, and how many training stamps its
+    /// scales were calibrated on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_stamps: Option<usize>,
 }
 
 impl ExportInfo {
