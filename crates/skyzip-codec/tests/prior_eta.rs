@@ -86,6 +86,8 @@ fn tunable_export(dir: &Path) -> PathBuf {
         normalisation: skyzip_data::NormKind::Asinh { softening: 3.0 },
         run: "test".into(),
         checkpoint: "init".into(),
+        engine: None,
+        calibration_stamps: None,
     };
     write_export(&model, &path, &info).unwrap();
     path
