@@ -31,8 +31,9 @@ pub struct ExportArgs {
 }
 
 pub fn run_export(a: ExportArgs) -> Result<()> {
+    let a = &a;
     if a.part == "codec" {
-        return export_codec(&a);
+        return export_codec(a);
     }
     let part = Part::parse(&a.part).map_err(anyhow::Error::msg)?;
     let exp = Experiment::load(&a.run.join("config.json"))
@@ -48,18 +49,7 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
     let src = a.run.join(format!("{}.safetensors", a.checkpoint));
     let device = skyzip_nn::device("cpu").map_err(anyhow::Error::msg)?;
     let model = skyzip_train::load_model(&mcfg, &src, Part::Full, &device)?;
-    let side = sidecar(&a.out);
-    for p in [&a.out, &side] {
-        if p.exists() && !a.force {
-            bail!(
-                "{}: output file exists already (--force to replace it)",
-                p.display()
-            );
-        }
-    }
-    if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
+    let side = export_outputs(a)?;
     let info = ExportInfo {
         format: EXPORT_FORMAT.into(),
         part: part.name().into(),
@@ -80,6 +70,24 @@ pub fn run_export(a: ExportArgs) -> Result<()> {
         side.display()
     );
     Ok(())
+}
+
+/// The export's weights and sidecar paths, checked not to exist (unless --force), with the
+/// output folder made; returns the sidecar's path.
+fn export_outputs(a: &ExportArgs) -> Result<PathBuf> {
+    let side = sidecar(&a.out);
+    for p in [&a.out, &side] {
+        if p.exists() && !a.force {
+            bail!(
+                "{}: output file exists already (--force to replace it)",
+                p.display()
+            );
+        }
+    }
+    if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    Ok(side)
 }
 
 /// Stamps of the run's training data the integer engine calibrates its scales on.
@@ -126,18 +134,7 @@ fn export_codec(a: &ExportArgs) -> Result<()> {
         })
         .collect();
     let q = IntNet::calibrate(&float, &tiles)?;
-    let side = sidecar(&a.out);
-    for p in [&a.out, &side] {
-        if p.exists() && !a.force {
-            bail!(
-                "{}: output file exists already (--force to replace it)",
-                p.display()
-            );
-        }
-    }
-    if let Some(d) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
+    let side = export_outputs(a)?;
     let info = ExportInfo {
         format: EXPORT_FORMAT.into(),
         part: "codec".into(),

@@ -135,15 +135,27 @@ pub fn traversal(
                 Some(s) => Code::Unet(z, s.clone()),
                 None => Code::Dense(z),
             };
-            images.push(
-                model
-                    .decode(code, None)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default(),
-            );
+            images.push(decoded(model, code));
         }
     }
+    traversal_grid(ds, &images, steps, path)
+}
+
+fn decoded(model: &Model, code: Code) -> Vec<f32> {
+    model
+        .decode(code, None)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+/// The decoded images as a grid of `steps` columns, linear stretch.
+fn traversal_grid(
+    ds: &Dataset,
+    images: &[Vec<f32>],
+    steps: usize,
+    path: &Path,
+) -> Result<(), TrainError> {
     let tiles: Vec<skyzip_plot::Tile> = images
         .iter()
         .map(|v| skyzip_plot::Tile {
@@ -221,25 +233,10 @@ pub fn pc_traversal(
                 let [b, _, h, w] = dims;
                 z = cb.lookup(cb.nearest_of(z), b, h, w);
             }
-            images.push(
-                model
-                    .decode(Code::Conv(z), None)
-                    .into_data()
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default(),
-            );
+            images.push(decoded(model, Code::Conv(z)));
         }
     }
-    let tiles: Vec<skyzip_plot::Tile> = images
-        .iter()
-        .map(|v| skyzip_plot::Tile {
-            nx: ds.nx,
-            ny: ds.ny,
-            data: v,
-        })
-        .collect();
-    skyzip_plot::image_grid(path, &tiles, steps, 96, skyzip_plot::Stretch::Linear)
-        .map_err(|e| crate::io(path, e))
+    traversal_grid(ds, &images, steps, path)
 }
 
 /// Scores an autoencoder run (its best weights) on `n` test maps drawn with `seed`; with
