@@ -4,7 +4,7 @@
 use crate::interrupt::TempDir;
 use anyhow::{Context, Result};
 use skyzip_codec::{Mode, Options, Predictor};
-use skyzip_fits::{image_sigma, read_image, run_codec, FitsWriter, HduSelector, TileCompression};
+use skyzip_fits::{image_sigma, read_image, run_codec, HduSelector, TileCompression};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -39,8 +39,6 @@ fn skyzip_speed(
     };
     let (mut enc, mut dec, mut bytes) = (Vec::new(), Vec::new(), 0);
     for _ in 0..repeat.max(1) {
-        let _ = std::fs::remove_file(&c);
-        let _ = std::fs::remove_file(&o);
         let t = Instant::now();
         let r = skyzip_codec::compress(src, &c, p, &opts, true)?;
         enc.push(t.elapsed().as_secs_f64());
@@ -71,9 +69,7 @@ pub fn codec_speeds(
     crate::files::input(file)?;
     let img = read_image(file, &HduSelector::FirstImage)?;
     let single = dir.join("bench.fits");
-    let mut w = FitsWriter::create(&single, true)?;
-    w.write_image(&img, None)?;
-    w.finish()?;
+    crate::compare::write_alone(&img, &single)?;
     let raw = (img.npix() * img.pixels.bytes_per_pixel()) as f64;
     let npix = img.npix() as f64;
     let rice = TileCompression::parse("rice").map_err(anyhow::Error::msg)?;
@@ -107,27 +103,20 @@ pub struct CodecBench {
 pub fn run_codec_bench(a: &CodecBench) -> Result<()> {
     let p = Predictor::load(&a.model)?;
     let dir = TempDir::new()?;
-    let files = if a.files.is_empty() {
-        let f = dir.path().join(crate::compare::SAMPLE_NAME);
-        std::fs::write(&f, crate::compare::SAMPLE).context("writing the bundled sample")?;
-        vec![f]
-    } else {
-        a.files.clone()
-    };
+    let files = crate::compare::files_or_sample(&a.files, dir.path())?;
     let threads = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut all = Vec::new();
-    for f in &files {
+    for (f, name) in &files {
         let (shape, speeds) = codec_speeds(f, &p, a.max_error, a.repeat, dir.path())?;
         if !a.json {
             let rice = &speeds[0];
             println!(
-                "{} ({shape}), {threads} thread(s), median of {}; MB/s of uncompressed pixels, \
+                "{name} ({shape}), {threads} thread(s), median of {}; MB/s of uncompressed pixels, \
                  files in the page cache",
-                f.display(),
                 a.repeat.max(1)
             );
             println!(
@@ -147,7 +136,7 @@ pub fn run_codec_bench(a: &CodecBench) -> Result<()> {
             }
         }
         all.push(serde_json::json!({
-            "file": f.display().to_string(),
+            "file": name,
             "shape": shape,
             "threads": threads,
             "speeds": speeds,

@@ -12,9 +12,8 @@ use std::time::Instant;
 
 /// The real frame bundled in the binary (SAAO raw CCD, BSD-3-Clause; `data/sample/README.md`),
 /// compared when no file is given.
-pub(crate) const SAMPLE: &[u8] =
-    include_bytes!("../../../data/sample/optical_ccd_raw_saao_a8280271.fits");
-pub(crate) const SAMPLE_NAME: &str = "optical_ccd_raw_saao_a8280271.fits";
+const SAMPLE: &[u8] = include_bytes!("../../../data/sample/optical_ccd_raw_saao_a8280271.fits");
+const SAMPLE_NAME: &str = "optical_ccd_raw_saao_a8280271.fits";
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
@@ -140,20 +139,33 @@ fn skyzip_row(
     })
 }
 
+/// The files given, each with its name for the tables; none: the bundled sample, written into
+/// `dir`.
+pub(crate) fn files_or_sample(files: &[PathBuf], dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    if files.is_empty() {
+        let f = dir.join(SAMPLE_NAME);
+        std::fs::write(&f, SAMPLE).context("writing the bundled sample")?;
+        return Ok(vec![(f, format!("{SAMPLE_NAME} (bundled sample)"))]);
+    }
+    Ok(files
+        .iter()
+        .map(|f| (f.clone(), f.display().to_string()))
+        .collect())
+}
+
+/// `img` as the only HDU of a new file at `path`, so that every codec sees the same input.
+pub(crate) fn write_alone(img: &skyzip_fits::ImageHdu, path: &Path) -> Result<()> {
+    let mut w = FitsWriter::create(path, true)?;
+    w.write_image(img, None)?;
+    w.finish()?;
+    Ok(())
+}
+
 pub fn run(a: Args) -> Result<()> {
     let specs = crate::classic::parse_codecs(&a.codecs)?;
     let p = Predictor::load(&a.model)?;
     let dir = TempDir::new()?;
-    let files = if a.files.is_empty() {
-        let f = dir.path().join(SAMPLE_NAME);
-        std::fs::write(&f, SAMPLE).context("writing the bundled sample")?;
-        vec![(f, format!("{SAMPLE_NAME} (bundled sample)"))]
-    } else {
-        a.files
-            .iter()
-            .map(|f| (f.clone(), f.display().to_string()))
-            .collect()
-    };
+    let files = files_or_sample(&a.files, dir.path())?;
     let mut reports = Vec::new();
     for (fi, (file, name)) in files.iter().enumerate() {
         crate::files::input(file)?;
@@ -161,9 +173,7 @@ pub fn run(a: Args) -> Result<()> {
         let sigma = image_sigma(&img);
         // The image alone, so that every codec sees the same single-HDU file.
         let single = dir.path().join(format!("img{fi}.fits"));
-        let mut w = FitsWriter::create(&single, true)?;
-        w.write_image(&img, None)?;
-        w.finish()?;
+        write_alone(&img, &single)?;
         let mut rows = Vec::new();
         let (codecs, note) = crate::classic::distinct(&specs, img.bitpix());
         for (label, spec) in codecs {

@@ -93,6 +93,43 @@ fn taps(kind: Kind, o: usize, n_in: usize) -> impl Iterator<Item = (usize, usize
     })
 }
 
+/// A layer's outputs by direct summation, in a fixed order (input channel, then taps):
+/// `start(o)` for output channel o, `add(acc, o, i, ty, tx, v)` per product of input value v,
+/// `finish(o, acc)`. The float net and the integer reference differ only in these three.
+fn direct<T: Copy, A, U: Copy + Default>(
+    kind: Kind,
+    cin: usize,
+    cout: usize,
+    x: &Map<T>,
+    start: impl Fn(usize) -> A,
+    add: impl Fn(A, usize, usize, usize, usize, T) -> A,
+    finish: impl Fn(usize, A) -> U,
+) -> Map<U> {
+    let (oh, ow) = kind.out_size(x.h, x.w);
+    let mut out = vec![U::default(); cout * oh * ow];
+    for o in 0..cout {
+        for y in 0..oh {
+            for xx in 0..ow {
+                let mut acc = start(o);
+                for i in 0..cin {
+                    for (iy, ty) in taps(kind, y, x.h) {
+                        for (ix, tx) in taps(kind, xx, x.w) {
+                            acc = add(acc, o, i, ty, tx, x.data[(i * x.h + iy) * x.w + ix]);
+                        }
+                    }
+                }
+                out[(o * oh + y) * ow + xx] = finish(o, acc);
+            }
+        }
+    }
+    Map {
+        c: cout,
+        h: oh,
+        w: ow,
+        data: out,
+    }
+}
+
 impl FloatLayer {
     fn w(&self, o: usize, i: usize, ty: usize, tx: usize) -> f32 {
         let k = self.kind.k();
@@ -104,29 +141,15 @@ impl FloatLayer {
 
     /// The layer on `x`, f32, summed in a fixed order (input channel, then taps).
     pub fn forward(&self, x: &Map<f32>) -> Map<f32> {
-        let (oh, ow) = self.kind.out_size(x.h, x.w);
-        let mut out = vec![0f32; self.cout * oh * ow];
-        for o in 0..self.cout {
-            for y in 0..oh {
-                for xx in 0..ow {
-                    let mut acc = self.bias[o];
-                    for i in 0..self.cin {
-                        for (iy, ty) in taps(self.kind, y, x.h) {
-                            for (ix, tx) in taps(self.kind, xx, x.w) {
-                                acc += self.w(o, i, ty, tx) * x.data[(i * x.h + iy) * x.w + ix];
-                            }
-                        }
-                    }
-                    out[(o * oh + y) * ow + xx] = if self.relu { acc.max(0.0) } else { acc };
-                }
-            }
-        }
-        Map {
-            c: self.cout,
-            h: oh,
-            w: ow,
-            data: out,
-        }
+        direct(
+            self.kind,
+            self.cin,
+            self.cout,
+            x,
+            |o| self.bias[o],
+            |acc, o, i, ty, tx, v| acc + self.w(o, i, ty, tx) * v,
+            |_, acc| if self.relu { acc.max(0.0) } else { acc },
+        )
     }
 }
 
@@ -374,32 +397,19 @@ impl IntLayer {
 
     /// The reference: every output's sum written out, one product at a time.
     pub fn forward_scalar(&self, x: &Map<i16>) -> Map<i16> {
-        let (oh, ow) = self.kind.out_size(x.h, x.w);
         let k = self.kind.k();
         let per = self.cin * k * k;
-        let mut out = vec![0i16; self.cout * oh * ow];
-        for o in 0..self.cout {
-            for y in 0..oh {
-                for xx in 0..ow {
-                    let mut acc = self.bias[o];
-                    for i in 0..self.cin {
-                        for (iy, ty) in taps(self.kind, y, x.h) {
-                            for (ix, tx) in taps(self.kind, xx, x.w) {
-                                let w = self.weight[o * per + (i * k + ty) * k + tx] as i32;
-                                acc += w * x.data[(i * x.h + iy) * x.w + ix] as i32;
-                            }
-                        }
-                    }
-                    out[(o * oh + y) * ow + xx] = self.requant(o, acc);
-                }
-            }
-        }
-        Map {
-            c: self.cout,
-            h: oh,
-            w: ow,
-            data: out,
-        }
+        direct(
+            self.kind,
+            self.cin,
+            self.cout,
+            x,
+            |o| self.bias[o],
+            |acc, o, i, ty, tx, v| {
+                acc + self.weight[o * per + (i * k + ty) * k + tx] as i32 * v as i32
+            },
+            |o, acc| self.requant(o, acc),
+        )
     }
 
     /// The fast path: whole rows of accumulators updated per weight, every inner loop over
@@ -612,17 +622,20 @@ fn run_int(layers: &[IntLayer], x: Map<i16>, path: Path) -> Map<i16> {
     h
 }
 
-/// The largest |value| of every layer's output over `inputs`, layer by layer.
-fn ranges(layers: &[FloatLayer], inputs: &[Map<f32>]) -> Vec<f64> {
+/// The largest |value| of every layer's output over `inputs`, layer by layer, and the last
+/// layer's output for each input.
+fn ranges(layers: &[FloatLayer], inputs: &[Map<f32>]) -> (Vec<f64>, Vec<Map<f32>>) {
     let mut m = vec![0f64; layers.len()];
+    let mut outs = Vec::with_capacity(inputs.len());
     for x in inputs {
         let mut h = x.clone();
         for (k, l) in layers.iter().enumerate() {
             h = l.forward(&h);
             m[k] = h.data.iter().fold(m[k], |a, &v| a.max(v.abs() as f64));
         }
+        outs.push(h);
     }
-    m
+    (m, outs)
 }
 
 fn max_abs(maps: &[Map<f32>]) -> f64 {
@@ -664,24 +677,19 @@ impl IntNet {
             }
         }
         let input_frac = frac_for(max_abs(tiles));
-        let enc_r = ranges(&net.encoder, tiles);
-        // The decoders see rounded latents.
-        let latents: Vec<Map<f32>> = tiles
-            .iter()
-            .map(|t| {
-                let mut z = net.encode(t);
-                z.data.iter_mut().for_each(|v| *v = v.round());
-                z
-            })
-            .collect();
+        // The encoder's outputs are the latents; the decoders see them rounded.
+        let (enc_r, mut latents) = ranges(&net.encoder, tiles);
+        latents
+            .iter_mut()
+            .for_each(|z| z.data.iter_mut().for_each(|v| *v = v.round()));
         let latent_frac = frac_for(max_abs(&latents));
         Ok(IntNet {
             encoder: convert(&net.encoder, input_frac, &enc_r),
-            decoder: convert(&net.decoder, latent_frac, &ranges(&net.decoder, &latents)),
+            decoder: convert(&net.decoder, latent_frac, &ranges(&net.decoder, &latents).0),
             var_decoder: convert(
                 &net.var_decoder,
                 latent_frac,
-                &ranges(&net.var_decoder, &latents),
+                &ranges(&net.var_decoder, &latents).0,
             ),
             input_frac,
             latent_frac,

@@ -51,10 +51,10 @@ pub struct Predictor {
     engine: Option<IntNet>,
 }
 
-fn hash_of(info: &str, weights: &[u8]) -> String {
+/// 16 hex digits of sha256 over `parts` in order (a model's config, its weights, …).
+fn hash_of(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
-    h.update(info.as_bytes());
-    h.update(weights);
+    parts.iter().for_each(|p| h.update(p));
     h.finalize()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -135,7 +135,7 @@ impl Predictor {
             cfg,
             norm: info.normalisation,
             device,
-            hash: hash_of(&info_text, &weights),
+            hash: hash_of(&[info_text.as_bytes(), &weights]),
             name,
             weights,
             info_text,
@@ -169,14 +169,11 @@ impl Predictor {
     /// it has its own hash.
     pub fn integer(mut self, calibration: &[Map<f32>]) -> Result<Predictor, CodecError> {
         let q = IntNet::calibrate(&self.float_net()?, calibration)?;
-        let mut h = Sha256::new();
-        h.update(self.info_text.as_bytes());
-        h.update(&self.weights);
-        h.update(format!("{q:?}").as_bytes());
-        self.hash = h.finalize()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        self.hash = hash_of(&[
+            self.info_text.as_bytes(),
+            &self.weights,
+            format!("{q:?}").as_bytes(),
+        ]);
         self.name = format!("{} (integer)", self.name);
         self.engine = Some(q);
         Ok(self)

@@ -7,7 +7,6 @@
 //! deviation of aperture sums of the stack's noise alone (measured at the components'
 //! positions, so the beam's correlation is in it).
 
-use crate::ae_eval::test_set;
 use crate::config::{DataSource, Experiment};
 use crate::TrainError;
 use serde::Serialize;
@@ -69,14 +68,12 @@ pub fn evaluate(
         return Ok(None);
     }
     let model: Model = crate::load_best(run, mcfg, device)?;
-    // The test set only fixes the shape checks; the stacks are built from the samples.
-    let test = test_set(exp, seed, n.min(1))?;
-    mcfg.check_shape(test.ny, test.nx)
-        .map_err(TrainError::Config)?;
     let sim = crate::config::simulator(kind)?;
     let samples = skyzip_sim::generate(sim.as_ref(), seed, 0, n);
     let src = samples.first().map(|s| s.nx).unwrap_or(0);
+    // The model sees the maps as training prepared them: resized, when the config says so.
     let side = exp.data.resize.unwrap_or(src);
+    mcfg.check_shape(side, side).map_err(TrainError::Config)?;
     let f = side as f64 / src.max(1) as f64;
     let beam = skyzip_sim::radio::BEAM_FWHM * f;
     let (ap, ann) = (
