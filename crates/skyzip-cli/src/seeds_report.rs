@@ -258,7 +258,9 @@ fn pixel_rows(all: &[(String, Value)], md: &mut String) {
     }
     md.push_str(
         "## Seed 000: pixel autoencoder with focal frequency loss against HCOMPRESS\n\n\
-Whole simulated ZTF-like CCD stamps (256×256, 16-bit DN; `shared/specs/simulators.md` §2), \
+Seed 000 compared its pixel AE with HCOMPRESS on ZTF stamps but published no numbers, so \
+there is no seed column here. Whole simulated ZTF-like CCD stamps (256×256, 16-bit DN; \
+`shared/specs/simulators.md` §2), \
 log10-normalised per stamp for the model. The code is quantised per channel (step = factor × \
 the channel's σ on training stamps) and range-coded under the discretised standard normal, one \
 stream per stamp that is decoded and compared before its bytes count, plus 4 bytes per stamp \
