@@ -22,12 +22,11 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// skyzip compress → decompress of the single-HDU file `src`, `repeat` times; medians.
+/// skyzip compress → decompress of the single-HDU file `src` (`raw_bytes` of pixels, `npix`
+/// of them), `repeat` times; medians. `model` names `p` for the decoder.
 fn skyzip_speed(
-    src: &Path,
-    raw_bytes: f64,
-    npix: f64,
-    p: &Predictor,
+    (src, raw_bytes, npix): (&Path, f64, f64),
+    (p, model): (&Predictor, &str),
     mode: Mode,
     dir: &Path,
     repeat: usize,
@@ -44,7 +43,7 @@ fn skyzip_speed(
         enc.push(t.elapsed().as_secs_f64());
         bytes = r.file_bytes;
         let t = Instant::now();
-        skyzip_codec::decompress(&c, &o, &|n: &str| Predictor::load(n), true)?;
+        skyzip_codec::decompress(&c, &o, &|_: &str| Predictor::load(model), true)?;
         dec.push(t.elapsed().as_secs_f64());
     }
     Ok(Speed {
@@ -62,6 +61,7 @@ fn skyzip_speed(
 pub fn codec_speeds(
     file: &Path,
     p: &Predictor,
+    model: &str,
     e: f64,
     repeat: usize,
     dir: &Path,
@@ -82,7 +82,7 @@ pub fn codec_speeds(
     }];
     for mode in [Mode::Lossless, Mode::MaxError(e)] {
         out.push(
-            skyzip_speed(&single, raw, npix, p, mode, dir, repeat)
+            skyzip_speed((&single, raw, npix), (p, model), mode, dir, repeat)
                 .with_context(|| format!("{}: skyzip", file.display()))?,
         );
     }
@@ -111,7 +111,7 @@ pub fn run_codec_bench(a: &CodecBench) -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut all = Vec::new();
     for (f, name) in &files {
-        let (shape, speeds) = codec_speeds(f, &p, a.max_error, a.repeat, dir.path())?;
+        let (shape, speeds) = codec_speeds(f, &p, &a.model, a.max_error, a.repeat, dir.path())?;
         if !a.json {
             let rice = &speeds[0];
             println!(

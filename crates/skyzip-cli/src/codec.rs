@@ -19,8 +19,9 @@ pub struct CompressArgs {
     input: PathBuf,
     /// The compressed file to write (standard FITS; `skyzip decompress` restores the original).
     output: PathBuf,
-    /// Codec model: `default` or `rate` (bundled), an export (F.safetensors with F.json beside
-    /// it), or `auto`: every bundled model is tried and the smallest file kept.
+    /// Codec model: `default` or `rate` (the newest bundled models; `skyzip models` lists them
+    /// all), a model file from `skyzip export --part codec`, or `auto`: every current bundled
+    /// model is tried and the smallest file kept.
     #[arg(long, default_value = "default")]
     model: String,
     /// Integers exact; floats exact after quantisation at σ/q, or bit for bit with `--q 0`
@@ -336,8 +337,9 @@ pub struct DecompressArgs {
     /// The FITS file to write: the original's HDUs, images decoded (a primary image back in
     /// the primary HDU).
     output: PathBuf,
-    /// The codec model, when the file was written with an export (F.safetensors): files record
-    /// the model's name and hash, not where it lives. The hash must match.
+    /// The codec model, when the file was written with a model file of
+    /// `skyzip export --part codec`: files record the model's name and hash, not where it
+    /// lives. The hash must match. (Bundled models are found by name.)
     #[arg(long)]
     model: Option<String>,
     /// Replace an existing output (never the input).

@@ -28,6 +28,9 @@ pub struct ExportArgs {
     /// Replace an existing output.
     #[arg(long, alias = "overwrite")]
     force: bool,
+    /// codec: where the model came from, recorded in it (default: the run folder).
+    #[arg(long)]
+    about: Option<String>,
 }
 
 pub fn run_export(a: ExportArgs) -> Result<()> {
@@ -93,21 +96,29 @@ fn export_outputs(a: &ExportArgs) -> Result<PathBuf> {
 /// Stamps of the run's training data the integer engine calibrates its scales on.
 const CALIBRATION_STAMPS: usize = 16;
 
-/// `--part codec`: the run's weights as the integer engine's model (F.safetensors, format
-/// skyzip-int8/1) with its config (F.json, part "codec").
+/// `--part codec`: the run's weights as the codec's model: the integer engine's net
+/// (post-training quantisation calibrated on the run's first training stamps), the learned
+/// prior's integer tables for a rate-trained model, and the model's description, in one
+/// safetensors file (format skyzip-codec-model/1); F.json beside it says where it came from.
 fn export_codec(a: &ExportArgs) -> Result<()> {
     use skyzip_codec::engine::{FloatNet, IntNet, Map, NetShape};
+    use skyzip_codec::predict::{model_file, ModelInfo};
     let exp = Experiment::load(&a.run.join("config.json"))
         .with_context(|| format!("{}: not a run folder", a.run.display()))?;
     let mcfg = exp.model_config()?;
+    if mcfg.side_channel_values() > 0 {
+        bail!(
+            "{}: its decoder sees {} encoder values per image beside the code (U-Net skips), \
+             which would carry the image around the bitstream",
+            a.run.display(),
+            mcfg.side_channel_values()
+        );
+    }
     let ModelConfig::ConvAe { net, .. } = mcfg.net() else {
         bail!("{}: --part codec needs a meanvar conv-ae", a.run.display());
     };
-    if !mcfg.is_meanvar() || mcfg.rate() {
-        bail!(
-            "{}: --part codec needs a meanvar conv-ae without a learned prior (rate models: not yet)",
-            a.run.display()
-        );
+    if !mcfg.is_meanvar() {
+        bail!("{}: --part codec needs a meanvar conv-ae", a.run.display());
     }
     let src = a.run.join(format!("{}.safetensors", a.checkpoint));
     let weights = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
@@ -134,27 +145,74 @@ fn export_codec(a: &ExportArgs) -> Result<()> {
         })
         .collect();
     let q = IntNet::calibrate(&float, &tiles)?;
+    // A rate-trained model's prior: its cumulative network evaluated once, here, into integer
+    // frequency tables (the codec reads the integers).
+    let prior = if mcfg.rate() {
+        let device = skyzip_nn::device("cpu").map_err(anyhow::Error::msg)?;
+        let model = skyzip_train::load_model(&mcfg, &src, Part::Full, &device)?;
+        let fp = model
+            .prior
+            .as_ref()
+            .context("a rate-trained model without a prior")?;
+        let layers: Vec<skyzip_codec::prior::LayerWeights> = fp
+            .weights()
+            .into_iter()
+            .map(|l| skyzip_codec::prior::LayerWeights {
+                matrix: l.matrix,
+                bias: l.bias,
+                factor: l.factor,
+            })
+            .collect();
+        Some(skyzip_codec::prior::tables(
+            &layers,
+            &skyzip_nn::prior::widths(),
+            fp.channels(),
+        ))
+    } else {
+        None
+    };
     let side = export_outputs(a)?;
-    let info = ExportInfo {
+    let about =
+        format!(
+        "{} ({} checkpoint), quantised by skyzip export --part codec, calibrated on {} training \
+         stamps",
+        a.about.clone().unwrap_or_else(|| a.run.display().to_string()),
+        a.checkpoint,
+        tiles.len()
+    );
+    let info = ModelInfo {
+        normalisation: exp.data.normalisation,
+        eps: mcfg.eps(),
+        tunable: mcfg.tunable(),
+        about,
+    };
+    let file = model_file(&q, &info, prior.as_deref());
+    let sidecar_info = ExportInfo {
         format: EXPORT_FORMAT.into(),
         part: "codec".into(),
         model: exp.model.clone(),
         normalisation: exp.data.normalisation,
         run: a.run.display().to_string(),
         checkpoint: a.checkpoint.clone(),
-        engine: Some(skyzip_codec::engine::FORMAT.into()),
+        engine: Some(skyzip_codec::predict::MODEL_FORMAT.into()),
         calibration_stamps: Some(tiles.len()),
     };
-    std::fs::write(&a.out, q.to_safetensors())
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    std::fs::write(&side, serde_json::to_string_pretty(&info)?)
+    std::fs::write(&a.out, &file).with_context(|| format!("writing {}", a.out.display()))?;
+    std::fs::write(&side, serde_json::to_string_pretty(&sidecar_info)?)
         .with_context(|| format!("writing {}", side.display()))?;
+    let p = skyzip_codec::Predictor::from_bytes("export", &file)?;
     println!(
-        "{}: integer codec model ({}) of {}, calibrated on {} training stamps; config in {}",
+        "{}: codec model ({}, hash {}) of {}, calibrated on {} training stamps{}; provenance in {}",
         a.out.display(),
-        skyzip_codec::engine::FORMAT,
+        skyzip_codec::predict::MODEL_FORMAT,
+        p.hash,
         src.display(),
         tiles.len(),
+        if prior.is_some() {
+            ", with its prior's integer tables"
+        } else {
+            ""
+        },
         side.display()
     );
     Ok(())

@@ -165,11 +165,23 @@ pub fn run_models() -> Result<()> {
     for (name, what, params) in REGISTRY {
         println!("{name}\n    {what}\n    parameters: {params}");
     }
-    println!("\ncodec models bundled in this binary (compress --model NAME):");
-    for name in skyzip_codec::predict::bundled() {
+    println!(
+        "\ncodec models bundled in this binary (compress --model NAME; `default` and `rate` \
+         name the newest of each; older ones stay to decode their files):"
+    );
+    for name in skyzip_codec::predict::bundled_all() {
         let p = skyzip_codec::Predictor::load(name)?;
+        let alias: Vec<&str> = ["default", "rate"]
+            .into_iter()
+            .filter(|a| skyzip_codec::predict::resolve(a) == Some(name))
+            .collect();
         println!(
-            "{name}\n    hash {}, {} latent channels{}{}",
+            "{name}{}\n    hash {}, {} latent channels{}{}\n    {}",
+            if alias.is_empty() {
+                String::new()
+            } else {
+                format!(" (= {})", alias.join(", "))
+            },
             p.hash,
             p.latent_channels(),
             if p.prior().is_some() {
@@ -177,7 +189,8 @@ pub fn run_models() -> Result<()> {
             } else {
                 ""
             },
-            if p.tunable() { ", tunable (--eta)" } else { "" }
+            if p.tunable() { ", tunable (--eta)" } else { "" },
+            p.info().about
         );
     }
     Ok(())

@@ -33,9 +33,10 @@ fn with_threads(n: usize, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// The sha256 of the coded tiles of the ESO image (lossless, default model). It changes only
-/// when the bitstream format or the bundled model changes — then update it on purpose.
-const GOLDEN_ESO: &str = "d9b1b291609ae1bbecce1bc3b5e029fa30ada27801d817af565289cb54702337";
+/// The sha256 of the coded tiles of the ESO image (lossless, default model: format 3,
+/// `default-1`). It never changes: a new bitstream needs a new format version, a new model a
+/// new name (the codec's golden files keep the old ones decoding).
+const GOLDEN_ESO: &str = "c57ec64d36a7021eef92771eadb8fadfb0aee04e17ea6e3153fc5dbdfabaf10f";
 
 #[test]
 fn golden_bitstream_and_thread_count_determinism() {
@@ -68,8 +69,8 @@ fn golden_bitstream_and_thread_count_determinism() {
 
 /// Two more pinned bitstreams: a float image with NaN blanks (quantisation with dither, the blank
 /// mask, the adaptive-context residual mode), and the `rate` model at 2σ (the learned prior).
-const GOLDEN_PARKES: &str = "4e5a647cfd060383cf90e31a5c4e0e1c5f09fbd52ffd65d9898cae9be71ab432";
-const GOLDEN_ESO_RATE_2S: &str = "26d90b9f385767935b6cf5a7f1d11a3571787031e49b683dae48717a76ebd43e";
+const GOLDEN_PARKES: &str = "e390b44e8c37c1e144623644735428097ebe1ee513495f1ae799a921061b2784";
+const GOLDEN_ESO_RATE_2S: &str = "c7f6ec19a6bbd4a873288447a3326735376dcaf28558280a7642afb0c49551f2";
 
 #[test]
 fn golden_bitstreams_of_floats_and_the_rate_model() {
@@ -440,13 +441,13 @@ fn bench_codec_prints_skyzip_beside_rice() {
 
 #[test]
 fn integer_codec_export_compresses_and_decodes_exactly() {
-    // A tiny meanvar conv-ae, exported as the integer engine's model, codes the bundled frame
-    // losslessly; the file verifies and decodes to the original pixels.
+    // A tiny tunable meanvar conv-ae, exported as a codec model (integer engine), codes the
+    // bundled frame losslessly, with every η; the files decode to the original pixels.
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("mv.json");
     let text = serde_json::json!({
         "model": {"name": "meanvar", "base": {"name": "conv-ae", "width": 8,
-                  "stages": [8, 8, 8], "latent": 2}},
+                  "stages": [8, 8, 8], "latent": 2, "tunable": true}},
         "data": {"source": {"type": "simulator", "kind": "ccd", "n": 8, "seed": 3},
                  "normalisation": {"kind": "asinh", "softening": 3.0}, "crop": 64},
         "batch_size": 4, "epochs": 1, "seed": 3
@@ -469,21 +470,58 @@ fn integer_codec_export_compresses_and_decodes_exactly() {
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(m.with_extension("json")).unwrap()).unwrap();
     assert_eq!(info["part"], "codec");
-    assert_eq!(info["engine"], "skyzip-int8/1");
+    assert_eq!(info["engine"], "skyzip-codec-model/1");
+    // The same run exported again is the same file (the model's hash is over its bytes).
+    let m2 = d.path().join("int2.safetensors");
+    let o = skyzip(&[
+        "export",
+        "--run",
+        s(&run),
+        "--part",
+        "codec",
+        "--out",
+        s(&m2),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&m).unwrap(), std::fs::read(&m2).unwrap());
     let src = skyzip_testdata::sample();
-    let c = d.path().join("c.fits");
-    let o = skyzip(&["compress", "--model", s(&m), s(&src), s(&c)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let back = d.path().join("back.fits");
-    let o = skyzip(&["decompress", "--model", s(&m), s(&c), s(&back)]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let a = read_image(&src, &HduSelector::FirstImage).unwrap();
-    let b = read_image(&back, &HduSelector::FirstImage).unwrap();
-    assert!(a.pixels.bit_identical(&b.pixels));
-    // The float export of the same run is another model: its hash does not decode this file.
+    for eta in [None, Some("1")] {
+        let c = d.path().join("c.fits");
+        let mut args = vec!["compress", "--force", "--model", s(&m), s(&src), s(&c)];
+        if let Some(k) = eta {
+            args.extend(["--eta", k]);
+        }
+        let o = skyzip(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let back = d.path().join("back.fits");
+        let o = skyzip(&["decompress", "--force", "--model", s(&m), s(&c), s(&back)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let b = read_image(&back, &HduSelector::FirstImage).unwrap();
+        assert!(a.pixels.bit_identical(&b.pixels), "η {eta:?}");
+    }
+    // η beyond the latent, and η on a model not trained for it, are refused by name.
+    for (model, eta, why) in [
+        (s(&m), "3", "2 latent channels"),
+        ("default", "2", "tunable"),
+    ] {
+        let o = skyzip(&[
+            "compress",
+            "--model",
+            model,
+            "--eta",
+            eta,
+            s(&src),
+            s(&d.path().join("eta.fits")),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
+    // The float export of the same run is not a codec model: refused, saying what is.
     let f = d.path().join("float.safetensors");
     let o = skyzip(&["export", "--run", s(&run), "--part", "full", "--out", s(&f)]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let c = d.path().join("c.fits");
     let o = skyzip(&[
         "decompress",
         "--model",
@@ -492,4 +530,5 @@ fn integer_codec_export_compresses_and_decodes_exactly() {
         s(&d.path().join("x.fits")),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("export --part codec"), "{}", stderr(&o));
 }

@@ -150,20 +150,35 @@ fn resume_export_and_reconstruct() {
     let r3 = skyzip_fits::read_image(&rec3, &HduSelector::Index(0)).unwrap();
     assert_eq!((r3.bitpix(), r3.axes.clone()), (-32, vec![60, 44]));
 
-    // The exported meanvar conv model also serves as a codec model; files name it, and
-    // decompressing needs it given again (its hash is checked).
+    // The meanvar conv model exported as a codec model (`--part codec`) codes files; files
+    // name it, and decompressing needs it given again (its hash is checked). The float export
+    // is not a codec model.
     let sz = d.path().join("img.sz.fits");
     let o = skyzip(&["compress", s(&img), s(&sz), "--model", s(&full)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--part codec"), "{}", stderr(&o));
+    let codec = d.path().join("codec.safetensors");
+    let o = skyzip(&[
+        "export",
+        "--run",
+        s(&run),
+        "--part",
+        "codec",
+        "--out",
+        s(&codec),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = skyzip(&["compress", s(&img), s(&sz), "--model", s(&codec)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = skyzip(&["decompress", s(&sz), s(&d.path().join("a.fits"))]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("full.safetensors"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("codec.safetensors"), "{}", stderr(&o));
     let o = skyzip(&[
         "decompress",
         s(&sz),
         s(&d.path().join("b.fits")),
         "--model",
-        s(&full),
+        s(&codec),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = skyzip(&[
@@ -338,16 +353,19 @@ fn a_model_whose_decoder_sees_encoder_features_is_refused_by_the_codec() {
     let o = skyzip(&["train", "--config", s(&cfg), "--out", s(&run)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let w = d.path().join("unet.safetensors");
-    let o = skyzip(&["export", "--run", s(&run), "--out", s(&w)]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let img = d.path().join("img.fits");
-    test_image(&img);
-    let out = d.path().join("img.sz.fits");
-    let o = skyzip(&["compress", s(&img), s(&out), "--model", s(&w)]);
+    let o = skyzip(&[
+        "export",
+        "--run",
+        s(&run),
+        "--part",
+        "codec",
+        "--out",
+        s(&w),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(e.contains("skips") && e.contains("encoder values"), "{e}");
-    assert!(!out.exists());
+    assert!(!w.exists());
 }
 
 #[test]

@@ -31,6 +31,11 @@ use std::path::Path;
 
 pub use crate::container::CMPTYPE;
 
+/// The file format version, in every coded HDU's SZFORMAT (and the first byte of every tile).
+/// 3: the integer engine (the same bits on every machine). 1–2 were pre-release formats whose
+/// prediction came from a float framework; no release wrote them and this build refuses them.
+pub const FORMAT_VERSION: u8 = tile::VERSION;
+
 /// What the coder may change.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
@@ -447,6 +452,11 @@ pub fn compress(
             set(Card::string(&format!("ZNAME{}", i + 1), name, ""));
             set(Card::new(&format!("ZVAL{:<4}= {val:>20}", i + 1)));
         }
+        set(Card::value(
+            "SZFORMAT",
+            &FORMAT_VERSION.to_string(),
+            "skyzip format version",
+        ));
         set(Card::string("SZMODEL", &p.name, "codec model"));
         set(Card::value(
             "SZERRINT",
@@ -590,6 +600,21 @@ pub struct CodedHdu {
 impl CodedHdu {
     /// Reads and checks the keywords of a coded HDU's table header.
     pub fn parse(h: &Header, hdu: usize, path: &Path) -> Result<CodedHdu, CodecError> {
+        match h.get("SZFORMAT").and_then(|c| c.raw_value()) {
+            Some(v) if v.trim() == FORMAT_VERSION.to_string() => {}
+            v => {
+                let v = v.map_or("none".to_string(), |v| v.trim().to_string());
+                return Err(err(
+                    path,
+                    format!(
+                        "HDU {hdu}: skyzip format version {v} (SZFORMAT); this build reads \
+                         version {FORMAT_VERSION}. Files without SZFORMAT come from a \
+                         pre-release skyzip whose float prediction no release shipped: \
+                         compress the original again"
+                    ),
+                ));
+            }
+        }
         let bitpix = key_i64(h, "ZBITPIX", path)? as i32;
         if !matches!(bitpix, 8 | 16 | 32 | 64 | -32 | -64) {
             return Err(err(path, format!("ZBITPIX = {bitpix}")));

@@ -412,17 +412,19 @@ impl IntLayer {
         )
     }
 
-    /// The fast path: whole rows of accumulators updated per weight, every inner loop over
-    /// contiguous memory that the compiler vectorises. A stride-2 conv reads even and odd
-    /// columns from separate (polyphase) planes; a transposed conv is four 2×2 convs, one per
-    /// output parity, interleaved at the end. Same integers as the reference, other order.
+    /// The fast path. Every layer becomes sums over "terms": a term is an input plane read at
+    /// a fixed offset (one input channel and kernel tap) with one weight per output channel.
+    /// A stride-2 conv reads even and odd columns from separate (polyphase) planes; a
+    /// transposed conv is four 2×2 convs, one per output parity, interleaved at the end. Terms
+    /// go in pairs through [`sum_terms`], which keeps 16 outputs × 4 output channels of sums in
+    /// registers. Same integers as the reference, another order (see the module docs).
     pub fn forward_fast(&self, x: &Map<i16>) -> Map<i16> {
         let (oh, ow) = self.kind.out_size(x.h, x.w);
         let k = self.kind.k();
         let per = self.cin * k * k;
         // The input with a one-pixel zero border.
         let (ph, pw) = (x.h + 2, x.w + 2);
-        let mut pad = vec![0i16; self.cin * ph * pw];
+        let mut pad = vec![0i16; self.cin * ph * pw + SLACK];
         for i in 0..self.cin {
             for y in 0..x.h {
                 let src = &x.data[(i * x.h + y) * x.w..(i * x.h + y + 1) * x.w];
@@ -430,110 +432,85 @@ impl IntLayer {
                     .copy_from_slice(src);
             }
         }
-        let axpy = kernel();
+        let w = |o: usize, i: usize, ty: usize, tx: usize| {
+            self.weight[o * per + (i * k + ty) * k + tx] as i16
+        };
         let mut out = vec![0i16; self.cout * oh * ow];
         match self.kind {
             Kind::Conv { stride: 1 } => {
-                let mut acc = vec![0i32; oh * ow];
-                for o in 0..self.cout {
-                    acc.iter_mut().for_each(|a| *a = self.bias[o]);
-                    for i in 0..self.cin {
-                        let src = &pad[i * ph * pw..(i + 1) * ph * pw];
-                        for ty in 0..3 {
-                            for tx in 0..3 {
-                                let w = self.weight[o * per + (i * 3 + ty) * 3 + tx] as i16;
-                                if w == 0 {
-                                    continue;
-                                }
-                                for y in 0..oh {
-                                    let r = (y + ty) * pw + tx;
-                                    axpy(&mut acc[y * ow..(y + 1) * ow], w, &src[r..r + ow]);
-                                }
-                            }
+                let mut terms = Vec::with_capacity(self.cin * 9);
+                for i in 0..self.cin {
+                    for ty in 0..3 {
+                        for tx in 0..3 {
+                            terms.push((i * ph * pw + ty * pw + tx, (i, ty, tx)));
                         }
                     }
-                    self.store(o, &acc, &mut out[o * oh * ow..(o + 1) * oh * ow]);
+                }
+                let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
+                let acc = t.sum(&pad, pw, oh, ow, &self.bias);
+                for o in 0..self.cout {
+                    self.store(
+                        o,
+                        &acc[o * oh * ow..(o + 1) * oh * ow],
+                        &mut out[o * oh * ow..],
+                    );
                 }
             }
             Kind::Conv { .. } => {
                 // Output (y, x) reads padded (2y + ty, 2x + tx): columns 2x (tx 0), 2x + 1
                 // (tx 1), 2x + 2 (tx 2) = even[x], odd[x], even[x + 1].
                 let hw = pw.div_ceil(2);
-                let mut even = vec![0i16; self.cin * ph * hw];
-                let mut odd = vec![0i16; self.cin * ph * hw];
+                let plane = self.cin * ph * hw;
+                let mut poly = vec![0i16; 2 * plane + SLACK];
                 for r in 0..self.cin * ph {
                     for c in 0..pw {
-                        let v = pad[r * pw + c];
-                        if c % 2 == 0 {
-                            even[r * hw + c / 2] = v;
-                        } else {
-                            odd[r * hw + c / 2] = v;
+                        poly[(c % 2) * plane + r * hw + c / 2] = pad[r * pw + c];
+                    }
+                }
+                let mut terms = Vec::with_capacity(self.cin * 9);
+                for i in 0..self.cin {
+                    for ty in 0..3 {
+                        for tx in 0..3 {
+                            let (par, dx) = [(0, 0), (1, 0), (0, 1)][tx];
+                            terms.push((par * plane + (i * ph + ty) * hw + dx, (i, ty, tx)));
                         }
                     }
                 }
-                let mut acc = vec![0i32; oh * ow];
+                let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
+                // Output row y reads padded rows 2y + ty: a step of two polyphase rows.
+                let acc = t.sum(&poly, 2 * hw, oh, ow, &self.bias);
                 for o in 0..self.cout {
-                    acc.iter_mut().for_each(|a| *a = self.bias[o]);
-                    for i in 0..self.cin {
-                        for ty in 0..3 {
-                            for tx in 0..3 {
-                                let w = self.weight[o * per + (i * 3 + ty) * 3 + tx] as i16;
-                                if w == 0 {
-                                    continue;
-                                }
-                                let (plane, dx) = match tx {
-                                    0 => (&even, 0),
-                                    1 => (&odd, 0),
-                                    _ => (&even, 1),
-                                };
-                                for y in 0..oh {
-                                    let r = (i * ph + 2 * y + ty) * hw + dx;
-                                    axpy(&mut acc[y * ow..(y + 1) * ow], w, &plane[r..r + ow]);
-                                }
-                            }
-                        }
-                    }
-                    self.store(o, &acc, &mut out[o * oh * ow..(o + 1) * oh * ow]);
+                    self.store(
+                        o,
+                        &acc[o * oh * ow..(o + 1) * oh * ow],
+                        &mut out[o * oh * ow..],
+                    );
                 }
             }
             Kind::ConvT => {
                 // Output (2m + py, 2n + px): for parity 0 the taps 1 (padded row m + 1) and 3
                 // (row m); for parity 1 the taps 2 (row m + 1) and 0 (row m + 2).
                 const TAPS: [[(usize, usize); 2]; 2] = [[(1, 1), (0, 3)], [(1, 2), (2, 0)]];
-                let (h, w) = (x.h, x.w);
-                let mut acc = vec![0i32; 4 * h * w];
-                for o in 0..self.cout {
-                    acc.iter_mut().for_each(|a| *a = self.bias[o]);
-                    for i in 0..self.cin {
-                        let src = &pad[i * ph * pw..(i + 1) * ph * pw];
-                        for py in 0..2 {
-                            for px in 0..2 {
-                                let sub =
-                                    &mut acc[(py * 2 + px) * h * w..(py * 2 + px + 1) * h * w];
-                                for &(ry, ty) in &TAPS[py] {
-                                    for &(rx, tx) in &TAPS[px] {
-                                        let wv =
-                                            self.weight[o * per + (i * 4 + ty) * 4 + tx] as i16;
-                                        if wv == 0 {
-                                            continue;
-                                        }
-                                        for m in 0..h {
-                                            let r = (m + ry) * pw + rx;
-                                            axpy(&mut sub[m * w..(m + 1) * w], wv, &src[r..r + w]);
-                                        }
-                                    }
+                let (h, wd) = (x.h, x.w);
+                for py in 0..2 {
+                    for px in 0..2 {
+                        let mut terms = Vec::with_capacity(self.cin * 4);
+                        for i in 0..self.cin {
+                            for &(ry, ty) in &TAPS[py] {
+                                for &(rx, tx) in &TAPS[px] {
+                                    terms.push((i * ph * pw + ry * pw + rx, (i, ty, tx)));
                                 }
                             }
                         }
-                    }
-                    let dst = &mut out[o * oh * ow..(o + 1) * oh * ow];
-                    for py in 0..2 {
-                        for px in 0..2 {
-                            let sub = &acc[(py * 2 + px) * h * w..(py * 2 + px + 1) * h * w];
+                        let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
+                        let acc = t.sum(&pad, pw, h, wd, &self.bias);
+                        for o in 0..self.cout {
+                            let sub = &acc[o * h * wd..(o + 1) * h * wd];
+                            let dst = &mut out[o * oh * ow..(o + 1) * oh * ow];
                             for m in 0..h {
-                                for n in 0..w {
-                                    dst[(2 * m + py) * ow + 2 * n + px] =
-                                        self.requant(o, sub[m * w + n]);
+                                let row = &mut dst[(2 * m + py) * ow..(2 * m + py + 1) * ow];
+                                for n in 0..wd {
+                                    row[2 * n + px] = self.requant(o, sub[m * wd + n]);
                                 }
                             }
                         }
@@ -556,41 +533,168 @@ impl IntLayer {
     }
 }
 
-/// a[j] += w · v[j] over a row: the engine's one inner loop.
-type Axpy = fn(&mut [i32], i16, &[i16]);
+/// Extra zeros after every input buffer of the fast path, so that its 16-wide loads past the
+/// last output of a row stay inside the buffer (those lanes' sums are discarded).
+const SLACK: usize = 32;
 
-#[inline(always)]
-fn axpy_body(a: &mut [i32], w: i16, v: &[i16]) {
-    let w = w as i32;
-    a.iter_mut().zip(v).for_each(|(a, &v)| *a += w * v as i32);
+/// A layer's terms in pairs, ready for [`sum_terms`]: per pair the two input offsets, and per
+/// pair and output channel the two weights packed in one i32 (low half: the first term's).
+struct Terms {
+    offsets: Vec<(usize, usize)>,
+    weights: Vec<i32>,
+    cout: usize,
 }
 
-fn axpy_base(a: &mut [i32], w: i16, v: &[i16]) {
-    axpy_body(a, w, v)
+impl Terms {
+    fn new<K: Copy>(terms: &[(usize, K)], cout: usize, w: impl Fn(usize, K) -> i16) -> Terms {
+        let mut offsets = Vec::with_capacity(terms.len().div_ceil(2));
+        let mut weights = Vec::with_capacity(offsets.capacity() * cout);
+        for pair in terms.chunks(2) {
+            let (a, ka) = pair[0];
+            let second = pair.get(1).copied();
+            offsets.push((a, second.map_or(a, |t| t.0)));
+            for o in 0..cout {
+                let w0 = w(o, ka) as u16 as u32;
+                let w1 = second.map_or(0, |(_, kb)| w(o, kb)) as u16 as u32;
+                weights.push((w0 | (w1 << 16)) as i32);
+            }
+        }
+        Terms {
+            offsets,
+            weights,
+            cout,
+        }
+    }
+
+    /// Σ over terms of weight · src[offset + y·step + x] + bias, for y < rows, x < cols:
+    /// [cout][rows][cols] sums.
+    fn sum(&self, src: &[i16], step: usize, rows: usize, cols: usize, bias: &[i32]) -> Vec<i32> {
+        let last = self.offsets.iter().map(|p| p.0.max(p.1)).max().unwrap_or(0);
+        assert!(
+            rows == 0 || last + (rows - 1) * step + cols.div_ceil(16) * 16 <= src.len(),
+            "the fast path's loads stay inside its buffer"
+        );
+        let mut acc = vec![0i32; self.cout * rows * cols];
+        sum_terms()(self, src, step, rows, cols, bias, &mut acc);
+        acc
+    }
 }
 
+type SumTerms = fn(&Terms, &[i16], usize, usize, usize, &[i32], &mut [i32]);
+
+/// The portable kernel (any CPU): the same sums, one output at a time.
+fn sum_terms_base(
+    t: &Terms,
+    src: &[i16],
+    step: usize,
+    rows: usize,
+    cols: usize,
+    bias: &[i32],
+    acc: &mut [i32],
+) {
+    for o in 0..t.cout {
+        for y in 0..rows {
+            let row = &mut acc[(o * rows + y) * cols..(o * rows + y + 1) * cols];
+            row.iter_mut().for_each(|a| *a = bias[o]);
+            for (p, &(a, b)) in t.offsets.iter().enumerate() {
+                let wp = t.weights[p * t.cout + o];
+                let (w0, w1) = (wp as i16 as i32, (wp >> 16) as i16 as i32);
+                let (ra, rb) = (&src[a + y * step..], &src[b + y * step..]);
+                for (x, v) in row.iter_mut().enumerate() {
+                    *v += w0 * ra[x] as i32 + w1 * rb[x] as i32;
+                }
+            }
+        }
+    }
+}
+
+/// AVX2: 16 outputs of 4 output channels in eight registers; per pair of terms, the two input
+/// rows interleaved (`unpack`) and multiplied by the packed weight pair (`madd`: two products
+/// and their sum per lane, exact in i32).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn axpy_avx2_inner(a: &mut [i32], w: i16, v: &[i16]) {
-    axpy_body(a, w, v)
+unsafe fn sum_terms_avx2_inner(
+    t: &Terms,
+    src: &[i16],
+    step: usize,
+    rows: usize,
+    cols: usize,
+    bias: &[i32],
+    acc: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    const NB: usize = 4;
+    let full = t.cout / NB * NB;
+    let sp = src.as_ptr();
+    for y in 0..rows {
+        let mut x = 0;
+        while x < cols {
+            let n = (cols - x).min(16);
+            let mut o0 = 0;
+            while o0 < t.cout {
+                let nb = if o0 < full { NB } else { 1 };
+                let mut lo = [_mm256_setzero_si256(); NB];
+                let mut hi = [_mm256_setzero_si256(); NB];
+                for (p, &(a, b)) in t.offsets.iter().enumerate() {
+                    // SAFETY: `Terms::sum` checked that every 16-wide load is in `src`.
+                    let va = _mm256_loadu_si256(sp.add(a + y * step + x) as *const __m256i);
+                    let vb = _mm256_loadu_si256(sp.add(b + y * step + x) as *const __m256i);
+                    let il = _mm256_unpacklo_epi16(va, vb);
+                    let ih = _mm256_unpackhi_epi16(va, vb);
+                    let wrow = &t.weights[p * t.cout + o0..];
+                    for j in 0..nb {
+                        let w = _mm256_set1_epi32(wrow[j]);
+                        lo[j] = _mm256_add_epi32(lo[j], _mm256_madd_epi16(il, w));
+                        hi[j] = _mm256_add_epi32(hi[j], _mm256_madd_epi16(ih, w));
+                    }
+                }
+                for j in 0..nb {
+                    let o = o0 + j;
+                    let mut l = [0i32; 8];
+                    let mut h = [0i32; 8];
+                    _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, lo[j]);
+                    _mm256_storeu_si256(h.as_mut_ptr() as *mut __m256i, hi[j]);
+                    // unpacklo holds outputs 0–3 and 8–11, unpackhi 4–7 and 12–15.
+                    let v = [
+                        l[0], l[1], l[2], l[3], h[0], h[1], h[2], h[3], l[4], l[5], l[6], l[7],
+                        h[4], h[5], h[6], h[7],
+                    ];
+                    let dst = &mut acc[(o * rows + y) * cols + x..(o * rows + y) * cols + x + n];
+                    for (d, &s) in dst.iter_mut().zip(&v) {
+                        *d = s + bias[o];
+                    }
+                }
+                o0 += nb;
+            }
+            x += 16;
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-fn axpy_avx2(a: &mut [i32], w: i16, v: &[i16]) {
-    // SAFETY: chosen only when the CPU reports AVX2 (see `kernel`).
-    unsafe { axpy_avx2_inner(a, w, v) }
+fn sum_terms_avx2(
+    t: &Terms,
+    src: &[i16],
+    step: usize,
+    rows: usize,
+    cols: usize,
+    bias: &[i32],
+    acc: &mut [i32],
+) {
+    // SAFETY: chosen only when the CPU reports AVX2 (see `sum_terms`).
+    unsafe { sum_terms_avx2_inner(t, src, step, rows, cols, bias, acc) }
 }
 
-/// The row kernel for this CPU: the same integer sums on every choice (the CPU only decides
-/// how many lanes add at once), so the choice never changes a result.
-fn kernel() -> Axpy {
+/// The kernel for this CPU: the same integer sums on every choice (the CPU only decides how
+/// many lanes add at once), so the choice never changes a result.
+fn sum_terms() -> SumTerms {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
-            return axpy_avx2;
+            return sum_terms_avx2;
         }
     }
-    axpy_base
+    sum_terms_base
 }
 
 /// The integer codec net.
@@ -659,6 +763,22 @@ fn convert(layers: &[FloatLayer], in_frac: i32, range: &[f64]) -> Vec<IntLayer> 
 }
 
 impl IntNet {
+    /// The encoder's total stride: tile sides must be multiples of it.
+    pub fn divisor(&self) -> usize {
+        self.encoder
+            .iter()
+            .map(|l| match l.kind {
+                Kind::Conv { stride } => stride,
+                Kind::ConvT => 1,
+            })
+            .product()
+    }
+
+    /// Channels of the latent.
+    pub fn latent_channels(&self) -> usize {
+        self.encoder.last().map_or(0, |l| l.cout)
+    }
+
     /// Post-training quantisation: each layer's output scale from the largest value it takes
     /// on the calibration tiles (normalised, [1, h, w]).
     pub fn calibrate(net: &FloatNet, tiles: &[Map<f32>]) -> Result<IntNet, CodecError> {
@@ -762,6 +882,49 @@ impl IntNet {
     }
 }
 
+/// Metadata entries of a model file (sorted, so a file's bytes depend only on its content).
+pub type Meta = std::collections::BTreeMap<String, String>;
+/// Tensors of a model file: name, type, shape, little-endian bytes.
+pub type Tensors = Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>;
+
+/// The little-endian bytes of `v`.
+pub fn le_i32(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A safetensors file whose metadata is one entry, `skyzip`, holding `meta` as a JSON object
+/// with sorted keys: the same model gives the same bytes on every run (safetensors orders the
+/// tensors itself; a multi-entry metadata map would come out in hash order).
+pub fn write_safetensors(meta: &Meta, tensors: &Tensors) -> Vec<u8> {
+    use safetensors::tensor::TensorView;
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, dt, shape, data)| {
+            (
+                name.clone(),
+                TensorView::new(*dt, shape.clone(), data).expect("shapes match their data"),
+            )
+        })
+        .collect();
+    let json = serde_json::to_string(meta).expect("a map of strings");
+    let md = std::collections::HashMap::from([("skyzip".to_string(), json)]);
+    safetensors::serialize(views, Some(md)).expect("an in-memory safetensors file")
+}
+
+/// The metadata entries and tensors of a file written by [`write_safetensors`].
+pub fn read_safetensors(bytes: &[u8]) -> Result<(Meta, SafeTensors<'_>), CodecError> {
+    let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| model_err(e.to_string()))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| model_err(e.to_string()))?;
+    let json = md
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("skyzip"))
+        .ok_or_else(|| model_err("no skyzip metadata (not a codec model file)".into()))?;
+    let meta: Meta =
+        serde_json::from_str(json).map_err(|e| model_err(format!("its skyzip metadata: {e}")))?;
+    Ok((meta, st))
+}
+
 /// The engine format written by [`IntNet::to_safetensors`].
 pub const FORMAT: &str = "skyzip-int8/1";
 
@@ -782,17 +945,16 @@ impl IntNet {
         ]
     }
 
-    /// The integer model as a safetensors file: per layer `PART.K.weight` (I8,
-    /// [cout, cin, k, k]), `.bias`, `.mult`, `.shift` (I32, [cout]); its geometry and scales
-    /// in the metadata (`skyzip.engine` = [`FORMAT`]).
-    pub fn to_safetensors(&self) -> Vec<u8> {
-        use safetensors::tensor::TensorView;
+    /// The integer net as safetensors tensors and metadata entries: per layer `PART.K.weight`
+    /// (I8, [cout, cin, k, k]), `.bias`, `.mult`, `.shift` (I32, [cout]); its geometry and
+    /// scales in the metadata (`skyzip.engine` = [`FORMAT`]).
+    pub fn to_parts(&self) -> (Meta, Tensors) {
         use safetensors::Dtype;
-        let mut meta = std::collections::HashMap::new();
+        let mut meta = Meta::new();
         meta.insert("skyzip.engine".to_string(), FORMAT.to_string());
         meta.insert("input_frac".into(), self.input_frac.to_string());
         meta.insert("latent_frac".into(), self.latent_frac.to_string());
-        let mut bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut bufs: Tensors = Vec::new();
         for (part, layers) in self.parts() {
             meta.insert(format!("{part}.layers"), layers.len().to_string());
             for (k, l) in layers.iter().enumerate() {
@@ -809,7 +971,6 @@ impl IntNet {
                         l.out_frac
                     ),
                 );
-                let le = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
                 bufs.push((
                     format!("{part}.{k}.weight"),
                     Dtype::I8,
@@ -820,40 +981,40 @@ impl IntNet {
                     format!("{part}.{k}.bias"),
                     Dtype::I32,
                     vec![l.cout],
-                    le(&l.bias),
+                    le_i32(&l.bias),
                 ));
                 bufs.push((
                     format!("{part}.{k}.mult"),
                     Dtype::I32,
                     vec![l.cout],
-                    le(&l.mult),
+                    le_i32(&l.mult),
                 ));
                 let sh: Vec<i32> = l.shift.iter().map(|&x| x as i32).collect();
                 bufs.push((
                     format!("{part}.{k}.shift"),
                     Dtype::I32,
                     vec![l.cout],
-                    le(&sh),
+                    le_i32(&sh),
                 ));
             }
         }
-        let views: Vec<(String, TensorView)> = bufs
-            .iter()
-            .map(|(name, dt, shape, data)| {
-                (
-                    name.clone(),
-                    TensorView::new(*dt, shape.clone(), data).expect("shapes match their data"),
-                )
-            })
-            .collect();
-        safetensors::serialize(views, Some(meta)).expect("an in-memory safetensors file")
+        (meta, bufs)
+    }
+
+    /// The integer net alone as a safetensors file ([`IntNet::to_parts`], [`write_safetensors`]).
+    pub fn to_safetensors(&self) -> Vec<u8> {
+        let (meta, tensors) = self.to_parts();
+        write_safetensors(&meta, &tensors)
     }
 
     /// Reads a file written by [`IntNet::to_safetensors`], checking every shape and bound.
     pub fn from_safetensors(bytes: &[u8]) -> Result<IntNet, CodecError> {
-        let (_, md) = SafeTensors::read_metadata(bytes).map_err(|e| model_err(e.to_string()))?;
-        let st = SafeTensors::deserialize(bytes).map_err(|e| model_err(e.to_string()))?;
-        let meta = md.metadata().clone().unwrap_or_default();
+        let (meta, st) = read_safetensors(bytes)?;
+        IntNet::from_parts(&meta, &st)
+    }
+
+    /// The net of [`IntNet::to_parts`]' entries, checking every shape and bound.
+    pub fn from_parts(meta: &Meta, st: &SafeTensors) -> Result<IntNet, CodecError> {
         let get = |k: &str| {
             meta.get(k)
                 .cloned()
@@ -981,7 +1142,7 @@ mod tests {
     use super::*;
 
     fn bundled() -> FloatNet {
-        let bytes = include_bytes!("../models/default.safetensors");
+        let bytes = include_bytes!("../models/float/default.safetensors");
         FloatNet::from_safetensors(
             bytes,
             NetShape {
@@ -1056,6 +1217,47 @@ mod tests {
                 .iter()
                 .all(|&m| m == 0 || (1 << 29..1 << 30).contains(&m)));
             assert!(l.weight.iter().all(|&w| w != i8::MIN));
+        }
+    }
+
+    #[test]
+    fn the_kernels_agree_on_random_terms() {
+        // The portable kernel (what Nehalem runs) against this CPU's, on extreme values.
+        let mut s = 99u64;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for (n_terms, cout, rows, cols) in [(9, 16, 5, 37), (7, 1, 3, 16), (64, 6, 2, 5)] {
+            let step = cols + 3;
+            let src: Vec<i16> = (0..n_terms * 4 + rows * step + SLACK + 64)
+                .map(|_| match rnd() % 4 {
+                    0 => i16::MIN,
+                    1 => i16::MAX,
+                    _ => rnd() as i16,
+                })
+                .collect();
+            let terms: Vec<(usize, usize)> = (0..n_terms).map(|k| (k * 4, k)).collect();
+            let wts: Vec<i16> = (0..n_terms * cout)
+                .map(|_| (rnd() % 255) as i16 - 127)
+                .collect();
+            let t = Terms::new(&terms, cout, |o, k| wts[k * cout + o]);
+            let bias: Vec<i32> = (0..cout).map(|_| (rnd() % (1 << 20)) as i32).collect();
+            let mut a = vec![0; cout * rows * cols];
+            let mut b = vec![0; cout * rows * cols];
+            sum_terms_base(&t, &src, step, rows, cols, &bias, &mut a);
+            sum_terms()(&t, &src, step, rows, cols, &bias, &mut b);
+            assert_eq!(a, b, "{n_terms} terms, {cout} outputs");
+            // And the sums themselves, written out.
+            for o in 0..cout {
+                let want: i64 = bias[o] as i64
+                    + (0..n_terms)
+                        .map(|k| wts[k * cout + o] as i64 * src[k * 4 + step + 2] as i64)
+                        .sum::<i64>();
+                assert_eq!(a[(o * rows + 1) * cols + 2] as i64, want);
+            }
         }
     }
 

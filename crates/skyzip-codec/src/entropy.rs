@@ -93,8 +93,8 @@ fn build(s: usize) -> Table {
 }
 
 /// Integer frequencies summing to 2^PRECISION, none zero, from probabilities summing to ~1
-/// (the largest absorbs the difference); and −log2 of each.
-fn quantise(p: &[f64]) -> (DefaultContiguousCategoricalEntropyModel, Vec<f64>) {
+/// (the largest absorbs the difference).
+fn frequencies(p: &[f64]) -> Vec<u32> {
     let total = (1u64 << PRECISION) as f64;
     let n = p.len() as f64;
     let mut f: Vec<u32> = p
@@ -109,11 +109,22 @@ fn quantise(p: &[f64]) -> (DefaultContiguousCategoricalEntropyModel, Vec<f64>) {
         .max_by_key(|(_, v)| **v)
         .expect("non-empty");
     f[imax] = (f[imax] as i64 + diff) as u32;
+    f
+}
+
+/// The categorical model of frequencies summing to 2^PRECISION (none zero), and −log2 of each
+/// symbol's probability.
+fn model_of(f: &[u32]) -> (DefaultContiguousCategoricalEntropyModel, Vec<f64>) {
+    let total = (1u64 << PRECISION) as f64;
     let cost = f.iter().map(|&v| -(v as f64 / total).log2()).collect();
     let model =
-        DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(&f, false)
+        DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(f, false)
             .expect("frequencies sum to 2^24");
     (model, cost)
+}
+
+fn quantise(p: &[f64]) -> (DefaultContiguousCategoricalEntropyModel, Vec<f64>) {
+    model_of(&frequencies(p))
 }
 
 /// The Laplace scale index that codes the values an [`IntTable`] escapes.
@@ -125,6 +136,9 @@ const ESCAPE_SCALE: usize = 24;
 pub struct IntTable {
     lo: i64,
     n: usize,
+    /// The integer frequencies of `lo ..= lo + n − 1` and of the escape (last), summing to
+    /// 2^24: what decides the bitstream.
+    freq: Vec<u32>,
     model: DefaultContiguousCategoricalEntropyModel,
     cost: Vec<f64>,
 }
@@ -136,13 +150,48 @@ impl IntTable {
         all.push(escape);
         let norm: f64 = all.iter().sum();
         all.iter_mut().for_each(|x| *x /= norm);
-        let (model, cost) = quantise(&all);
+        let freq = frequencies(&all);
+        let (model, cost) = model_of(&freq);
         IntTable {
             lo,
             n: p.len(),
+            freq,
             model,
             cost,
         }
+    }
+
+    /// A table from its integer frequencies (`lo ..= lo + freq.len() − 2`, then the escape),
+    /// as [`IntTable::frequencies`] gives them; they must be non-zero and sum to 2^24.
+    pub fn from_frequencies(lo: i64, freq: Vec<u32>) -> Result<IntTable, String> {
+        let sum: u64 = freq.iter().map(|&f| f as u64).sum();
+        if freq.len() < 2 || freq.contains(&0) || sum != 1 << PRECISION {
+            return Err(format!(
+                "a table of {} frequencies summing to {sum} (must be ≥ 2, non-zero, sum 2^{PRECISION})",
+                freq.len()
+            ));
+        }
+        if lo.checked_add(freq.len() as i64).is_none() {
+            return Err(format!("table start {lo}"));
+        }
+        let (model, cost) = model_of(&freq);
+        Ok(IntTable {
+            lo,
+            n: freq.len() - 1,
+            freq,
+            model,
+            cost,
+        })
+    }
+
+    /// The first integer of the table.
+    pub fn lo(&self) -> i64 {
+        self.lo
+    }
+
+    /// The integer frequencies (the last is the escape's).
+    pub fn frequencies(&self) -> &[u32] {
+        &self.freq
     }
 
     /// −log2 of the probability of `v` (plus the escape's payload).
@@ -333,6 +382,22 @@ impl Reader {
 
     pub fn get_bits(&mut self, bits: u32) -> Result<u64, Corrupt> {
         self.uniform_bits(bits)
+    }
+}
+
+/// Adds to `bits` what [`Writer::put`] adds to its estimate for `r` at scale `s`, in the same
+/// order of floating-point additions (so that a sum of these equals the writer's).
+#[inline]
+pub fn add_cost(bits: &mut f64, r: i64, s: usize) {
+    let t = &tables()[s.min(SCALES - 1)];
+    let q = r >> t.k;
+    if (-t.q..=t.q).contains(&q) {
+        *bits += t.cost[(q + t.q) as usize];
+        if t.k > 0 {
+            *bits += t.k as f64;
+        }
+    } else {
+        *bits += t.cost[(2 * t.q + 1) as usize] + 64.0;
     }
 }
 

@@ -108,8 +108,8 @@ pub fn file_case(data: &[u8]) -> bool {
         return false;
     }
     let load = |name: &str| -> Result<Predictor, CodecError> {
-        if name == "default" {
-            Predictor::load("default")
+        if crate::predict::resolve(name).is_some() {
+            Predictor::load(name)
         } else {
             Err(CodecError::Model {
                 model: name.to_string(),

@@ -5,16 +5,18 @@
 //! prediction μ and spread σ; the residual x − round(μ) is coded exactly (lossless) or with a
 //! step 2e+1 (|error| ≤ e) under a discretised Laplace of scale σ snapped to a fixed table.
 //!
-//! Determinism: the probability tables are built with IEEE-exact arithmetic
-//! ([`detmath`]), so they are the same everywhere. The network (burn's CPU kernels) and the
-//! normalisation (libm's asinh/sinh) are floating point: the same binary on the same CPU gives
-//! the same μ and σ for any thread count (tested), but another CPU or libm may not. Each tile
-//! carries a hash of its decoded pixels, so a disagreement is a clear error, never a wrong image.
-//!
-//! [`engine`] is the integer replacement for burn in this path (int8 weights, int16
-//! activations, exact i32 sums, integer requantisation), quantised after training; it is not
-//! the default yet (`Predictor::integer` opts in): files do not yet record which engine or
-//! integer model wrote them.
+//! Determinism: every number that decides the bitstream is an integer or an exactly
+//! specified IEEE-754 operation, so every machine — any CPU, thread count, build flags, or later
+//! release — writes and reads the same bits:
+//! - the network is the integer [`engine`] (int8 weights, int16 activations, exact i32 sums,
+//!   integer requantisation); its fast kernels and its scalar reference agree bit for bit;
+//! - the normalisation and the probability tables use [`detmath`] (exp, ln, asinh, sinh, … from
+//!   +, −, ×, ÷ and √, which IEEE-754 rounds exactly), never libm;
+//! - a learned prior is stored as integer frequency tables in the model file.
+//! No deep-learning framework is in this crate. Each tile still carries a hash of its decoded
+//! pixels, so corrupt data is a clear error, never a wrong image. Files record the format
+//! version (SZFORMAT, [`codec::FORMAT_VERSION`]) and the model's name and hash; golden files of
+//! every format version and bundled model are decoded by the tests.
 
 pub mod codec;
 pub mod container;

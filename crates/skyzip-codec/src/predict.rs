@@ -1,195 +1,266 @@
-//! The learned part of the codec: a `meanvar` conv autoencoder whose quantised latent is sent
-//! and whose decoders give, for every pixel, a prediction μ and a spread σ.
+//! The learned part of the codec: a `meanvar` conv autoencoder, run by the integer
+//! [`crate::engine`], whose quantised latent is sent and whose decoders give, for every pixel,
+//! a prediction μ and a spread σ.
+//!
+//! A codec model is one safetensors file ([`MODEL_FORMAT`]): the integer net's tensors, the
+//! learned prior's integer frequency tables (rate-trained models), and one metadata entry with
+//! everything else (normalisation, ε, whether it is tunable, provenance). It holds integers and
+//! exactly specified parameters only: no framework, no float weights. Its hash (in every file it
+//! writes) is over the file's bytes, which are a function of its content alone.
+//!
+//! Bundled models are never changed in place: a new model gets a new name (`default-2`, …), and
+//! the aliases `default` and `rate` move to it; files name the model they were written with, so
+//! older ones stay decodable.
 
-use crate::engine::{FloatNet, IntNet, Map, NetShape, Path as EnginePath};
+use crate::engine::{self, IntNet, Map, Meta, Path as EnginePath, Tensors};
 use crate::entropy::IntTable;
 use crate::CodecError;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
-use skyzip_nn::burn::prelude::*;
-use skyzip_nn::model::{Code, Model, ModelConfig};
-use skyzip_train::checkpoint::{load_weights_bytes, sidecar, ExportInfo, Part};
 use std::path::Path;
 
-/// The codec models bundled in the binary: name, weights, sidecar config.
-/// `default`: trained by `configs/codec-default.json`; `rate`: by `configs/codec-rate.json`
-/// (trained for code length, with a learned factorized prior whose tables code the latent).
-const BUNDLED: [(&str, &[u8], &str); 2] = [
+/// The codec model file format.
+pub const MODEL_FORMAT: &str = "skyzip-codec-model/1";
+
+/// The codec models bundled in the binary: name, file. Never change one in place.
+/// `default-1`: `configs/codec-default.json`; `rate-1`: `configs/codec-rate.json` (trained for
+/// code length, with a learned factorized prior whose tables code the latent); both quantised
+/// by `tools/bundle-models.sh`.
+const BUNDLED: [(&str, &[u8]); 2] = [
     (
-        "default",
-        include_bytes!("../models/default.safetensors"),
-        include_str!("../models/default.json"),
+        "default-1",
+        include_bytes!("../models/default-1.safetensors"),
     ),
-    (
-        "rate",
-        include_bytes!("../models/rate.safetensors"),
-        include_str!("../models/rate.json"),
-    ),
+    ("rate-1", include_bytes!("../models/rate-1.safetensors")),
 ];
 
-/// The names of the bundled models.
+/// Names that stand for the newest bundled model of their kind.
+const ALIASES: [(&str, &str); 2] = [("default", "default-1"), ("rate", "rate-1")];
+
+/// The names of the bundled models (each alias's current model).
 pub fn bundled() -> impl Iterator<Item = &'static str> {
+    ALIASES.iter().map(|a| a.1)
+}
+
+/// Every bundled model, old ones included.
+pub fn bundled_all() -> impl Iterator<Item = &'static str> {
     BUNDLED.iter().map(|b| b.0)
+}
+
+/// The bundled model an alias or name stands for.
+pub fn resolve(spec: &str) -> Option<&'static str> {
+    ALIASES
+        .iter()
+        .find(|a| a.0 == spec)
+        .map(|a| a.1)
+        .or_else(|| BUNDLED.iter().find(|b| b.0 == spec).map(|b| b.0))
+}
+
+/// What a codec model file says beside its net.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub normalisation: NormKind,
+    /// σ² = softplus(v) + ε.
+    pub eps: f64,
+    /// Trained with a prefix mask η over its latent channels.
+    pub tunable: bool,
+    /// Where it came from (run, checkpoint, calibration).
+    pub about: String,
 }
 
 /// A loaded codec model.
 pub struct Predictor {
-    model: Model,
-    cfg: ModelConfig,
-    norm: NormKind,
-    device: Device,
-    /// 16 hex digits of sha256(config ‖ weights): written in every file, checked on decode.
+    net: IntNet,
+    info: ModelInfo,
+    /// 16 hex digits of sha256 of the model file: written in every file, checked on decode.
     pub hash: String,
-    /// What the files say the model is (a bundled name or the export's file name).
+    /// What the files say the model is (a bundled name or the model file's name).
     pub name: String,
     /// The learned prior's tables, one per latent channel (rate-trained models).
     prior: Option<Vec<IntTable>>,
-    /// The export's weights (safetensors) and config text, as loaded.
-    weights: Vec<u8>,
-    info_text: String,
-    /// When set, the integer engine computes the latent, μ and σ² instead of burn.
-    engine: Option<IntNet>,
 }
 
-/// 16 hex digits of sha256 over `parts` in order (a model's config, its weights, …).
-fn hash_of(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    parts.iter().for_each(|p| h.update(p));
-    h.finalize()[..8]
+/// 16 hex digits of sha256 of `bytes`.
+fn hash_of(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-impl Predictor {
-    /// A bundled model (`default`, `rate`) or an export written by `skyzip export --part full` (F.safetensors +
-    /// F.json), which must be a meanvar conv autoencoder.
-    pub fn load(spec: &str) -> Result<Predictor, CodecError> {
-        let bad = |why: String| CodecError::Model {
-            model: spec.to_string(),
-            why,
-        };
-        let (info_text, weights, name) = if let Some(b) = BUNDLED.iter().find(|b| b.0 == spec) {
-            (b.2.to_string(), b.1.to_vec(), b.0.to_string())
-        } else {
-            let p = Path::new(spec);
-            if !p.is_file() {
-                let names: Vec<&str> = bundled().collect();
-                return Err(bad(format!(
-                    "no such model: give a bundled one ({}), `auto` (compress tries every \
-                     bundled model), or an export F.safetensors with F.json beside it",
-                    names.join(", ")
-                )));
-            }
-            let w = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
-            let side = sidecar(p);
-            let i = std::fs::read_to_string(&side)
-                .map_err(|e| bad(format!("{}: {e}", side.display())))?;
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            (i, w, name)
-        };
-        let (info, cfg) = ExportInfo::parse(&info_text).map_err(bad)?;
-        if info.part != "full" && info.part != "codec" {
-            return Err(bad(format!(
-                "holds only the {} (export --part full or codec for a codec model)",
-                info.part
-            )));
-        }
-        if cfg.side_channel_values() > 0 {
-            return Err(bad(format!(
-                "its decoder sees {} encoder values per image beside the code (U-Net skips): \
-                 they would carry the image around the bitstream",
-                cfg.side_channel_values()
-            )));
-        }
-        let conv = matches!(cfg.net(), ModelConfig::ConvAe { .. });
-        if !cfg.is_meanvar() || !conv {
-            return Err(bad(
-                "a codec model must be a meanvar model on a conv-ae".into()
+/// A codec model file: the net, its description and (rate models) its prior's tables.
+pub fn model_file(net: &IntNet, info: &ModelInfo, prior: Option<&[IntTable]>) -> Vec<u8> {
+    let (mut meta, mut tensors): (Meta, Tensors) = net.to_parts();
+    meta.insert("skyzip.model".into(), MODEL_FORMAT.into());
+    meta.insert(
+        "normalisation".into(),
+        serde_json::to_string(&info.normalisation).expect("a plain enum"),
+    );
+    meta.insert("eps".into(), format!("{:e}", info.eps));
+    meta.insert("tunable".into(), info.tunable.to_string());
+    meta.insert("about".into(), info.about.clone());
+    if let Some(tables) = prior {
+        meta.insert("prior.channels".into(), tables.len().to_string());
+        for (c, t) in tables.iter().enumerate() {
+            meta.insert(format!("prior.{c}.lo"), t.lo().to_string());
+            let f = t.frequencies();
+            tensors.push((
+                format!("prior.{c}.freq"),
+                safetensors::Dtype::I32,
+                vec![f.len()],
+                f.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect(),
             ));
         }
-        let device = Device::flex();
-        let mut model = cfg.init(&device);
-        // An integer export (`--part codec`) holds the engine's integers only; burn's model is
-        // then never run (its untrained weights stay unused).
-        let engine = if info.part == "codec" {
-            if cfg.rate() {
-                return Err(bad(
-                    "an integer export of a rate-trained model (its prior) is not supported yet"
-                        .into(),
-                ));
-            }
-            Some(IntNet::from_safetensors(&weights).map_err(|e| bad(e.to_string()))?)
-        } else {
-            load_weights_bytes(&mut model, weights.clone(), Part::Full)
-                .map_err(|e| bad(format!("weights {e}")))?;
-            None
-        };
-        let prior = model.prior.as_ref().map(crate::prior::tables);
-        Ok(Predictor {
-            prior,
-            model,
-            cfg,
-            norm: info.normalisation,
-            device,
-            hash: hash_of(&[info_text.as_bytes(), &weights]),
-            name,
-            weights,
-            info_text,
-            engine,
+    }
+    engine::write_safetensors(&meta, &tensors)
+}
+
+impl Predictor {
+    /// A bundled model (by name or alias: `default`, `rate`, `default-1`, …) or a model file
+    /// written by `skyzip export --part codec`.
+    pub fn load(spec: &str) -> Result<Predictor, CodecError> {
+        if let Some(name) = resolve(spec) {
+            let bytes = BUNDLED
+                .iter()
+                .find(|b| b.0 == name)
+                .map(|b| b.1)
+                .expect("resolve names bundled models");
+            return Predictor::from_bytes(name, bytes);
+        }
+        let p = Path::new(spec);
+        if !p.is_file() {
+            let names: Vec<&str> = ALIASES.iter().map(|a| a.0).chain(bundled_all()).collect();
+            return Err(CodecError::Model {
+                model: spec.to_string(),
+                why: format!(
+                    "no such model: give a bundled one ({}), `auto` (compress tries every \
+                     bundled model), or a model file (F.safetensors) from `skyzip export --part codec`",
+                    names.join(", ")
+                ),
+            });
+        }
+        let bytes = std::fs::read(p).map_err(|e| CodecError::Model {
+            model: spec.to_string(),
+            why: e.to_string(),
+        })?;
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Predictor::from_bytes(&name, &bytes).map_err(|e| match e {
+            CodecError::Model { why, .. } => CodecError::Model {
+                model: spec.to_string(),
+                why,
+            },
+            e => e,
         })
     }
 
-    /// The model's conv autoencoder as the engine's float net (plain f32 loops).
-    pub fn float_net(&self) -> Result<FloatNet, CodecError> {
-        if self.engine.is_some() {
-            return Err(CodecError::Model {
-                model: self.name.clone(),
-                why: "an integer model has no float weights".into(),
-            });
-        }
-        let ModelConfig::ConvAe { net, .. } = self.cfg.net() else {
-            unreachable!("codec models are conv-ae based (checked on load)")
+    /// A model from the bytes of its file, called `name` in the files it writes.
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Predictor, CodecError> {
+        let bad = |why: String| CodecError::Model {
+            model: name.to_string(),
+            why,
         };
-        FloatNet::from_safetensors(
-            &self.weights,
-            NetShape {
-                width: net.width,
-                stages: net.stages.clone(),
-                latent: net.latent,
-            },
-        )
+        let (meta, st) = engine::read_safetensors(bytes).map_err(|e| match e {
+            CodecError::Model { why, .. } => bad(format!(
+                "{why}; a codec model is written by `skyzip export --part codec`"
+            )),
+            e => e,
+        })?;
+        let get = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| bad(format!("no metadata entry {k}")))
+        };
+        let format = get("skyzip.model")?;
+        if format != MODEL_FORMAT {
+            return Err(bad(format!(
+                "model format '{format}' (this build reads {MODEL_FORMAT})"
+            )));
+        }
+        let net = IntNet::from_parts(&meta, &st).map_err(|e| match e {
+            CodecError::Model { why, .. } => bad(why),
+            e => e,
+        })?;
+        let normalisation: NormKind = serde_json::from_str(get("normalisation")?)
+            .map_err(|e| bad(format!("normalisation: {e}")))?;
+        let eps: f64 = get("eps")?
+            .parse()
+            .map_err(|_| bad("eps is not a number".into()))?;
+        if !(eps > 0.0 && eps.is_finite()) {
+            return Err(bad(format!("eps = {eps}")));
+        }
+        let tunable = get("tunable")? == "true";
+        let info = ModelInfo {
+            normalisation,
+            eps,
+            tunable,
+            about: meta.get("about").cloned().unwrap_or_default(),
+        };
+        check_geometry(&net).map_err(bad)?;
+        let prior = match meta.get("prior.channels") {
+            None => None,
+            Some(c) => {
+                let c: usize = c
+                    .parse()
+                    .map_err(|_| bad(format!("prior.channels = {c}")))?;
+                if c != net.latent_channels() {
+                    return Err(bad(format!(
+                        "a prior of {c} channels for a latent of {}",
+                        net.latent_channels()
+                    )));
+                }
+                let mut tables = Vec::with_capacity(c);
+                for ch in 0..c {
+                    let lo: i64 = get(&format!("prior.{ch}.lo"))?
+                        .parse()
+                        .map_err(|_| bad(format!("prior.{ch}.lo")))?;
+                    let t = st
+                        .tensor(&format!("prior.{ch}.freq"))
+                        .map_err(|_| bad(format!("no tensor prior.{ch}.freq")))?;
+                    if t.dtype() != safetensors::Dtype::I32 {
+                        return Err(bad(format!("prior.{ch}.freq is not I32")));
+                    }
+                    let f: Vec<u32> = t
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u32)
+                        .collect();
+                    tables.push(
+                        IntTable::from_frequencies(lo, f)
+                            .map_err(|e| bad(format!("prior.{ch}: {e}")))?,
+                    );
+                }
+                Some(tables)
+            }
+        };
+        Ok(Predictor {
+            net,
+            info,
+            hash: hash_of(bytes),
+            name: name.to_string(),
+            prior,
+        })
     }
 
-    /// The same model run by the integer engine, quantised after training with `calibration`
-    /// tiles (normalised as the model's inputs). Its files are not those of the float model:
-    /// it has its own hash.
-    pub fn integer(mut self, calibration: &[Map<f32>]) -> Result<Predictor, CodecError> {
-        let q = IntNet::calibrate(&self.float_net()?, calibration)?;
-        self.hash = hash_of(&[
-            self.info_text.as_bytes(),
-            &self.weights,
-            format!("{q:?}").as_bytes(),
-        ]);
-        self.name = format!("{} (integer)", self.name);
-        self.engine = Some(q);
-        Ok(self)
+    /// The model's description.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The integer net.
+    pub fn net(&self) -> &IntNet {
+        &self.net
     }
 
     /// The tile sides must be multiples of this.
     pub fn divisor(&self) -> usize {
-        match self.cfg.net() {
-            ModelConfig::ConvAe { net, .. } => net.divisor(),
-            _ => 1,
-        }
+        self.net.divisor()
     }
 
     /// Whether the model was trained with a prefix mask η over its latent channels.
     pub fn tunable(&self) -> bool {
-        self.cfg.tunable()
+        self.info.tunable
     }
 
     /// The integer tables of the model's learned prior, if it has one.
@@ -198,103 +269,102 @@ impl Predictor {
     }
 
     pub fn latent_channels(&self) -> usize {
-        self.cfg.latent()
+        self.net.latent_channels()
     }
 
     /// The normalisation the model was trained with (fitted to each tile).
     pub fn norm_kind(&self) -> NormKind {
-        self.norm
+        self.info.normalisation
     }
 
-    /// x → normalised units: libm's functions for burn's float path (as its files were
-    /// written), [`crate::detmath`]'s exact ones for the integer engine.
+    /// x → normalised units, in [`crate::detmath`]'s exact operations.
     pub fn norm_forward(&self, n: &Norm, x: f64) -> f64 {
-        if self.engine.is_some() {
-            crate::detmath::norm::forward(n, x)
-        } else {
-            n.forward_value(x)
-        }
+        crate::detmath::norm::forward(n, x)
     }
 
-    /// Normalised units → x, as [`Predictor::norm_forward`] chooses.
+    /// Normalised units → x.
     pub fn norm_inverse(&self, n: &Norm, y: f64) -> f64 {
-        if self.engine.is_some() {
-            crate::detmath::norm::inverse(n, y)
-        } else {
-            n.inverse_value(y)
-        }
+        crate::detmath::norm::inverse(n, y)
     }
 
-    /// A spread in normalised units at y → data units, as [`Predictor::norm_forward`] chooses.
+    /// A spread in normalised units at y → data units.
     pub fn norm_inverse_sigma(&self, n: &Norm, y: f64, sd: f64) -> f64 {
-        if self.engine.is_some() {
-            crate::detmath::norm::inverse_sigma(n, y, sd)
-        } else {
-            n.inverse_sigma(y, sd)
-        }
+        crate::detmath::norm::inverse_sigma(n, y, sd)
     }
 
     /// Fits the normalisation to a tile (NaN = blank).
     pub fn fit(&self, tile: &[f32]) -> Norm {
-        self.norm.fit(tile)
+        self.info.normalisation.fit(tile)
     }
 
     /// The latent of a padded, normalised `w`×`h` tile, rounded to integers: ([C, h', w'] values).
     pub fn encode(&self, tile: &[f32], w: usize, h: usize) -> (Vec<i64>, [usize; 3]) {
-        if let Some(q) = &self.engine {
-            let z = q.encode(q.quantise_input(tile, h, w), EnginePath::Fast);
-            return (z.data, [z.c, z.h, z.w]);
-        }
-        let x = skyzip_nn::image_tensor(tile, 1, h, w, &self.device);
-        let z = match self.model.encode(x) {
-            Code::Conv(z) => z,
-            _ => unreachable!("codec models are convolutional"),
-        };
-        let [_, c, zh, zw] = z.dims();
-        let v = z.into_data().try_to_vec::<f32>().unwrap_or_default();
-        let q = v
-            .iter()
-            .map(|&x| {
-                if x.is_finite() {
-                    (x as f64).round().clamp(-1e6, 1e6) as i64
-                } else {
-                    0
-                }
-            })
-            .collect();
-        (q, [c, zh, zw])
+        let z = self
+            .net
+            .encode(self.net.quantise_input(tile, h, w), EnginePath::Fast);
+        (z.data, [z.c, z.h, z.w])
     }
 
     /// μ and σ² (normalised units) of every pixel from a quantised latent.
     pub fn decode(&self, latent: &[i64], shape: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
-        let [c, zh, zw] = shape;
-        if let Some(q) = &self.engine {
-            let z = Map {
-                c,
-                h: zh,
-                w: zw,
-                data: latent.to_vec(),
-            };
-            let (mu, v) = q.decode(&z, EnginePath::Fast);
-            let eps = self.cfg.eps();
-            return (
-                mu.iter().map(|&m| m as f32).collect(),
-                v.iter()
-                    .map(|&v| (crate::detmath::softplus(v) + eps) as f32)
-                    .collect(),
-            );
-        }
-        let v: Vec<f32> = latent.iter().map(|&x| x as f32).collect();
-        let z = Tensor::from_data(TensorData::new(v, [1, c, zh, zw]), &self.device);
-        let code = Code::Conv(z);
-        let var = self
-            .model
-            .variance(code.clone(), None, self.cfg.eps())
-            .expect("meanvar models have a variance decoder");
-        let mu = self.model.decode(code, None);
+        let [c, h, w] = shape;
+        let z = Map {
+            c,
+            h,
+            w,
+            data: latent.to_vec(),
+        };
+        let (mu, v) = self.net.decode(&z, EnginePath::Fast);
+        let eps = self.info.eps;
         (
-            mu.into_data().try_to_vec::<f32>().unwrap_or_default(),
-            var.into_data().try_to_vec::<f32>().unwrap_or_default(),
+            mu.iter().map(|&m| m as f32).collect(),
+            v.iter()
+                .map(|&v| (crate::detmath::softplus(v) + eps) as f32)
+                .collect(),
         )
     }
+}
+
+/// A codec net: one input channel into the encoder, one output channel out of each decoder,
+/// the latent's channels into both decoders.
+fn check_geometry(net: &IntNet) -> Result<(), String> {
+    let (Some(e0), Some(el)) = (net.encoder.first(), net.encoder.last()) else {
+        return Err("an empty encoder".into());
+    };
+    if e0.cin != 1 {
+        return Err(format!(
+            "the encoder takes {} channels (1 expected)",
+            e0.cin
+        ));
+    }
+    for (part, d) in [("decoder", &net.decoder), ("var_decoder", &net.var_decoder)] {
+        let (Some(d0), Some(dl)) = (d.first(), d.last()) else {
+            return Err(format!("an empty {part}"));
+        };
+        if d0.cin != el.cout || dl.cout != 1 {
+            return Err(format!(
+                "the {part} maps {} → {} channels (latent {} → 1 expected)",
+                d0.cin, dl.cout, el.cout
+            ));
+        }
+        for l in d.windows(2).chain(net.encoder.windows(2)) {
+            if l[0].cout != l[1].cin {
+                return Err("consecutive layers' channels do not match".into());
+            }
+        }
+        let down = net.divisor();
+        let up: usize = d
+            .iter()
+            .map(|l| match l.kind {
+                engine::Kind::ConvT => 2,
+                _ => 1,
+            })
+            .product();
+        if up != down {
+            return Err(format!(
+                "the {part} enlarges {up}× where the encoder shrinks {down}×"
+            ));
+        }
+    }
+    Ok(())
 }

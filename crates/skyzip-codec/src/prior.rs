@@ -1,13 +1,25 @@
 //! The learned factorized prior of a rate-trained model (`skyzip_nn::prior`) as integer tables,
 //! one per latent channel, as CompressAI's `EntropyBottleneck.update()` builds its quantised CDFs.
 //!
-//! The cumulative network is evaluated here in f64 with [`crate::detmath`] only (softplus, tanh,
-//! sigmoid from +, −, ×, ÷), from the f32 weights in the model file: the tables are a function
-//! of the model's bytes alone and come out the same on every IEEE-754 machine.
+//! This runs once, when `skyzip export --part codec` writes the model: the cumulative network
+//! is evaluated in f64 with [`crate::detmath`] only (softplus, tanh, sigmoid from +, −, ×, ÷),
+//! and the tables' integer frequencies go into the model file. The codec reads those integers;
+//! it never evaluates the network, so nothing about the prior depends on the machine.
 
 use crate::detmath;
 use crate::entropy::IntTable;
-use skyzip_nn::prior::{widths, FactorizedPrior, LayerWeights};
+
+/// One layer of the prior's cumulative network, every channel's weights (as trained, before
+/// the softplus and tanh that the network applies to them).
+#[derive(Debug, Clone)]
+pub struct LayerWeights {
+    /// [channels][out][in].
+    pub matrix: Vec<f64>,
+    /// [channels][out].
+    pub bias: Vec<f64>,
+    /// [channels][out], hidden layers only.
+    pub factor: Option<Vec<f64>>,
+}
 
 /// The widest table: integers in [−LIMIT, LIMIT]; anything further escapes.
 const LIMIT: i64 = 1024;
@@ -15,14 +27,15 @@ const LIMIT: i64 = 1024;
 const TAIL: f64 = 1e-9;
 
 /// One channel's cumulative network with its weights in f64.
-struct Channel {
+struct Channel<'a> {
     /// Per layer, already transformed: softplus(matrix) [out][in], bias [out], tanh(factor).
     layers: Vec<LayerWeights>,
+    widths: &'a [usize],
 }
 
-impl Channel {
+impl Channel<'_> {
     fn logit(&self, x: f64) -> f64 {
-        let w = widths();
+        let w = self.widths;
         let mut h = vec![x];
         for (i, lw) in self.layers.iter().enumerate() {
             let (m, b, f) = (&lw.matrix, &lw.bias, &lw.factor);
@@ -57,11 +70,11 @@ impl Channel {
     }
 }
 
-/// One table per latent channel.
-pub fn tables(prior: &FactorizedPrior) -> Vec<IntTable> {
-    let weights = prior.weights();
-    let w = widths();
-    let c = prior.channels();
+/// One table per latent channel of a prior with `channels` channels whose layers map
+/// `widths[i]` → `widths[i + 1]` values (1 → … → 1).
+pub fn tables(weights: &[LayerWeights], widths: &[usize], channels: usize) -> Vec<IntTable> {
+    let w = widths;
+    let c = channels;
     (0..c)
         .map(|ch| {
             let layers = weights
@@ -85,7 +98,7 @@ pub fn tables(prior: &FactorizedPrior) -> Vec<IntTable> {
                     }
                 })
                 .collect();
-            let chan = Channel { layers };
+            let chan = Channel { layers, widths };
             let masses: Vec<f64> = (-LIMIT..=LIMIT).map(|k| chan.mass(k)).collect();
             let first = masses.iter().position(|&p| p >= TAIL).unwrap_or(0);
             let last = masses.iter().rposition(|&p| p >= TAIL).unwrap_or(0);
@@ -95,33 +108,4 @@ pub fn tables(prior: &FactorizedPrior) -> Vec<IntTable> {
             IntTable::new(first as i64 - LIMIT, kept, escape)
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use skyzip_nn::burn::prelude::*;
-
-    #[test]
-    fn tables_match_the_network_they_come_from() {
-        let device = Device::flex();
-        device.seed(5);
-        let prior = FactorizedPrior::new(3, &device);
-        let t = tables(&prior);
-        assert_eq!(t.len(), 3);
-        // The burn network's masses (f32) against the tables' costs.
-        let ks: Vec<f32> = (0..3).flat_map(|_| (-8..=8).map(|k| k as f32)).collect();
-        let z = Tensor::<4>::from_data(TensorData::new(ks, [1, 3, 1, 17]), &device);
-        let p = prior.likelihood(z).into_data().try_to_vec::<f32>().unwrap();
-        for c in 0..3 {
-            for (i, k) in (-8..=8).enumerate() {
-                let want = -(p[c * 17 + i] as f64).log2();
-                let got = t[c].cost(k);
-                assert!(
-                    (want - got).abs() < 0.01,
-                    "channel {c}, k = {k}: {got} vs {want}"
-                );
-            }
-        }
-    }
 }

@@ -11,15 +11,15 @@
 //! or that prediction corrected by a running per-context bias with a per-context adaptive scale
 //! (JPEG-LS-style; contexts from the model's σ, the neighbours' activity and the local gradient).
 //! The encoder tries the four and keeps the cheapest. The hash is checked after decoding, so a
-//! corrupted tile — or a machine whose floating point disagrees with the encoder's — is an
-//! error, never a silently wrong image.
+//! corrupted tile is an error, never a silently wrong image.
 
-use crate::entropy::{cost, snap, Corrupt, Reader, Writer, SCALES};
+use crate::entropy::{add_cost, cost, snap, Corrupt, Reader, Writer, SCALES};
 use crate::predict::Predictor;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
 
-const VERSION: u8 = 2;
+/// The tile format (the file format's version: see [`crate::codec::FORMAT_VERSION`]).
+pub const VERSION: u8 = 3;
 const SCALE_BITS: u32 = 7;
 
 /// How the integers of a tile may be coded.
@@ -447,29 +447,35 @@ pub fn encode(
         }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
-        // Every residual mode is tried; the tile keeps the cheapest (2 bits say which).
-        let mut best: Option<(Writer, Vec<i64>)> = None;
+        // Every residual mode is costed (the entropy model's bits, summed as the writer would
+        // sum them); the tile codes the cheapest (2 bits say which).
+        let mut best: Option<(f64, Residuals)> = None;
         for mode in [
             Residuals::Model,
             Residuals::MedContext,
             Residuals::MedModel,
             Residuals::Adaptive,
         ] {
-            let mut wm = wr.clone();
-            wm.put_bits(mode as u64, 2);
-            let dec = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
+            let mut bits = wr.est_bits;
+            bits += 2.0;
+            walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
                 let q = (v[i] - base + s.e).div_euclid(step);
-                wm.put(q, sidx);
+                add_cost(&mut bits, q, sidx);
                 Ok(q)
             })
-            .expect("encoding cannot fail");
-            if best.as_ref().is_none_or(|b| wm.est_bits < b.0.est_bits) {
-                best = Some((wm, dec));
+            .expect("costing cannot fail");
+            if best.is_none_or(|b| bits < b.0) {
+                best = Some((bits, mode));
             }
         }
-        let (wb, dec) = best.expect("four modes tried");
-        wr = wb;
-        decoded = dec;
+        let (_, mode) = best.expect("four modes tried");
+        wr.put_bits(mode as u64, 2);
+        decoded = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
+            let q = (v[i] - base + s.e).div_euclid(step);
+            wr.put(q, sidx);
+            Ok(q)
+        })
+        .expect("encoding cannot fail");
     }
     let est_bits = wr.est_bits;
     let mut bytes = vec![VERSION];
