@@ -24,8 +24,8 @@ use crate::tile::{self, Settings};
 use crate::CodecError;
 use rayon::prelude::*;
 use skyzip_fits::{
-    list_hdus, noise_stats, read_header, read_image, read_table_at, Card, Column, FitsWriter,
-    HduInfo, HduSelector, Header, ImageHdu, Pixels, Table,
+    list_hdus, noise_stats, noise_stats_rows, read_header, read_image, read_table_at, Card, Column,
+    FitsWriter, HduInfo, HduSelector, Header, ImageHdu, Pixels, Table,
 };
 use std::path::Path;
 
@@ -169,14 +169,17 @@ fn domain(img: &ImageHdu, q: f64) -> (Domain, f64) {
         }
         None => {
             let blank = img.blank;
-            let raw: Vec<f64> = (0..n)
-                .map(|i| match img.pixels.raw_i64(i) {
-                    Some(v) if Some(v) != blank => v as f64,
-                    _ => f64::NAN,
-                })
-                .collect();
+            // Row by row: no copy of the image (an 8192² frame would take 512 MB as f64).
+            let stats = noise_stats_rows(nx, rows, |y, row| {
+                row.extend(
+                    (y * nx..((y + 1) * nx).min(n)).map(|i| match img.pixels.raw_i64(i) {
+                        Some(v) if Some(v) != blank => v as f64,
+                        _ => f64::NAN,
+                    }),
+                )
+            });
             let (lo, hi) = int_range(img.bitpix());
-            let sigma = noise_stats(&raw, nx, rows).sigma() * img.bscale.abs();
+            let sigma = stats.sigma() * img.bscale.abs();
             (Domain::Int { lo, hi, blank }, sigma)
         }
     }
@@ -824,69 +827,85 @@ fn decode_hdu(
     let jobs: Vec<(usize, usize)> = (0..planes)
         .flat_map(|pl| (0..rects.len()).map(move |k| (pl, k)))
         .collect();
-    // Per tile: the pixel values as the HDU stores them (integers, or float bit patterns), and
-    // whether the tile was quantised.
-    let decoded: Vec<Result<(Vec<u64>, bool), CodecError>> = jobs
-        .par_iter()
-        .map(|&(pl, k)| {
-            let (_, _, tw, th) = rects[k];
-            let row = pl * rects.len() + k;
-            let bad = |why: String| err(path, format!("HDU {} tile {row}: {why}", c.hdu));
-            let exact = exact_rows.map(|r| &r[row]).filter(|r| !r.is_empty());
-            if let Some(bytes) = exact {
-                if !rows[row].is_empty() {
-                    return Err(bad("coded both exactly and quantised".into()));
-                }
-                let w = width.expect("exact rows only for floats");
-                return floats::decode_exact(p, bytes, w, tw, th, c.eta)
-                    .map(|b| (b, false))
-                    .map_err(|e| bad(e.0));
-            }
-            let (v, blank) = tile::decode(p, &rows[row], tw, th, &s).map_err(|e| bad(e.0))?;
-            let idx = tile_indices((nx, ny), pl, rects[k]);
-            let out = match (width, c.quant) {
-                (None, _) => v
-                    .iter()
-                    .zip(&blank)
-                    .map(|(&x, &b)| if b { blank_value.unwrap_or(0) } else { x } as u64)
-                    .collect(),
-                (Some(w), Some(q)) => v
-                    .iter()
-                    .zip(&blank)
-                    .zip(idx)
-                    .map(|((&x, &b), i)| w.bits(if b { f64::NAN } else { q.restore(x, i as u64) }))
-                    .collect(),
-                (Some(_), None) => {
-                    if blank.iter().all(|&b| b) {
-                        vec![width.map(|w| w.bits(f64::NAN)).unwrap_or(0); v.len()]
-                    } else {
-                        return Err(bad("a quantised float tile, but no SZDELTA".into()));
-                    }
-                }
-            };
-            Ok((out, true))
-        })
-        .collect();
-    let mut raw = vec![0u64; npix];
+    // The image in its own pixel type, filled band by band: only one band of tiles is ever
+    // decoded at once (rows of tiles, enough of them to keep every thread busy), so memory
+    // grows with the tile row, not the image.
+    let mut pixels = match c.bitpix {
+        8 => Pixels::U8(vec![0; npix]),
+        16 => Pixels::I16(vec![0; npix]),
+        32 => Pixels::I32(vec![0; npix]),
+        64 => Pixels::I64(vec![0; npix]),
+        -32 => Pixels::F32(vec![0.0; npix]),
+        _ => Pixels::F64(vec![0.0; npix]),
+    };
+    let per_row = nx.div_ceil(c.tile).max(1);
+    let band = per_row * (2 * rayon::current_num_threads()).div_ceil(per_row);
     let mut quantised = 0;
-    for (&(pl, k), r) in jobs.iter().zip(decoded) {
-        let (tv, q) = r?;
-        quantised += q as usize;
-        for (i, v) in tile_indices((nx, ny), pl, rects[k]).zip(tv) {
-            raw[i] = v;
+    for chunk in jobs.chunks(band) {
+        // Per tile: the pixel values as the HDU stores them (integers, or float bit patterns), and
+        // whether the tile was quantised.
+        let decoded: Vec<Result<(Vec<u64>, bool), CodecError>> = chunk
+            .par_iter()
+            .map(|&(pl, k)| {
+                let (_, _, tw, th) = rects[k];
+                let row = pl * rects.len() + k;
+                let bad = |why: String| err(path, format!("HDU {} tile {row}: {why}", c.hdu));
+                let exact = exact_rows.map(|r| &r[row]).filter(|r| !r.is_empty());
+                if let Some(bytes) = exact {
+                    if !rows[row].is_empty() {
+                        return Err(bad("coded both exactly and quantised".into()));
+                    }
+                    let w = width.expect("exact rows only for floats");
+                    return floats::decode_exact(p, bytes, w, tw, th, c.eta)
+                        .map(|b| (b, false))
+                        .map_err(|e| bad(e.0));
+                }
+                let (v, blank) = tile::decode(p, &rows[row], tw, th, &s).map_err(|e| bad(e.0))?;
+                let idx = tile_indices((nx, ny), pl, rects[k]);
+                let out = match (width, c.quant) {
+                    (None, _) => v
+                        .iter()
+                        .zip(&blank)
+                        .map(|(&x, &b)| if b { blank_value.unwrap_or(0) } else { x } as u64)
+                        .collect(),
+                    (Some(w), Some(q)) => v
+                        .iter()
+                        .zip(&blank)
+                        .zip(idx)
+                        .map(|((&x, &b), i)| {
+                            w.bits(if b { f64::NAN } else { q.restore(x, i as u64) })
+                        })
+                        .collect(),
+                    (Some(_), None) => {
+                        if blank.iter().all(|&b| b) {
+                            vec![width.map(|w| w.bits(f64::NAN)).unwrap_or(0); v.len()]
+                        } else {
+                            return Err(bad("a quantised float tile, but no SZDELTA".into()));
+                        }
+                    }
+                };
+                Ok((out, true))
+            })
+            .collect();
+        for (&(pl, k), r) in chunk.iter().zip(decoded) {
+            let (tv, q) = r?;
+            quantised += q as usize;
+            let idx = tile_indices((nx, ny), pl, rects[k]);
+            match &mut pixels {
+                Pixels::U8(p) => idx.zip(tv).for_each(|(i, v)| p[i] = v as i64 as u8),
+                Pixels::I16(p) => idx.zip(tv).for_each(|(i, v)| p[i] = v as i64 as i16),
+                Pixels::I32(p) => idx.zip(tv).for_each(|(i, v)| p[i] = v as i64 as i32),
+                Pixels::I64(p) => idx.zip(tv).for_each(|(i, v)| p[i] = v as i64),
+                Pixels::F32(p) => idx
+                    .zip(tv)
+                    .for_each(|(i, v)| p[i] = f32::from_bits(v as u32)),
+                Pixels::F64(p) => idx.zip(tv).for_each(|(i, v)| p[i] = f64::from_bits(v)),
+            }
         }
     }
     if width.is_none() || c.quant.is_none() {
         quantised = 0;
     }
-    let pixels = match c.bitpix {
-        8 => Pixels::U8(raw.iter().map(|&v| v as i64 as u8).collect()),
-        16 => Pixels::I16(raw.iter().map(|&v| v as i64 as i16).collect()),
-        32 => Pixels::I32(raw.iter().map(|&v| v as i64 as i32).collect()),
-        64 => Pixels::I64(raw.iter().map(|&v| v as i64).collect()),
-        -32 => Pixels::F32(raw.iter().map(|&v| f32::from_bits(v as u32)).collect()),
-        _ => Pixels::F64(raw.iter().map(|&v| f64::from_bits(v)).collect()),
-    };
     Ok((pixels, quantised))
 }
 

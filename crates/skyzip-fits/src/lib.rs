@@ -23,6 +23,6 @@ pub use image::{
     find_image_hdu, fits_shape, list_hdus, read_all_images, read_image, HduInfo, HduSelector,
     ImageHdu, Pixels,
 };
-pub use noise::{clipped_background, noise_bits, noise_stats, NoiseStats};
+pub use noise::{clipped_background, noise_bits, noise_stats, noise_stats_rows, NoiseStats};
 pub use table::{read_table, read_table_at, Column, Table};
 pub use writer::{remove_unfinished_outputs, rewrite_file, verify_checksums, Checksum, FitsWriter};

@@ -50,13 +50,39 @@ fn middle_median(v: &mut [f64]) -> f64 {
 /// Noise estimates of an `nx`×`ny` image stored row by row; NaN marks blank pixels.
 pub fn noise_stats(data: &[f64], nx: usize, ny: usize) -> NoiseStats {
     let (nx, ny) = if nx < 9 { (nx * ny, 1) } else { (nx, ny) };
+    let ny = ny.min(data.len() / nx.max(1) + usize::from(data.len() % nx.max(1) > 0));
+    noise_stats_rows(nx, ny, |y, row| {
+        let end = ((y + 1) * nx).min(data.len());
+        row.extend_from_slice(&data[y * nx..end]);
+    })
+}
+
+/// [`noise_stats`] of an image given one row at a time: `fill(y, buf)` appends row y's pixels
+/// to the (empty) `buf`. Memory: a few rows, whatever the image's size. Images narrower than 9
+/// pixels are read as one row (as [`noise_stats`] does).
+pub fn noise_stats_rows(
+    nx: usize,
+    ny: usize,
+    mut fill: impl FnMut(usize, &mut Vec<f64>),
+) -> NoiseStats {
+    if nx < 9 && ny > 1 {
+        let mut all = Vec::with_capacity(nx * ny);
+        for y in 0..ny {
+            fill(y, &mut all);
+        }
+        return noise_stats(&all, nx, ny);
+    }
+    let mut buf = Vec::with_capacity(nx);
     let mut min = f64::INFINITY;
     let mut max = f64::NEG_INFINITY;
     let mut ngood = 0;
     let (mut rows2, mut rows3, mut rows5) = (Vec::new(), Vec::new(), Vec::new());
     let (mut d2, mut d3, mut d5) = (Vec::new(), Vec::new(), Vec::new());
     let mut good = Vec::with_capacity(nx);
-    for row in data.chunks(nx.max(1)).take(ny) {
+    for y in 0..ny {
+        buf.clear();
+        fill(y, &mut buf);
+        let row = &buf;
         good.clear();
         good.extend(row.iter().copied().filter(|v| !v.is_nan()));
         ngood += good.len();
