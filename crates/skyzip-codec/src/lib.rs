@@ -13,6 +13,7 @@
 //! - the normalisation and the probability tables use [`detmath`] (exp, ln, asinh, sinh, … from
 //!   +, −, ×, ÷ and √, which IEEE-754 rounds exactly), never libm;
 //! - a learned prior is stored as integer frequency tables in the model file.
+//!
 //! No deep-learning framework is in this crate. Each tile still carries a hash of its decoded
 //! pixels, so corrupt data is a clear error, never a wrong image. Files record the format
 //! version (SZFORMAT, [`codec::FORMAT_VERSION`]) and the model's name and hash; golden files of
