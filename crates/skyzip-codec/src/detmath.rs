@@ -9,7 +9,7 @@ const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 
 /// 2^n for n in the normal range (exact), 0 below it.
-fn pow2i(n: i64) -> f64 {
+pub fn pow2i(n: i64) -> f64 {
     if n < -1022 {
         0.0
     } else if n > 1023 {
@@ -105,10 +105,15 @@ pub fn sinh(y: f64) -> f64 {
     0.5 * (exp(y) - exp(-y))
 }
 
+/// cosh y = (e^y + e^−y)/2.
+pub fn cosh(y: f64) -> f64 {
+    0.5 * (exp(y) + exp(-y))
+}
+
 /// The normalisations of `skyzip_data::Norm` in these exact operations: forward, inverse and
 /// the delta-method spread, as the integer engine's codec path uses them.
 pub mod norm {
-    use super::{asinh, exp, ln, sinh};
+    use super::{asinh, cosh, exp, ln, sinh};
     use skyzip_data::Norm;
 
     const LN_10: f64 = std::f64::consts::LN_10;
@@ -135,11 +140,21 @@ pub mod norm {
         }
     }
 
-    /// |d f⁻¹/dy| · sd by the same central difference as `Norm::inverse_sigma`.
+    /// d f⁻¹/dy at y, analytically.
+    pub fn slope(n: &Norm, y: f64) -> f64 {
+        match *n {
+            Norm::None => 1.0,
+            Norm::Log10 { .. } => exp(y * LN_10) * LN_10,
+            Norm::Asinh { scale, .. } => cosh(y) * scale,
+            Norm::MinMax { min, max } => max - min,
+            Norm::Max { max } => max,
+            Norm::ZScore { sigma, .. } => sigma,
+        }
+    }
+
+    /// A spread sd at y in data units: |d f⁻¹/dy| · sd (the delta method).
     pub fn inverse_sigma(n: &Norm, y: f64, sd: f64) -> f64 {
-        let h = 1e-3 * sd.max(1e-6);
-        let slope = (inverse(n, y + h) - inverse(n, y - h)) / (2.0 * h);
-        slope.abs() * sd
+        slope(n, y).abs() * sd
     }
 }
 

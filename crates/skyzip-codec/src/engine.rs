@@ -924,6 +924,26 @@ impl IntNet {
     /// μ (normalised units) and the variance decoder's output v (σ² = softplus(v) + ε), both
     /// as exact f64 of their integers.
     pub fn decode(&self, z: &Map<i64>, path: Path) -> (Vec<f64>, Vec<f64>) {
+        let (mu, var) = self.decode_q(z, path);
+        let to_f = |m: Vec<i16>, f: i32| -> Vec<f64> {
+            let s = 2f64.powi(-f);
+            m.iter().map(|&q| q as f64 * s).collect()
+        };
+        (to_f(mu, self.mu_frac()), to_f(var, self.var_frac()))
+    }
+
+    /// Fractional bits of the μ decoder's output.
+    pub fn mu_frac(&self) -> i32 {
+        self.decoder.last().map_or(0, |l| l.out_frac)
+    }
+
+    /// Fractional bits of the variance decoder's output.
+    pub fn var_frac(&self) -> i32 {
+        self.var_decoder.last().map_or(0, |l| l.out_frac)
+    }
+
+    /// The decoders' integer outputs: μ · 2^[`IntNet::mu_frac`] and v · 2^[`IntNet::var_frac`].
+    pub fn decode_q(&self, z: &Map<i64>, path: Path) -> (Vec<i16>, Vec<i16>) {
         let lf = self.latent_frac;
         let x = Map {
             c: z.c,
@@ -942,16 +962,9 @@ impl IntNet {
                 })
                 .collect(),
         };
-        let to_f = |m: Map<i16>, f: i32| -> Vec<f64> {
-            let s = 2f64.powi(-f);
-            m.data.iter().map(|&q| q as f64 * s).collect()
-        };
         let mu = run_int(&self.decoder, x.clone(), path);
         let var = run_int(&self.var_decoder, x, path);
-        (
-            to_f(mu, self.decoder.last().map_or(0, |l| l.out_frac)),
-            to_f(var, self.var_decoder.last().map_or(0, |l| l.out_frac)),
-        )
+        (mu.data, var.data)
     }
 }
 

@@ -40,8 +40,30 @@ pub fn snap(b: f64) -> usize {
     if b.is_nan() || b <= scale(0) {
         return 0;
     }
-    // Thresholds: 2^(1/8) above each scale (the geometric midpoint to the next).
-    const MID: f64 = 1.090_507_732_665_257_7;
+    // The first index whose threshold (2^(1/8) above its scale, the geometric midpoint to the
+    // next) is ≥ b. With 2^e ≤ b < 2^(e+1), every index below 4(e + 2) − 1 has a threshold
+    // below 2^e, so the search starts there: a few comparisons, the same answer as a binary
+    // search over all of them.
+    if b >= scale(SCALES - 1) {
+        return SCALES - 1;
+    }
+    let e = ((b.to_bits() >> 52) & 0x7ff) as i64 - 1023;
+    let mut m = (4 * (e + 2) - 1).clamp(0, SCALES as i64 - 1) as usize;
+    while m < SCALES - 1 && b > scale(m) * MID {
+        m += 1;
+    }
+    m
+}
+
+/// Thresholds: 2^(1/8) above each scale.
+const MID: f64 = 1.090_507_732_665_257_7;
+
+/// [`snap`] by binary search (its definition; the tests hold the fast form to it).
+#[cfg(test)]
+fn snap_search(b: f64) -> usize {
+    if b.is_nan() || b <= scale(0) {
+        return 0;
+    }
     let (mut lo, mut hi) = (0usize, SCALES - 1);
     while lo < hi {
         let m = (lo + hi) / 2;
@@ -427,6 +449,20 @@ mod tests {
             assert_eq!(snap(scale(s) * 1.05), s);
         }
         assert_eq!(snap(1e30), SCALES - 1);
+        assert_eq!(snap(f64::INFINITY), SCALES - 1);
+        let mut b: f64 = 1e-3;
+        while b < 1e9 {
+            for x in [b, b.next_up(), b.next_down(), b * MID, scale(snap(b)) * MID] {
+                assert_eq!(snap(x), snap_search(x), "{x}");
+            }
+            b *= 1.0007;
+        }
+        for s in 0..SCALES {
+            let t = scale(s) * MID;
+            for x in [t, t.next_up(), t.next_down(), scale(s)] {
+                assert_eq!(snap(x), snap_search(x), "{x}");
+            }
+        }
         assert_eq!(snap(f64::NAN), 0);
         assert_eq!(snap(-3.0), 0);
     }

@@ -78,6 +78,17 @@ pub struct Predictor {
     pub name: String,
     /// The learned prior's tables, one per latent channel (rate-trained models).
     prior: Option<Vec<IntTable>>,
+    /// Per value of the variance decoder's i16 output: σ in normalised units.
+    sd: Vec<f64>,
+    /// Per value of the μ decoder's i16 output y: sinh y and cosh y (asinh models).
+    sinh: Vec<f64>,
+    cosh: Vec<f64>,
+}
+
+/// The index of an i16 in a table of all 65536.
+#[inline]
+fn at(q: i16) -> usize {
+    (q as i32 + 32768) as usize
 }
 
 /// 16 hex digits of sha256 of `bytes`.
@@ -234,12 +245,37 @@ impl Predictor {
                 Some(tables)
             }
         };
+        // σ and the asinh inverse are functions of one i16 each: computed once per model.
+        let all = || (i16::MIN..=i16::MAX).map(|q| q as f64);
+        let (vs, ms) = (
+            crate::detmath::pow2i(-net.var_frac() as i64),
+            crate::detmath::pow2i(-net.mu_frac() as i64),
+        );
+        let sd = all()
+            .map(|v| {
+                ((crate::detmath::softplus(v * vs) + eps) as f32 as f64)
+                    .max(0.0)
+                    .sqrt()
+            })
+            .collect();
+        let asinh = matches!(normalisation, NormKind::Asinh { .. });
+        let (sinh, cosh) = if asinh {
+            (
+                all().map(|y| crate::detmath::sinh(y * ms)).collect(),
+                all().map(|y| crate::detmath::cosh(y * ms)).collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Ok(Predictor {
             net,
             info,
             hash: hash_of(bytes),
             name: name.to_string(),
             prior,
+            sd,
+            sinh,
+            cosh,
         })
     }
 
@@ -282,14 +318,25 @@ impl Predictor {
         crate::detmath::norm::forward(n, x)
     }
 
-    /// Normalised units → x.
-    pub fn norm_inverse(&self, n: &Norm, y: f64) -> f64 {
-        crate::detmath::norm::inverse(n, y)
-    }
-
-    /// A spread in normalised units at y → data units.
-    pub fn norm_inverse_sigma(&self, n: &Norm, y: f64, sd: f64) -> f64 {
-        crate::detmath::norm::inverse_sigma(n, y, sd)
+    /// A pixel's prediction and spread in data units from the decoders' integer outputs
+    /// (μ · 2^f and v · 2^f', as [`Predictor::decode`] gives them): f⁻¹(μ) and
+    /// |d f⁻¹/dy|(μ) · √(softplus(v) + ε), in [`crate::detmath`]'s operations.
+    #[inline]
+    pub fn mean_and_sigma(&self, n: &Norm, qmu: i16, qv: i16) -> (f64, f64) {
+        let sd = self.sd[at(qv)];
+        match *n {
+            Norm::Asinh { background, scale } if !self.sinh.is_empty() => (
+                self.sinh[at(qmu)] * scale + background,
+                (self.cosh[at(qmu)] * scale).abs() * sd,
+            ),
+            _ => {
+                let y = qmu as f64 * crate::detmath::pow2i(-self.net.mu_frac() as i64);
+                (
+                    crate::detmath::norm::inverse(n, y),
+                    crate::detmath::norm::inverse_sigma(n, y, sd),
+                )
+            }
+        }
     }
 
     /// Fits the normalisation to a tile (NaN = blank).
@@ -305,8 +352,9 @@ impl Predictor {
         (z.data, [z.c, z.h, z.w])
     }
 
-    /// μ and σ² (normalised units) of every pixel from a quantised latent.
-    pub fn decode(&self, latent: &[i64], shape: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+    /// The decoders' integer outputs for every pixel from a quantised latent: μ and the
+    /// variance decoder's v, each as its i16 (see [`Predictor::mean_and_sigma`]).
+    pub fn decode(&self, latent: &[i64], shape: [usize; 3]) -> (Vec<i16>, Vec<i16>) {
         let [c, h, w] = shape;
         let z = Map {
             c,
@@ -314,14 +362,7 @@ impl Predictor {
             w,
             data: latent.to_vec(),
         };
-        let (mu, v) = self.net.decode(&z, EnginePath::Fast);
-        let eps = self.info.eps;
-        (
-            mu.iter().map(|&m| m as f32).collect(),
-            v.iter()
-                .map(|&v| (crate::detmath::softplus(v) + eps) as f32)
-                .collect(),
-        )
+        self.net.decode_q(&z, EnginePath::Fast)
     }
 }
 

@@ -130,10 +130,7 @@ fn predictions(
     for y in 0..h {
         for x in 0..w {
             let t = y * pw + x;
-            let m = mu[t] as f64;
-            let sd = (var[t] as f64).max(0.0).sqrt();
-            let md = p.norm_inverse(norm, m);
-            let sigma = p.norm_inverse_sigma(norm, m, sd);
+            let (md, sigma) = p.mean_and_sigma(norm, mu[t], var[t]);
             let i = y * w + x;
             pred[i] = if md.is_finite() {
                 md.round().clamp(s.lo as f64, s.hi as f64) as i64
