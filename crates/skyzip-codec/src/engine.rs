@@ -579,11 +579,13 @@ unsafe fn requant_row_avx2_inner(acc: &[i32], m: i32, s: u32, relu: bool, dst: &
         let odd = q(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), vm));
         // Low dwords of even lanes, and of odd lanes moved up: the eight results in order.
         let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
-        let mut out = [0i32; 8];
-        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, v);
-        for (d, &x) in dst[i..i + 8].iter_mut().zip(&out) {
-            *d = x as i16;
-        }
+        // Narrowed to i16 (in range already): packs works per 128-bit lane, the permute
+        // brings both lanes' four results together.
+        let p = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0b1000);
+        _mm_storeu_si128(
+            dst[i..i + 8].as_mut_ptr() as *mut __m128i,
+            _mm256_castsi256_si128(p),
+        );
         i += 8;
     }
     requant_row_base(&acc[i..n], m, s, relu, &mut dst[i..n]);

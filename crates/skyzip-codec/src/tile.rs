@@ -272,9 +272,29 @@ fn walk(
     w: usize,
     h: usize,
     s: &Settings,
+    code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
+) -> Result<Vec<i64>, Corrupt> {
+    // Lossless (a step of 1) is compiled on its own, without the divisions by the step.
+    if s.e == 0 {
+        walk_with::<true>(mode, pred, scale, blank, w, h, s, code)
+    } else {
+        walk_with::<false>(mode, pred, scale, blank, w, h, s, code)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn walk_with<const UNIT: bool>(
+    mode: Residuals,
+    pred: &[i64],
+    scale: &[usize],
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    s: &Settings,
     mut code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
 ) -> Result<Vec<i64>, Corrupt> {
-    let step = 2 * s.e + 1;
+    let step = if UNIT { 1 } else { 2 * s.e + 1 };
     let n = w * h;
     let mut out = vec![0i64; n];
     // Reconstructed model residuals and |coded values| of the pixels seen so far (0 for blanks).
@@ -374,6 +394,16 @@ fn walk(
     Ok(out)
 }
 
+/// The quantised residual of r: ⌊(r + e) / (2e + 1)⌋ (r itself when lossless).
+#[inline(always)]
+fn quantise(r: i64, e: i64, step: i64) -> i64 {
+    if e == 0 {
+        r
+    } else {
+        (r + e).div_euclid(step)
+    }
+}
+
 /// Codes a `w`×`h` tile of integers (`blank` marks pixels without data).
 pub fn encode(
     p: &Predictor,
@@ -456,7 +486,7 @@ pub fn encode(
             let mut bits = wr.est_bits;
             bits += 2.0;
             walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
-                let q = (v[i] - base + s.e).div_euclid(step);
+                let q = quantise(v[i] - base, s.e, step);
                 add_cost(&mut bits, q, sidx);
                 Ok(q)
             })
@@ -468,7 +498,7 @@ pub fn encode(
         let (_, mode) = best.expect("four modes tried");
         wr.put_bits(mode as u64, 2);
         decoded = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
-            let q = (v[i] - base + s.e).div_euclid(step);
+            let q = quantise(v[i] - base, s.e, step);
             wr.put(q, sidx);
             Ok(q)
         })
