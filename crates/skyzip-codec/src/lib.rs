@@ -26,12 +26,15 @@ pub mod engine;
 pub mod entropy;
 pub mod floats;
 pub mod fuzzing;
+pub mod header;
+pub mod image;
 pub mod latent_code;
 pub mod predict;
 pub mod prior;
 pub mod tile;
 
-pub use codec::{compress, decompress, CodedHdu, Mode, Options, Report};
+pub use codec::{compress, decompress, Mode, Options, Report};
+pub use header::CodedHdu;
 pub use predict::Predictor;
 
 #[derive(Debug, thiserror::Error)]
