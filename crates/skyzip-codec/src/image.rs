@@ -212,7 +212,7 @@ pub fn encode(
     opts: &Options,
     hdu: usize,
 ) -> Result<(Table, HduReport), String> {
-    let (dom, sigma) = domain(&img, opts.q);
+    let (dom, sigma) = domain(img, opts.q);
     let (nx, ny, planes) = (img.nx(), img.ny(), img.planes());
     let e = match (opts.mode, dom) {
         (Mode::Lossless, _) => 0,
