@@ -128,6 +128,7 @@ fn export_codec(a: &ExportArgs) -> Result<()> {
             width: net.width,
             stages: net.stages.clone(),
             latent: net.latent,
+            shuffle: net.shuffle,
         },
     )?;
     // The first training stamps, normalised as in training.

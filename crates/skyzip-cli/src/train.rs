@@ -166,12 +166,12 @@ pub fn run_models() -> Result<()> {
         println!("{name}\n    {what}\n    parameters: {params}");
     }
     println!(
-        "\ncodec models bundled in this binary (compress --model NAME; `default` and `rate` \
-         name the newest of each; older ones stay to decode their files):"
+        "\ncodec models bundled in this binary (compress --model NAME; `default`, `rate` and \
+         `fast` name the newest of each; older ones stay to decode their files):"
     );
     for name in skyzip_codec::predict::bundled_all() {
         let p = skyzip_codec::Predictor::load(name)?;
-        let alias: Vec<&str> = ["default", "rate"]
+        let alias: Vec<&str> = ["default", "rate", "fast"]
             .into_iter()
             .filter(|a| skyzip_codec::predict::resolve(a) == Some(name))
             .collect();

@@ -21,6 +21,7 @@ fn the_engine_float_net_is_burns_net() {
             width: 16,
             stages: vec![16, 16, 16],
             latent: 4,
+            shuffle: false,
         },
     )
     .unwrap();

@@ -22,12 +22,56 @@ use crate::CodecError;
 use safetensors::SafeTensors;
 
 /// Shape of a conv autoencoder: conv k3 s1 1→width, (conv k3 s2)×stages, conv k3 s1 → latent;
-/// decoder (convT k4 s2 p1)×stages back to width, conv k3 s1 → 1; ReLU between.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// decoder (convT k4 s2 p1)×stages back to width, conv k3 s1 → 1; ReLU between. With
+/// `shuffle` (skyzip-nn's `ConvAeConfig::shuffle`), the encoder reads the image's 2×2 blocks
+/// as four channels (conv k3 s1 4→stages[0] for the input conv and first stage) and each
+/// decoder's last up-stage is a conv k3 s1 → 4 at half resolution, one channel per pixel of a
+/// block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NetShape {
     pub width: usize,
     pub stages: Vec<usize>,
     pub latent: usize,
+    pub shuffle: bool,
+}
+
+/// [1, 2h, 2w] → [4, h, w]: channel 2·dy + dx holds pixel (2y + dy, 2x + dx).
+pub fn space_to_depth<T: Copy + Default>(x: &Map<T>) -> Map<T> {
+    let (h, w) = (x.h / 2, x.w / 2);
+    let mut data = vec![T::default(); 4 * h * w];
+    for dy in 0..2 {
+        for dx in 0..2 {
+            let c = 2 * dy + dx;
+            for y in 0..h {
+                for xx in 0..w {
+                    data[(c * h + y) * w + xx] = x.data[(2 * y + dy) * x.w + 2 * xx + dx];
+                }
+            }
+        }
+    }
+    Map { c: 4, h, w, data }
+}
+
+/// The inverse of [`space_to_depth`]: [4, h, w] → [1, 2h, 2w].
+pub fn depth_to_space<T: Copy + Default>(x: &Map<T>) -> Map<T> {
+    let (h, w) = (x.h, x.w);
+    let mut data = vec![T::default(); 4 * h * w];
+    for dy in 0..2 {
+        for dx in 0..2 {
+            let c = 2 * dy + dx;
+            for y in 0..h {
+                for xx in 0..w {
+                    data[(2 * y + dy) * (2 * w) + 2 * xx + dx] = x.data[(c * h + y) * w + xx];
+                }
+            }
+        }
+    }
+    Map {
+        c: 1,
+        h: 2 * h,
+        w: 2 * w,
+        data,
+    }
 }
 
 /// One layer's geometry.
@@ -206,15 +250,21 @@ impl FloatNet {
             })
         };
         let s = &shape;
+        let shuffle = s.shuffle && !s.stages.is_empty();
+        let (first_in, first_out, stages) = if shuffle {
+            (4, s.stages[0], &s.stages[1..])
+        } else {
+            (1, s.width, &s.stages[..])
+        };
         let mut encoder = vec![layer(
             "encoder.Conv.convs.0",
             Kind::Conv { stride: 1 },
-            1,
-            s.width,
+            first_in,
+            first_out,
             true,
         )?];
-        let mut c = s.width;
-        for (k, &o) in s.stages.iter().enumerate() {
+        let mut c = first_out;
+        for (k, &o) in stages.iter().enumerate() {
             encoder.push(layer(
                 &format!("encoder.Conv.convs.{}", k + 1),
                 Kind::Conv { stride: 2 },
@@ -225,7 +275,7 @@ impl FloatNet {
             c = o;
         }
         encoder.push(layer(
-            &format!("encoder.Conv.convs.{}", s.stages.len() + 1),
+            &format!("encoder.Conv.convs.{}", stages.len() + 1),
             Kind::Conv { stride: 1 },
             c,
             s.latent,
@@ -238,6 +288,13 @@ impl FloatNet {
         if let Some(last) = outs.last_mut() {
             *last = s.width;
         }
+        if shuffle {
+            outs.pop();
+            if let Some(last) = outs.last_mut() {
+                *last = s.width;
+            }
+        }
+        let out_ch = if shuffle { 4 } else { 1 };
         let dec = |name: &str| -> Result<Vec<FloatLayer>, CodecError> {
             let mut v = Vec::new();
             let mut c = s.latent;
@@ -255,7 +312,7 @@ impl FloatNet {
                 &format!("{name}.Conv.out"),
                 Kind::Conv { stride: 1 },
                 c,
-                1,
+                out_ch,
                 false,
             )?);
             Ok(v)
@@ -270,12 +327,21 @@ impl FloatNet {
 
     /// The encoder's output on a normalised tile [1, h, w].
     pub fn encode(&self, x: &Map<f32>) -> Map<f32> {
-        run_float(&self.encoder, x)
+        if self.shape.shuffle {
+            run_float(&self.encoder, &space_to_depth(x))
+        } else {
+            run_float(&self.encoder, x)
+        }
     }
 
     /// μ and the variance decoder's pre-softplus output from a latent.
     pub fn decode(&self, z: &Map<f32>) -> (Map<f32>, Map<f32>) {
-        (run_float(&self.decoder, z), run_float(&self.var_decoder, z))
+        let (m, v) = (run_float(&self.decoder, z), run_float(&self.var_decoder, z));
+        if self.shape.shuffle {
+            (depth_to_space(&m), depth_to_space(&v))
+        } else {
+            (m, v)
+        }
     }
 }
 
@@ -781,6 +847,8 @@ pub struct IntNet {
     /// Fractional bits of the encoder's input and of the decoders' input (the latent).
     pub input_frac: i32,
     pub latent_frac: i32,
+    /// The encoder reads 2×2 blocks as channels, the decoders write them ([`NetShape`]).
+    pub shuffle: bool,
 }
 
 /// Which implementation runs the layers.
@@ -840,13 +908,19 @@ fn convert(layers: &[FloatLayer], in_frac: i32, range: &[f64]) -> Vec<IntLayer> 
 impl IntNet {
     /// The encoder's total stride: tile sides must be multiples of it.
     pub fn divisor(&self) -> usize {
-        self.encoder
+        let d: usize = self
+            .encoder
             .iter()
             .map(|l| match l.kind {
                 Kind::Conv { stride } => stride,
                 Kind::ConvT => 1,
             })
-            .product()
+            .product();
+        if self.shuffle {
+            2 * d
+        } else {
+            d
+        }
     }
 
     /// Channels of the latent.
@@ -872,8 +946,15 @@ impl IntNet {
             }
         }
         let input_frac = frac_for(max_abs(tiles));
+        let blocks: Vec<Map<f32>>;
+        let inputs = if net.shape.shuffle {
+            blocks = tiles.iter().map(space_to_depth).collect();
+            &blocks[..]
+        } else {
+            tiles
+        };
         // The encoder's outputs are the latents; the decoders see them rounded.
-        let (enc_r, mut latents) = ranges(&net.encoder, tiles);
+        let (enc_r, mut latents) = ranges(&net.encoder, inputs);
         latents
             .iter_mut()
             .for_each(|z| z.data.iter_mut().for_each(|v| *v = v.round()));
@@ -888,6 +969,7 @@ impl IntNet {
             ),
             input_frac,
             latent_frac,
+            shuffle: net.shape.shuffle,
         })
     }
 
@@ -913,6 +995,7 @@ impl IntNet {
 
     /// The latent of a quantised tile, rounded to integers: [C, h', w'].
     pub fn encode(&self, x: Map<i16>, path: Path) -> Map<i64> {
+        let x = if self.shuffle { space_to_depth(&x) } else { x };
         let z = run_int(&self.encoder, x, path);
         let f = self.encoder.last().map_or(0, |l| l.out_frac);
         Map {
@@ -966,7 +1049,11 @@ impl IntNet {
         };
         let mu = run_int(&self.decoder, x.clone(), path);
         let var = run_int(&self.var_decoder, x, path);
-        (mu.data, var.data)
+        if self.shuffle {
+            (depth_to_space(&mu).data, depth_to_space(&var).data)
+        } else {
+            (mu.data, var.data)
+        }
     }
 }
 
@@ -1042,6 +1129,9 @@ impl IntNet {
         meta.insert("skyzip.engine".to_string(), FORMAT.to_string());
         meta.insert("input_frac".into(), self.input_frac.to_string());
         meta.insert("latent_frac".into(), self.latent_frac.to_string());
+        if self.shuffle {
+            meta.insert("shuffle".into(), "true".into());
+        }
         let mut bufs: Tensors = Vec::new();
         for (part, layers) in self.parts() {
             meta.insert(format!("{part}.layers"), layers.len().to_string());
@@ -1208,6 +1298,7 @@ impl IntNet {
             var_decoder,
             input_frac: int(get("input_frac")?)? as i32,
             latent_frac: int(get("latent_frac")?)? as i32,
+            shuffle: meta.get("shuffle").is_some_and(|v| v == "true"),
         })
     }
 }
@@ -1237,6 +1328,7 @@ mod tests {
                 width: 16,
                 stages: vec![16, 16, 16],
                 latent: 4,
+                shuffle: false,
             },
         )
         .unwrap()
@@ -1306,6 +1398,56 @@ mod tests {
                 .all(|&m| m == 0 || (1 << 29..1 << 30).contains(&m)));
             assert!(l.weight.iter().all(|&w| w != i8::MIN));
         }
+    }
+
+    #[test]
+    fn the_shuffle_net_runs_the_same_on_both_paths_and_follows_its_float_net() {
+        let f = FloatNet::from_safetensors(
+            include_bytes!("../models/float/fast.safetensors"),
+            NetShape {
+                width: 16,
+                stages: vec![16, 16, 16],
+                latent: 4,
+                shuffle: true,
+            },
+        )
+        .unwrap();
+        let calib: Vec<Map<f32>> = (0..3).map(|s| tile(32, s)).collect();
+        let q = IntNet::calibrate(&f, &calib).unwrap();
+        assert!(q.shuffle);
+        assert_eq!(q.divisor(), 8);
+        let t = tile(32, 21);
+        let x = q.quantise_input(&t.data, 32, 32);
+        let z = q.encode(x.clone(), Path::Scalar);
+        assert_eq!(z, q.encode(x, Path::Fast));
+        assert_eq!((z.c, z.h, z.w), (4, 4, 4));
+        let (mu, v) = q.decode(&z, Path::Scalar);
+        assert_eq!((mu.clone(), v.clone()), q.decode(&z, Path::Fast));
+        assert_eq!(mu.len(), 32 * 32);
+        // Against the float net on the same rounded latent.
+        let zf = Map {
+            c: z.c,
+            h: z.h,
+            w: z.w,
+            data: z.data.iter().map(|&v| v as f32).collect(),
+        };
+        let (mf, _) = f.decode(&zf);
+        let err = mu
+            .iter()
+            .zip(&mf.data)
+            .map(|(a, &b)| (a - b as f64).abs())
+            .fold(0f64, f64::max);
+        assert!(err < 0.05, "max |Δμ| {err}");
+        // The blocks: space-to-depth and back is the identity.
+        let m = Map {
+            c: 1,
+            h: 4,
+            w: 6,
+            data: (0..24).collect::<Vec<i32>>(),
+        };
+        let b = space_to_depth(&m);
+        assert_eq!(b.data[(2 * 2 + 1) * 3 + 2], 3 * 6 + 4);
+        assert_eq!(depth_to_space(&b), m);
     }
 
     #[test]

@@ -26,16 +26,23 @@ pub const MODEL_FORMAT: &str = "skyzip-codec-model/1";
 /// `default-1`: `configs/codec-default.json`; `rate-1`: `configs/codec-rate.json` (trained for
 /// code length, with a learned factorized prior whose tables code the latent); both quantised
 /// by `tools/bundle-models.sh`.
-const BUNDLED: [(&str, &[u8]); 2] = [
+/// `fast-1`: `configs/codec-fast.json`, the default's net with `shuffle` (a third of the
+/// multiply-adds: decodes about 1.45× faster, at −14 % to +17 % of the default's bytes).
+const BUNDLED: [(&str, &[u8]); 3] = [
     (
         "default-1",
         include_bytes!("../models/default-1.safetensors"),
     ),
     ("rate-1", include_bytes!("../models/rate-1.safetensors")),
+    ("fast-1", include_bytes!("../models/fast-1.safetensors")),
 ];
 
 /// Names that stand for the newest bundled model of their kind.
-const ALIASES: [(&str, &str); 2] = [("default", "default-1"), ("rate", "rate-1")];
+const ALIASES: [(&str, &str); 3] = [
+    ("default", "default-1"),
+    ("rate", "rate-1"),
+    ("fast", "fast-1"),
+];
 
 /// The names of the bundled models (each alias's current model).
 pub fn bundled() -> impl Iterator<Item = &'static str> {
@@ -372,9 +379,10 @@ fn check_geometry(net: &IntNet) -> Result<(), String> {
     let (Some(e0), Some(el)) = (net.encoder.first(), net.encoder.last()) else {
         return Err("an empty encoder".into());
     };
-    if e0.cin != 1 {
+    let block = if net.shuffle { 4 } else { 1 };
+    if e0.cin != block {
         return Err(format!(
-            "the encoder takes {} channels (1 expected)",
+            "the encoder takes {} channels ({block} expected)",
             e0.cin
         ));
     }
@@ -382,9 +390,9 @@ fn check_geometry(net: &IntNet) -> Result<(), String> {
         let (Some(d0), Some(dl)) = (d.first(), d.last()) else {
             return Err(format!("an empty {part}"));
         };
-        if d0.cin != el.cout || dl.cout != 1 {
+        if d0.cin != el.cout || dl.cout != block {
             return Err(format!(
-                "the {part} maps {} → {} channels (latent {} → 1 expected)",
+                "the {part} maps {} → {} channels (latent {} → {block} expected)",
                 d0.cin, dl.cout, el.cout
             ));
         }
@@ -400,7 +408,8 @@ fn check_geometry(net: &IntNet) -> Result<(), String> {
                 engine::Kind::ConvT => 2,
                 _ => 1,
             })
-            .product();
+            .product::<usize>()
+            * if net.shuffle { 2 } else { 1 };
         if up != down {
             return Err(format!(
                 "the {part} enlarges {up}× where the encoder shrinks {down}×"
