@@ -18,11 +18,17 @@ for name in "$@"; do
     echo "$out exists: bundled models are never changed in place (give a new name)" >&2
     exit 2
   fi
+  # A model's own config and float weights (configs/codec-NAME.json, models/float/NAME.*) if
+  # it has them, else its kind's (the first of each kind).
+  src=$name
+  [ -f "configs/codec-$name.json" ] || src=$kind
+  cfg=configs/codec-$src.json
+  wts=crates/skyzip-codec/models/float/$src.safetensors
   run=$(mktemp -d)
-  cp "configs/codec-$kind.json" "$run/config.json"
-  cp "crates/skyzip-codec/models/float/$kind.safetensors" "$run/last.safetensors"
+  cp "$cfg" "$run/config.json"
+  cp "$wts" "$run/last.safetensors"
   "$SKYZIP" export --run "$run" --checkpoint last --part codec --out "$run/model.safetensors" \
-    --about "$name: configs/codec-$kind.json, float weights crates/skyzip-codec/models/float/$kind.safetensors"
+    --about "$name: $cfg, float weights $wts"
   cp "$run/model.safetensors" "$out"
   rm -rf "$run"
 done

@@ -556,7 +556,7 @@ fn rate_control_shows_progress_and_auto_names_models() {
     let c = d.path().join("auto.fits");
     let out = ok(&["compress", s(&img), s(&c), "--model", "auto"]);
     assert!(
-        out.contains("model default-1:") && out.contains("model rate-1:"),
+        out.contains("model default-2:") && out.contains("model rate-1:"),
         "{out}"
     );
     assert!(!out.contains(".skyzip-"), "no temporary paths: {out}");

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 fn default_model() -> &'static Predictor {
     static P: OnceLock<Predictor> = OnceLock::new();
-    P.get_or_init(|| Predictor::load("default").expect("the bundled model loads"))
+    P.get_or_init(|| Predictor::load("default-1").expect("the bundled model loads"))
 }
 
 /// The error bounds a tile case can ask for (byte 2 picks one).

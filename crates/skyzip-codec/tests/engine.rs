@@ -80,7 +80,8 @@ fn integer_engine_bytes_within_a_percent_of_the_float_format() {
         "../../../docs/results/codec/engine-bytes.json"
     ))
     .unwrap();
-    let p = Predictor::load("default").unwrap();
+    let p = Predictor::load("default-1").unwrap();
+    let p2 = Predictor::load("default-2").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let rows = table["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 22);
@@ -107,6 +108,18 @@ fn integer_engine_bytes_within_a_percent_of_the_float_format() {
             got as f64 <= 1.01 * float,
             "{f:?} {mode:?}: {got} vs {float}"
         );
+        // And the current default (default-2) against the same float baseline.
+        let rep = compress(&f, &tmp.path().join("o.fits"), &p2, &opts, true).unwrap();
+        let got: usize = rep.images.iter().map(|i| i.tile_bytes).sum();
+        assert_eq!(
+            got as u64,
+            r["default2_tile_bytes"].as_u64().unwrap(),
+            "{f:?} {mode:?}"
+        );
+        assert!(
+            got as f64 <= 1.01 * float,
+            "{f:?} {mode:?}: {got} vs {float}"
+        );
     }
 }
 
@@ -119,7 +132,20 @@ fn golden_dir() -> std::path::PathBuf {
 }
 
 /// What the golden files are: (coded file, input, model, mode).
-const GOLDEN: [(&str, &str, &str, Option<f64>); 7] = [
+const GOLDEN: [(&str, &str, &str, Option<f64>); 10] = [
+    ("default-2.lossless.fits", "int16.fits", "default-2", None),
+    (
+        "default-2.max-error-1.fits",
+        "int16.fits",
+        "default-2",
+        Some(1.0),
+    ),
+    (
+        "default-2.f32.lossless.fits",
+        "f32-nan.fits",
+        "default-2",
+        None,
+    ),
     ("default-1.lossless.fits", "int16.fits", "default-1", None),
     (
         "default-1.max-error-1.fits",

@@ -102,7 +102,8 @@ fn crop(src: &str, x0: usize, y0: usize, w: usize, h: usize, out: &Path, extra_t
 #[test]
 #[ignore = "writes the seed corpus into fuzz/corpus"]
 fn write_seed_corpus() {
-    let p = Predictor::load("default").unwrap();
+    // The tile seeds are decoded with default-1 (fuzzing.rs): tiles do not name their model.
+    let p = Predictor::load("default-1").unwrap();
     let tiles = fuzz_dir().join("corpus/tile_decode");
     let files = fuzz_dir().join("corpus/file_decode");
     std::fs::create_dir_all(&tiles).unwrap();
