@@ -104,19 +104,12 @@ pub struct Report {
     pub file_bytes: u64,
 }
 
-fn err(path: &Path, why: impl std::fmt::Display) -> CodecError {
-    CodecError::File {
-        path: path.display().to_string(),
-        why: why.to_string(),
-    }
-}
-
 /// Refuses files that have nothing to compress, or that skyzip compressed already.
 fn check_compressible(input: &Path, hdus: &[HduInfo]) -> Result<(), CodecError> {
     for info in hdus.iter().filter(|i| i.kind == "binary table") {
         let h = read_header(input, info.index)?;
         if h.string("ZCMPTYPE").is_some_and(|z| z.trim() == CMPTYPE) {
-            return Err(err(
+            return Err(CodecError::file(
                 input,
                 format!(
                     "already compressed by skyzip (HDU {} holds {CMPTYPE} tiles); \
@@ -127,7 +120,7 @@ fn check_compressible(input: &Path, hdus: &[HduInfo]) -> Result<(), CodecError> 
         }
     }
     if !hdus.iter().any(HduInfo::has_image) {
-        return Err(err(
+        return Err(CodecError::file(
             input,
             "no image HDU to compress (the file holds only tables or empty HDUs)",
         ));
@@ -144,14 +137,14 @@ pub fn compress(
     overwrite: bool,
 ) -> Result<Report, CodecError> {
     if !(opts.q >= 0.0 && opts.q.is_finite()) {
-        return Err(err(
+        return Err(CodecError::file(
             input,
             format!("q = {} must be ≥ 0 (0: bit-exact floats)", opts.q),
         ));
     }
     if let Mode::MaxError(e) = opts.mode {
         if !(e >= 0.0 && e.is_finite()) {
-            return Err(err(
+            return Err(CodecError::file(
                 input,
                 format!("max error {e} must be ≥ 0 (units of σ)"),
             ));
@@ -176,7 +169,7 @@ pub fn compress(
     }
     let d = p.divisor();
     if opts.tile < d || opts.tile % d != 0 {
-        return Err(err(
+        return Err(CodecError::file(
             input,
             format!("tile {} must be a multiple of {d}", opts.tile),
         ));
@@ -199,7 +192,7 @@ pub fn compress(
             w.write_checksum_last()?;
         }
         let (table, report) =
-            image::encode(p, &img, opts, info.index).map_err(|why| err(input, why))?;
+            image::encode(p, &img, opts, info.index).map_err(|why| CodecError::file(input, why))?;
         let extname = img
             .extname
             .clone()
@@ -228,7 +221,7 @@ pub fn decompress(
         .map(|(i, _)| i.to_string())
         .collect::<Vec<_>>();
     if !bad.is_empty() {
-        return Err(err(
+        return Err(CodecError::file(
             input,
             format!(
                 "checksum mismatch in HDU {} (the file was changed or damaged)",
@@ -247,7 +240,7 @@ pub fn decompress(
         }
     }
     if coded.is_empty() {
-        return Err(err(
+        return Err(CodecError::file(
             input,
             format!("no {CMPTYPE} image in this file (not written by skyzip compress)"),
         ));
@@ -275,7 +268,7 @@ pub fn decompress(
             None => {
                 let m = load(&c.model_name)?;
                 if m.hash != c.model_hash {
-                    return Err(err(
+                    return Err(CodecError::file(
                         input,
                         format!(
                             "HDU {} was coded with model '{}' (hash {}); the model loaded ('{}') \

@@ -100,14 +100,20 @@ pub fn asinh(x: f64) -> f64 {
     }
 }
 
+/// (sinh y, cosh y) = ((e^y − e^−y)/2, (e^y + e^−y)/2), from one pair of exponentials.
+pub fn sinh_cosh(y: f64) -> (f64, f64) {
+    let (a, b) = (exp(y), exp(-y));
+    (0.5 * (a - b), 0.5 * (a + b))
+}
+
 /// sinh y = (e^y − e^−y)/2.
 pub fn sinh(y: f64) -> f64 {
-    0.5 * (exp(y) - exp(-y))
+    sinh_cosh(y).0
 }
 
 /// cosh y = (e^y + e^−y)/2.
 pub fn cosh(y: f64) -> f64 {
-    0.5 * (exp(y) + exp(-y))
+    sinh_cosh(y).1
 }
 
 /// The normalisations of `skyzip_data::Norm` in these exact operations: forward, inverse and

@@ -219,24 +219,11 @@ impl FloatNet {
     pub fn from_safetensors(bytes: &[u8], shape: NetShape) -> Result<FloatNet, CodecError> {
         let st = SafeTensors::deserialize(bytes).map_err(|e| model_err(e.to_string()))?;
         let get = |name: &str, len: usize| -> Result<Vec<f32>, CodecError> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| model_err(format!("no tensor {name}")))?;
-            if t.dtype() != safetensors::Dtype::F32 {
-                return Err(model_err(format!("{name} is not f32")));
-            }
-            let v: Vec<f32> = t
-                .data()
-                .chunks_exact(4)
+            let b =
+                tensor_bytes(&st, name, safetensors::Dtype::F32, Some(len)).map_err(model_err)?;
+            Ok(b.chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            if v.len() != len {
-                return Err(model_err(format!(
-                    "{name} holds {} values, the shape needs {len}",
-                    v.len()
-                )));
-            }
-            Ok(v)
+                .collect())
         };
         let layer = |prefix: &str, kind: Kind, cin: usize, cout: usize, relu: bool| {
             let k = kind.k();
@@ -451,14 +438,7 @@ impl IntLayer {
 
     #[inline]
     fn requant(&self, o: usize, acc: i32) -> i16 {
-        let s = self.shift[o];
-        let r = if s > 0 { 1i64 << (s - 1) } else { 0 };
-        let v = ((acc as i64 * self.mult[o] as i64 + r) >> s).clamp(-32768, 32767) as i16;
-        if self.relu {
-            v.max(0)
-        } else {
-            v
-        }
+        requant_one(acc, self.mult[o], self.shift[o], self.relu)
     }
 
     /// The reference: every output's sum written out, one product at a time.
@@ -601,13 +581,18 @@ impl IntLayer {
 
 type RequantRow = fn(&[i32], i32, u32, bool, &mut [i16]);
 
-/// ⌊(a·m + 2^(s−1)) / 2^s⌋ clamped to i16 (and at 0 after a ReLU) for a row: the portable
-/// form, exactly [`IntLayer::requant`].
-fn requant_row_base(acc: &[i32], m: i32, s: u32, relu: bool, dst: &mut [i16]) {
+/// The requantisation: ⌊(a·m + 2^(s−1)) / 2^s⌋ clamped to i16, and at 0 after a ReLU.
+#[inline(always)]
+fn requant_one(a: i32, m: i32, s: u32, relu: bool) -> i16 {
     let r = if s > 0 { 1i64 << (s - 1) } else { 0 };
     let lo = if relu { 0 } else { -32768 };
+    ((a as i64 * m as i64 + r) >> s).clamp(lo, 32767) as i16
+}
+
+/// [`requant_one`] over a row: the portable form.
+fn requant_row_base(acc: &[i32], m: i32, s: u32, relu: bool, dst: &mut [i16]) {
     for (d, &a) in dst.iter_mut().zip(acc) {
-        *d = ((a as i64 * m as i64 + r) >> s).clamp(lo, 32767) as i16;
+        *d = requant_one(a, m, s, relu);
     }
 }
 
@@ -975,7 +960,7 @@ impl IntNet {
 
     /// A normalised tile in the encoder's input scale (round half away from zero, saturated).
     pub fn quantise_input(&self, tile: &[f32], h: usize, w: usize) -> Map<i16> {
-        let s = 2f64.powi(self.input_frac);
+        let s = crate::detmath::pow2i(self.input_frac as i64);
         Map {
             c: 1,
             h,
@@ -1011,7 +996,7 @@ impl IntNet {
     pub fn decode(&self, z: &Map<i64>, path: Path) -> (Vec<f64>, Vec<f64>) {
         let (mu, var) = self.decode_q(z, path);
         let to_f = |m: Vec<i16>, f: i32| -> Vec<f64> {
-            let s = 2f64.powi(-f);
+            let s = crate::detmath::pow2i(-f as i64);
             m.iter().map(|&q| q as f64 * s).collect()
         };
         (to_f(mu, self.mu_frac()), to_f(var, self.var_frac()))
@@ -1067,6 +1052,28 @@ pub fn le_i32(v: &[i32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// The values of little-endian i32 bytes.
+pub fn le_i32s(b: &[u8]) -> Vec<i32> {
+    b.chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// A tensor's bytes, checked to be of type `dt` and, when given, to hold `len` values.
+pub fn tensor_bytes<'a>(
+    st: &'a SafeTensors,
+    name: &str,
+    dt: safetensors::Dtype,
+    len: Option<usize>,
+) -> Result<&'a [u8], String> {
+    let t = st.tensor(name).map_err(|_| format!("no tensor {name}"))?;
+    let b = t.data();
+    if t.dtype() != dt || len.is_some_and(|n| b.len() != n * dt.bitsize() / 8) {
+        return Err(format!("{name}: wrong type or size"));
+    }
+    Ok(b)
+}
+
 /// A safetensors file whose metadata is one entry, `skyzip`, holding `meta` as a JSON object
 /// with sorted keys: the same model gives the same bytes on every run (safetensors orders the
 /// tensors itself; a multi-entry metadata map would come out in hash order).
@@ -1100,7 +1107,7 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<(Meta, SafeTensors<'_>), CodecEr
     Ok((meta, st))
 }
 
-/// The engine format written by [`IntNet::to_safetensors`].
+/// The engine format of [`IntNet::to_parts`] (inside a codec model file).
 pub const FORMAT: &str = "skyzip-int8/1";
 
 fn kind_name(k: Kind) -> &'static str {
@@ -1179,18 +1186,6 @@ impl IntNet {
         (meta, bufs)
     }
 
-    /// The integer net alone as a safetensors file ([`IntNet::to_parts`], [`write_safetensors`]).
-    pub fn to_safetensors(&self) -> Vec<u8> {
-        let (meta, tensors) = self.to_parts();
-        write_safetensors(&meta, &tensors)
-    }
-
-    /// Reads a file written by [`IntNet::to_safetensors`], checking every shape and bound.
-    pub fn from_safetensors(bytes: &[u8]) -> Result<IntNet, CodecError> {
-        let (meta, st) = read_safetensors(bytes)?;
-        IntNet::from_parts(&meta, &st)
-    }
-
     /// The net of [`IntNet::to_parts`]' entries, checking every shape and bound.
     pub fn from_parts(meta: &Meta, st: &SafeTensors) -> Result<IntNet, CodecError> {
         let get = |k: &str| {
@@ -1210,18 +1205,7 @@ impl IntNet {
                 .map_err(|_| model_err(format!("'{v}' is not an integer")))
         };
         let tensor = |name: &str, dt: safetensors::Dtype, len: usize| {
-            let t = st
-                .tensor(name)
-                .map_err(|_| model_err(format!("no tensor {name}")))?;
-            if t.dtype() != dt || t.data().len() != len * dt.bitsize() / 8 {
-                return Err(model_err(format!("{name}: wrong type or size")));
-            }
-            Ok(t.data().to_vec())
-        };
-        let i32s = |b: Vec<u8>| -> Vec<i32> {
-            b.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            tensor_bytes(st, name, dt, Some(len)).map_err(model_err)
         };
         let mut parts = Vec::new();
         for part in ["encoder", "decoder", "var_decoder"] {
@@ -1249,20 +1233,20 @@ impl IntNet {
                     safetensors::Dtype::I8,
                     cout * cin * kk * kk,
                 )?
-                .into_iter()
-                .map(|b| b as i8)
+                .iter()
+                .map(|&b| b as i8)
                 .collect();
-                let bias = i32s(tensor(
+                let bias = le_i32s(tensor(
                     &format!("{part}.{k}.bias"),
                     safetensors::Dtype::I32,
                     cout,
                 )?);
-                let mult = i32s(tensor(
+                let mult = le_i32s(tensor(
                     &format!("{part}.{k}.mult"),
                     safetensors::Dtype::I32,
                     cout,
                 )?);
-                let shift = i32s(tensor(
+                let shift = le_i32s(tensor(
                     &format!("{part}.{k}.shift"),
                     safetensors::Dtype::I32,
                     cout,
@@ -1332,6 +1316,16 @@ mod tests {
             },
         )
         .unwrap()
+    }
+
+    /// A xorshift64 stream of test integers.
+    fn xorshift(mut s: u64) -> impl FnMut() -> u64 {
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
     }
 
     /// A smooth test tile with a few "stars", in asinh-normalised-like units.
@@ -1453,13 +1447,7 @@ mod tests {
     #[test]
     fn the_kernels_agree_on_random_terms() {
         // The portable kernel (what Nehalem runs) against this CPU's, on extreme values.
-        let mut s = 99u64;
-        let mut rnd = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rnd = xorshift(99);
         for (n_terms, cout, rows, cols) in [(9, 16, 5, 37), (7, 1, 3, 16), (64, 6, 2, 5)] {
             let step = cols + 3;
             let src: Vec<i16> = (0..n_terms * 4 + rows * step + SLACK + 64)
@@ -1493,13 +1481,7 @@ mod tests {
 
     #[test]
     fn the_requantisations_agree() {
-        let mut s = 7u64;
-        let mut rnd = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut rnd = xorshift(7);
         let acc: Vec<i32> = (0..203)
             .map(|k| match k % 5 {
                 0 => i32::MIN,

@@ -8,25 +8,18 @@ use crate::CodecError;
 use skyzip_fits::{list_hdus, read_header, Card, Header};
 use std::path::Path;
 
-fn err(path: &Path, why: impl std::fmt::Display) -> CodecError {
-    CodecError::File {
-        path: path.display().to_string(),
-        why: why.to_string(),
-    }
-}
-
 fn key_f64(h: &Header, k: &str, path: &Path) -> Result<f64, CodecError> {
     h.get(k)
         .and_then(|c| c.raw_value())
         .and_then(|v| v.trim().replace('D', "E").parse::<f64>().ok())
-        .ok_or_else(|| err(path, format!("missing or bad keyword {k}")))
+        .ok_or_else(|| CodecError::file(path, format!("missing or bad keyword {k}")))
 }
 
 fn key_i64(h: &Header, k: &str, path: &Path) -> Result<i64, CodecError> {
     h.get(k)
         .and_then(|c| c.raw_value())
         .and_then(|v| v.trim().parse::<i64>().ok())
-        .ok_or_else(|| err(path, format!("missing or bad keyword {k}")))
+        .ok_or_else(|| CodecError::file(path, format!("missing or bad keyword {k}")))
 }
 
 /// The value of the ZNAMEi/ZVALi pair named `name` in a compressed HDU's header (quotes and
@@ -89,7 +82,7 @@ impl CodedHdu {
             Some(v) if v.trim() == FORMAT_VERSION.to_string() => {}
             v => {
                 let v = v.map_or("none".to_string(), |v| v.trim().to_string());
-                return Err(err(
+                return Err(CodecError::file(
                     path,
                     format!(
                         "HDU {hdu}: skyzip format version {v} (SZFORMAT); this build reads \
@@ -102,17 +95,17 @@ impl CodedHdu {
         }
         let bitpix = key_i64(h, "ZBITPIX", path)? as i32;
         if !matches!(bitpix, 8 | 16 | 32 | 64 | -32 | -64) {
-            return Err(err(path, format!("ZBITPIX = {bitpix}")));
+            return Err(CodecError::file(path, format!("ZBITPIX = {bitpix}")));
         }
         let naxis = key_i64(h, "ZNAXIS", path)? as usize;
         if !(1..=3).contains(&naxis) {
-            return Err(err(path, format!("ZNAXIS = {naxis}")));
+            return Err(CodecError::file(path, format!("ZNAXIS = {naxis}")));
         }
         let mut axes = Vec::new();
         for k in 1..=naxis {
             let a = key_i64(h, &format!("ZNAXIS{k}"), path)?;
             if !(1..=1 << 24).contains(&a) {
-                return Err(err(path, format!("ZNAXIS{k} = {a}")));
+                return Err(CodecError::file(path, format!("ZNAXIS{k} = {a}")));
             }
             axes.push(a as usize);
         }
@@ -128,14 +121,14 @@ impl CodedHdu {
             nx.max(ny)
         };
         if tile == 0 || t1 != tile.min(nx) || t2 != tile.min(ny) {
-            return Err(err(
+            return Err(CodecError::file(
                 path,
                 format!("ZTILE1/2 = {t1}/{t2} do not describe square tiles of a {nx}×{ny} image"),
             ));
         }
         let error_int = key_i64(h, "SZERRINT", path)?;
         if error_int < 0 {
-            return Err(err(path, format!("SZERRINT = {error_int}")));
+            return Err(CodecError::file(path, format!("SZERRINT = {error_int}")));
         }
         let quant = if bitpix < 0 && h.get("SZDELTA").is_some() {
             let q = Quantiser {
@@ -144,7 +137,7 @@ impl CodedHdu {
                 seed: key_i64(h, "SZDSEED", path)? as u64,
             };
             if !(q.delta > 0.0 && q.delta.is_finite() && q.zero.is_finite()) {
-                return Err(err(
+                return Err(CodecError::file(
                     path,
                     format!("SZZERO/SZDELTA = {}/{}", q.zero, q.delta),
                 ));
@@ -163,7 +156,8 @@ impl CodedHdu {
                 .string("SZMODEL")
                 .map(|m| m.trim().to_string())
                 .unwrap_or_else(|| "default".into()),
-            model_hash: zval(h, "MODEL").ok_or_else(|| err(path, "no model hash (ZNAME MODEL)"))?,
+            model_hash: zval(h, "MODEL")
+                .ok_or_else(|| CodecError::file(path, "no model hash (ZNAME MODEL)"))?,
             mode: zval(h, "MODE").unwrap_or_default(),
             max_error: num("MAXERR").unwrap_or(0.0),
             q: num("Q").unwrap_or(0.0),
@@ -172,7 +166,7 @@ impl CodedHdu {
                 None => None,
                 Some(v) => Some(
                     v.parse::<usize>()
-                        .map_err(|_| err(path, format!("ETA = {v}")))?,
+                        .map_err(|_| CodecError::file(path, format!("ETA = {v}")))?,
                 ),
             },
             error_int,

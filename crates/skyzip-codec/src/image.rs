@@ -14,13 +14,6 @@ use rayon::prelude::*;
 use skyzip_fits::{noise_stats, noise_stats_rows, Card, Column, Header, ImageHdu, Pixels, Table};
 use std::path::Path;
 
-fn err(path: &Path, why: impl std::fmt::Display) -> CodecError {
-    CodecError::File {
-        path: path.display().to_string(),
-        why: why.to_string(),
-    }
-}
-
 const DITHER_SEED: u64 = 1;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -368,33 +361,38 @@ pub fn decode(
     let planes = c.axes.get(2).copied().unwrap_or(1);
     let rows = match t.column("COMPRESSED_DATA") {
         Some(Column::Bytes(r)) => r,
-        _ => return Err(err(path, "no COMPRESSED_DATA column")),
+        _ => return Err(CodecError::file(path, "no COMPRESSED_DATA column")),
     };
     let exact_rows = match t.column("EXACT_DATA") {
         Some(Column::Bytes(r)) if c.bitpix < 0 && r.len() == rows.len() => Some(r),
         None => None,
-        _ => return Err(err(path, "EXACT_DATA column of the wrong type or length")),
+        _ => {
+            return Err(CodecError::file(
+                path,
+                "EXACT_DATA column of the wrong type or length",
+            ))
+        }
     };
     // Checked before anything is allocated for the image: the header's axes must agree with
     // the rows the table really holds, and the image must fit in memory.
     let rects = tiles(nx, ny, c.tile);
     let expected = rects.len() as u128 * planes as u128;
     if rows.len() as u128 != expected {
-        return Err(err(
+        return Err(CodecError::file(
             path,
             format!("{} tiles stored, {expected} expected", rows.len()),
         ));
     }
     let npix = c.npix();
     if npix as u128 > MAX_PIXELS {
-        return Err(err(
+        return Err(CodecError::file(
             path,
             format!("{nx}×{ny}×{planes} pixels is more than this decoder takes ({MAX_PIXELS})"),
         ));
     }
     if let Some(k) = c.eta {
         if !(1..=p.latent_channels()).contains(&k) {
-            return Err(err(
+            return Err(CodecError::file(
                 path,
                 format!(
                     "ETA = {k}: the model has {} latent channels",
@@ -439,7 +437,9 @@ pub fn decode(
             .map(|&(pl, k)| {
                 let (_, _, tw, th) = rects[k];
                 let row = pl * rects.len() + k;
-                let bad = |why: String| err(path, format!("HDU {} tile {row}: {why}", c.hdu));
+                let bad = |why: String| {
+                    CodecError::file(path, format!("HDU {} tile {row}: {why}", c.hdu))
+                };
                 let exact = exact_rows.map(|r| &r[row]).filter(|r| !r.is_empty());
                 if let Some(bytes) = exact {
                     if !rows[row].is_empty() {

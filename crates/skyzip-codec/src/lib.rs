@@ -46,3 +46,13 @@ pub enum CodecError {
     #[error("model {model}: {why}")]
     Model { model: String, why: String },
 }
+
+impl CodecError {
+    /// The error of a file: its path and what is wrong with it.
+    pub(crate) fn file(path: &std::path::Path, why: impl std::fmt::Display) -> CodecError {
+        CodecError::File {
+            path: path.display().to_string(),
+            why: why.to_string(),
+        }
+    }
+}

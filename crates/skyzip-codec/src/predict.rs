@@ -239,17 +239,14 @@ impl Predictor {
                     let lo: i64 = get(&format!("prior.{ch}.lo"))?
                         .parse()
                         .map_err(|_| bad(format!("prior.{ch}.lo")))?;
-                    let t = st
-                        .tensor(&format!("prior.{ch}.freq"))
-                        .map_err(|_| bad(format!("no tensor prior.{ch}.freq")))?;
-                    if t.dtype() != safetensors::Dtype::I32 {
-                        return Err(bad(format!("prior.{ch}.freq is not I32")));
-                    }
-                    let f: Vec<u32> = t
-                        .data()
-                        .chunks_exact(4)
-                        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u32)
-                        .collect();
+                    let b = engine::tensor_bytes(
+                        &st,
+                        &format!("prior.{ch}.freq"),
+                        safetensors::Dtype::I32,
+                        None,
+                    )
+                    .map_err(bad)?;
+                    let f: Vec<u32> = engine::le_i32s(b).into_iter().map(|v| v as u32).collect();
                     tables.push(
                         IntTable::from_frequencies(lo, f)
                             .map_err(|e| bad(format!("prior.{ch}: {e}")))?,
@@ -273,10 +270,7 @@ impl Predictor {
             .collect();
         let asinh = matches!(normalisation, NormKind::Asinh { .. });
         let (sinh, cosh) = if asinh {
-            (
-                all().map(|y| crate::detmath::sinh(y * ms)).collect(),
-                all().map(|y| crate::detmath::cosh(y * ms)).collect(),
-            )
+            all().map(|y| crate::detmath::sinh_cosh(y * ms)).unzip()
         } else {
             (Vec::new(), Vec::new())
         };
@@ -295,11 +289,6 @@ impl Predictor {
     /// The model's description.
     pub fn info(&self) -> &ModelInfo {
         &self.info
-    }
-
-    /// The integer net.
-    pub fn net(&self) -> &IntNet {
-        &self.net
     }
 
     /// The tile sides must be multiples of this.
@@ -324,11 +313,6 @@ impl Predictor {
     /// The normalisation the model was trained with (fitted to each tile).
     pub fn norm_kind(&self) -> NormKind {
         self.info.normalisation
-    }
-
-    /// x → normalised units, in [`crate::detmath`]'s exact operations.
-    pub fn norm_forward(&self, n: &Norm, x: f64) -> f64 {
-        crate::detmath::norm::forward(n, x)
     }
 
     /// A pixel's prediction and spread in data units from the decoders' integer outputs

@@ -75,9 +75,7 @@ fn get_norm(r: &mut Reader, kind: NormKind) -> Result<Norm, Corrupt> {
 }
 
 /// The network's input: the tile normalised, blanks at 0, edge-padded to `pw`×`ph`.
-#[allow(clippy::too_many_arguments)]
 fn network_input(
-    p: &Predictor,
     v: &[i64],
     blank: &[bool],
     w: usize,
@@ -93,7 +91,7 @@ fn network_input(
             out[y * pw + x] = if blank[i] {
                 0.0
             } else {
-                let f = p.norm_forward(norm, v[i] as f64) as f32;
+                let f = crate::detmath::norm::forward(norm, v[i] as f64) as f32;
                 if f.is_finite() {
                     f
                 } else {
@@ -438,7 +436,7 @@ pub fn encode(
         put_norm(&mut wr, &norm);
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
-        let input = network_input(p, v, blank, w, h, &norm, pw, ph);
+        let input = network_input(v, blank, w, h, &norm, pw, ph);
         let (mut latent, shape) = p.encode(&input, pw, ph);
         let per = shape[1] * shape[2];
         let coded = s.eta.unwrap_or(shape[0]).min(shape[0]);
