@@ -461,9 +461,10 @@ impl IntLayer {
     /// The fast path. Every layer becomes sums over "terms": a term is an input plane read at
     /// a fixed offset (one input channel and kernel tap) with one weight per output channel.
     /// A stride-2 conv reads even and odd columns from separate (polyphase) planes; a
-    /// transposed conv is four 2×2 convs, one per output parity, interleaved at the end. Terms
-    /// go in pairs through [`sum_terms`], which keeps 16 outputs × 4 output channels of sums in
-    /// registers. Same integers as the reference, another order (see the module docs).
+    /// transposed conv is four 2×2 convs, one per output parity, each writing every second
+    /// output. Terms go in pairs through [`Terms::run`], which keeps 16 outputs × 4 output
+    /// channels of sums in registers and requantises them there, so no i32 map is stored.
+    /// Same integers as the reference, another order (see the module docs).
     pub fn forward_fast(&self, x: &Map<i16>) -> Map<i16> {
         let (oh, ow) = self.kind.out_size(x.h, x.w);
         let k = self.kind.k();
@@ -481,7 +482,18 @@ impl IntLayer {
         let w = |o: usize, i: usize, ty: usize, tx: usize| {
             self.weight[o * per + (i * k + ty) * k + tx] as i16
         };
-        let mut out = vec![0i16; self.cout * oh * ow];
+        let mut out = vec![0i16; self.cout * oh * ow + SLACK];
+        let rq = Requant {
+            mult: &self.mult,
+            shift: &self.shift,
+            relu: self.relu,
+        };
+        let layout = Layout {
+            plane: oh * ow,
+            row: ow,
+            col: 1,
+            off: 0,
+        };
         match self.kind {
             Kind::Conv { stride: 1 } => {
                 let mut terms = Vec::with_capacity(self.cin * 9);
@@ -493,14 +505,7 @@ impl IntLayer {
                     }
                 }
                 let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
-                let acc = t.sum(&pad, pw, oh, ow, &self.bias);
-                for o in 0..self.cout {
-                    self.store(
-                        o,
-                        &acc[o * oh * ow..(o + 1) * oh * ow],
-                        &mut out[o * oh * ow..],
-                    );
-                }
+                t.run(&pad, pw, oh, ow, &self.bias, rq, &mut out, layout);
             }
             Kind::Conv { .. } => {
                 // Output (y, x) reads padded (2y + ty, 2x + tx): columns 2x (tx 0), 2x + 1
@@ -509,8 +514,13 @@ impl IntLayer {
                 let plane = self.cin * ph * hw;
                 let mut poly = vec![0i16; 2 * plane + SLACK];
                 for r in 0..self.cin * ph {
-                    for c in 0..pw {
-                        poly[(c % 2) * plane + r * hw + c / 2] = pad[r * pw + c];
+                    let row = &pad[r * pw..(r + 1) * pw];
+                    let (even, odd) = poly[r * hw..].split_at_mut(plane);
+                    for (c, pair) in row.chunks(2).enumerate() {
+                        even[c] = pair[0];
+                        if let Some(&v) = pair.get(1) {
+                            odd[c] = v;
+                        }
                     }
                 }
                 let mut terms = Vec::with_capacity(self.cin * 9);
@@ -524,47 +534,36 @@ impl IntLayer {
                 }
                 let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
                 // Output row y reads padded rows 2y + ty: a step of two polyphase rows.
-                let acc = t.sum(&poly, 2 * hw, oh, ow, &self.bias);
-                for o in 0..self.cout {
-                    self.store(
-                        o,
-                        &acc[o * oh * ow..(o + 1) * oh * ow],
-                        &mut out[o * oh * ow..],
-                    );
-                }
+                t.run(&poly, 2 * hw, oh, ow, &self.bias, rq, &mut out, layout);
             }
             Kind::ConvT => {
                 // Output (2m + py, 2n + px): for parity 0 the taps 1 (padded row m + 1) and 3
                 // (row m); for parity 1 the taps 2 (row m + 1) and 0 (row m + 2).
                 const TAPS: [[(usize, usize); 2]; 2] = [[(1, 1), (0, 3)], [(1, 2), (2, 0)]];
                 let (h, wd) = (x.h, x.w);
-                for py in 0..2 {
-                    for px in 0..2 {
+                for (py, rows_taps) in TAPS.iter().enumerate() {
+                    for (px, cols_taps) in TAPS.iter().enumerate() {
                         let mut terms = Vec::with_capacity(self.cin * 4);
                         for i in 0..self.cin {
-                            for &(ry, ty) in &TAPS[py] {
-                                for &(rx, tx) in &TAPS[px] {
+                            for &(ry, ty) in rows_taps {
+                                for &(rx, tx) in cols_taps {
                                     terms.push((i * ph * pw + ry * pw + rx, (i, ty, tx)));
                                 }
                             }
                         }
                         let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
-                        let acc = t.sum(&pad, pw, h, wd, &self.bias);
-                        let mut q = vec![0i16; h * wd];
-                        for o in 0..self.cout {
-                            self.store(o, &acc[o * h * wd..(o + 1) * h * wd], &mut q);
-                            let dst = &mut out[o * oh * ow..(o + 1) * oh * ow];
-                            for m in 0..h {
-                                let row = &mut dst[(2 * m + py) * ow..(2 * m + py + 1) * ow];
-                                for (n, &v) in q[m * wd..(m + 1) * wd].iter().enumerate() {
-                                    row[2 * n + px] = v;
-                                }
-                            }
-                        }
+                        let parity = Layout {
+                            plane: oh * ow,
+                            row: 2 * ow,
+                            col: 2,
+                            off: py * ow + px,
+                        };
+                        t.run(&pad, pw, h, wd, &self.bias, rq, &mut out, parity);
                     }
                 }
             }
         }
+        out.truncate(self.cout * oh * ow);
         Map {
             c: self.cout,
             h: oh,
@@ -572,13 +571,26 @@ impl IntLayer {
             data: out,
         }
     }
-
-    fn store(&self, o: usize, acc: &[i32], dst: &mut [i16]) {
-        let n = acc.len();
-        requant_row()(acc, self.mult[o], self.shift[o], self.relu, &mut dst[..n]);
-    }
 }
 
+/// A layer's requantisation, per output channel (see [`requant_one`]).
+#[derive(Clone, Copy)]
+struct Requant<'a> {
+    mult: &'a [i32],
+    shift: &'a [u32],
+    relu: bool,
+}
+
+/// Where output (o, y, x) of [`Terms::run`] goes: `o·plane + y·row + x·col + off`.
+#[derive(Clone, Copy)]
+struct Layout {
+    plane: usize,
+    row: usize,
+    col: usize,
+    off: usize,
+}
+
+#[cfg(test)]
 type RequantRow = fn(&[i32], i32, u32, bool, &mut [i16]);
 
 /// The requantisation: ⌊(a·m + 2^(s−1)) / 2^s⌋ clamped to i16, and at 0 after a ReLU.
@@ -596,59 +608,99 @@ fn requant_row_base(acc: &[i32], m: i32, s: u32, relu: bool, dst: &mut [i16]) {
     }
 }
 
-/// The same with AVX2, eight at a time. AVX2 has no arithmetic 64-bit shift, so the sum is
-/// made non-negative first: ⌊(x + 2^61)/2^s⌋ − 2^(61−s) = ⌊x/2^s⌋ exactly for |x| < 2^61
-/// (|a·m| < 2^31·2^30) and s ≤ 61.
+/// [`requant_one`]'s constants for one output channel, in AVX2 registers. AVX2 has no
+/// arithmetic 64-bit shift, so the sum is made non-negative first: ⌊(x + 2^61)/2^s⌋ − 2^(61−s)
+/// = ⌊x/2^s⌋ exactly for |x| < 2^61 (|a·m| < 2^31·2^30) and s ≤ 61; a larger shift (never
+/// chosen by the quantiser) takes the scalar form.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn requant_row_avx2_inner(acc: &[i32], m: i32, s: u32, relu: bool, dst: &mut [i16]) {
-    use std::arch::x86_64::*;
-    if s > 61 {
-        return requant_row_base(acc, m, s, relu, dst);
+#[derive(Clone, Copy)]
+struct RqAvx2 {
+    scalar: bool,
+    m: i32,
+    s: u32,
+    relu: bool,
+    vm: std::arch::x86_64::__m256i,
+    add: std::arch::x86_64::__m256i,
+    cnt: std::arch::x86_64::__m128i,
+    vlo: std::arch::x86_64::__m256i,
+    vhi: std::arch::x86_64::__m256i,
+    voff: std::arch::x86_64::__m256i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl RqAvx2 {
+    #[target_feature(enable = "avx2")]
+    unsafe fn new(m: i32, s: u32, relu: bool) -> RqAvx2 {
+        use std::arch::x86_64::*;
+        let sc = s.min(61);
+        let r = if sc > 0 { 1i64 << (sc - 1) } else { 0 };
+        let lo = if relu { 0i64 } else { -32768 };
+        let off = 1i64 << (61 - sc);
+        RqAvx2 {
+            scalar: s > 61,
+            m,
+            s,
+            relu,
+            vm: _mm256_set1_epi64x(m as i64),
+            add: _mm256_set1_epi64x(r + (1i64 << 61)),
+            cnt: _mm_set_epi64x(0, sc as i64),
+            vlo: _mm256_set1_epi64x(lo + off),
+            vhi: _mm256_set1_epi64x(32767 + off),
+            voff: _mm256_set1_epi64x(off),
+        }
     }
-    let n = acc.len().min(dst.len());
-    let r = if s > 0 { 1i64 << (s - 1) } else { 0 };
-    let lo = if relu { 0i64 } else { -32768 };
-    let off = 1i64 << (61 - s);
-    let vm = _mm256_set1_epi64x(m as i64);
-    let add = _mm256_set1_epi64x(r + (1i64 << 61));
-    let cnt = _mm_set_epi64x(0, s as i64);
-    let vlo = _mm256_set1_epi64x(lo + off);
-    let vhi = _mm256_set1_epi64x(32767 + off);
-    let voff = _mm256_set1_epi64x(off);
-    let q = |x: __m256i| {
-        // x: four i64 sums a·m in lanes; shifted, clamped (in the offset scale), unshifted.
-        let t = _mm256_srl_epi64(_mm256_add_epi64(x, add), cnt);
-        let t = _mm256_blendv_epi8(t, vlo, _mm256_cmpgt_epi64(vlo, t));
-        let t = _mm256_blendv_epi8(t, vhi, _mm256_cmpgt_epi64(t, vhi));
-        _mm256_sub_epi64(t, voff)
-    };
-    let mut i = 0;
-    while i + 8 <= n {
-        let a = _mm256_loadu_si256(acc.as_ptr().add(i) as *const __m256i);
-        let even = q(_mm256_mul_epi32(a, vm));
-        let odd = q(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), vm));
+
+    /// Eight sums requantised, in order (for a channel that is not `scalar`).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn eight(&self, a: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m128i {
+        use std::arch::x86_64::*;
+        let q = |x: __m256i| {
+            // x: four i64 sums a·m in lanes; shifted, clamped (in the offset scale), unshifted.
+            let t = _mm256_srl_epi64(_mm256_add_epi64(x, self.add), self.cnt);
+            let t = _mm256_blendv_epi8(t, self.vlo, _mm256_cmpgt_epi64(self.vlo, t));
+            let t = _mm256_blendv_epi8(t, self.vhi, _mm256_cmpgt_epi64(t, self.vhi));
+            _mm256_sub_epi64(t, self.voff)
+        };
+        let even = q(_mm256_mul_epi32(a, self.vm));
+        let odd = q(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), self.vm));
         // Low dwords of even lanes, and of odd lanes moved up: the eight results in order.
         let v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0b1010_1010);
         // Narrowed to i16 (in range already): packs works per 128-bit lane, the permute
         // brings both lanes' four results together.
         let p = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0b1000);
-        _mm_storeu_si128(
-            dst[i..i + 8].as_mut_ptr() as *mut __m128i,
-            _mm256_castsi256_si128(p),
-        );
+        _mm256_castsi256_si128(p)
+    }
+}
+
+/// [`requant_row_base`] with AVX2, eight at a time (the tests hold [`RqAvx2`] to the scalar
+/// form through it).
+#[cfg(all(test, target_arch = "x86_64"))]
+#[target_feature(enable = "avx2")]
+unsafe fn requant_row_avx2_inner(acc: &[i32], m: i32, s: u32, relu: bool, dst: &mut [i16]) {
+    use std::arch::x86_64::*;
+    let c = RqAvx2::new(m, s, relu);
+    if c.scalar {
+        return requant_row_base(acc, m, s, relu, dst);
+    }
+    let n = acc.len().min(dst.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let a = _mm256_loadu_si256(acc.as_ptr().add(i) as *const __m256i);
+        _mm_storeu_si128(dst[i..i + 8].as_mut_ptr() as *mut __m128i, c.eight(a));
         i += 8;
     }
     requant_row_base(&acc[i..n], m, s, relu, &mut dst[i..n]);
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(test, target_arch = "x86_64"))]
 fn requant_row_avx2(acc: &[i32], m: i32, s: u32, relu: bool, dst: &mut [i16]) {
     // SAFETY: chosen only when the CPU reports AVX2 (see `requant_row`).
     unsafe { requant_row_avx2_inner(acc, m, s, relu, dst) }
 }
 
 /// The requantisation for this CPU (every choice gives the same integers).
+#[cfg(test)]
 fn requant_row() -> RequantRow {
     #[cfg(target_arch = "x86_64")]
     {
@@ -663,7 +715,7 @@ fn requant_row() -> RequantRow {
 /// last output of a row stay inside the buffer (those lanes' sums are discarded).
 const SLACK: usize = 32;
 
-/// A layer's terms in pairs, ready for [`sum_terms`]: per pair the two input offsets, and per
+/// A layer's terms in pairs, ready for [`Terms::run`]: per pair the two input offsets, and per
 /// pair and output channel the two weights packed in one i32 (low half: the first term's).
 struct Terms {
     offsets: Vec<(usize, usize)>,
@@ -692,43 +744,72 @@ impl Terms {
         }
     }
 
-    /// Σ over terms of weight · src[offset + y·step + x] + bias, for y < rows, x < cols:
-    /// [cout][rows][cols] sums.
-    fn sum(&self, src: &[i16], step: usize, rows: usize, cols: usize, bias: &[i32]) -> Vec<i32> {
+    /// Σ over terms of weight · src[offset + y·step + x] + bias, for y < rows, x < cols, and
+    /// for every output channel o, requantised into `dst` at `layout`'s place of (o, y, x).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        src: &[i16],
+        step: usize,
+        rows: usize,
+        cols: usize,
+        bias: &[i32],
+        rq: Requant,
+        dst: &mut [i16],
+        layout: Layout,
+    ) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
         let last = self.offsets.iter().map(|p| p.0.max(p.1)).max().unwrap_or(0);
         assert!(
-            rows == 0 || last + (rows - 1) * step + cols.div_ceil(16) * 16 <= src.len(),
+            last + (rows - 1) * step + cols.div_ceil(16) * 16 <= src.len(),
             "the fast path's loads stay inside its buffer"
         );
-        let mut acc = vec![0i32; self.cout * rows * cols];
-        sum_terms()(self, src, step, rows, cols, bias, &mut acc);
-        acc
+        let l = layout;
+        assert!(
+            (self.cout - 1) * l.plane + (rows - 1) * l.row + (cols - 1) * l.col + l.off < dst.len()
+                && bias.len() >= self.cout
+                && rq.mult.len() >= self.cout
+                && rq.shift.len() >= self.cout,
+            "the fast path's stores stay inside its buffer"
+        );
+        run_terms()(self, src, step, rows, cols, bias, rq, dst, layout);
     }
 }
 
-type SumTerms = fn(&Terms, &[i16], usize, usize, usize, &[i32], &mut [i32]);
+type RunTerms = fn(&Terms, &[i16], usize, usize, usize, &[i32], Requant, &mut [i16], Layout);
 
-/// The portable kernel (any CPU): the same sums, one output at a time.
-fn sum_terms_base(
+/// The portable kernel (any CPU): the same sums, one output channel and row at a time.
+#[allow(clippy::too_many_arguments)]
+fn run_terms_base(
     t: &Terms,
     src: &[i16],
     step: usize,
     rows: usize,
     cols: usize,
     bias: &[i32],
-    acc: &mut [i32],
+    rq: Requant,
+    dst: &mut [i16],
+    l: Layout,
 ) {
-    for o in 0..t.cout {
+    let mut acc = vec![0i32; cols];
+    let mut q = vec![0i16; cols];
+    for (o, &b0) in bias.iter().enumerate().take(t.cout) {
         for y in 0..rows {
-            let row = &mut acc[(o * rows + y) * cols..(o * rows + y + 1) * cols];
-            row.iter_mut().for_each(|a| *a = bias[o]);
+            acc.fill(b0);
             for (p, &(a, b)) in t.offsets.iter().enumerate() {
                 let wp = t.weights[p * t.cout + o];
                 let (w0, w1) = (wp as i16 as i32, (wp >> 16) as i16 as i32);
                 let (ra, rb) = (&src[a + y * step..], &src[b + y * step..]);
-                for (x, v) in row.iter_mut().enumerate() {
-                    *v += w0 * ra[x] as i32 + w1 * rb[x] as i32;
+                for (x, v) in acc.iter_mut().enumerate() {
+                    *v = v.wrapping_add(w0 * ra[x] as i32 + w1 * rb[x] as i32);
                 }
+            }
+            requant_row_base(&acc, rq.mult[o], rq.shift[o], rq.relu, &mut q);
+            let at = o * l.plane + y * l.row + l.off;
+            for (x, &v) in q.iter().enumerate() {
+                dst[at + x * l.col] = v;
             }
         }
     }
@@ -736,91 +817,152 @@ fn sum_terms_base(
 
 /// AVX2: 16 outputs of 4 output channels in eight registers; per pair of terms, the two input
 /// rows interleaved (`unpack`) and multiplied by the packed weight pair (`madd`: two products
-/// and their sum per lane, exact in i32).
+/// and their sum per lane, exact in i32); then bias, requantisation and the store.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sum_terms_avx2_inner(
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_terms_avx2_inner(
     t: &Terms,
     src: &[i16],
     step: usize,
     rows: usize,
     cols: usize,
     bias: &[i32],
-    acc: &mut [i32],
+    rq: Requant,
+    dst: &mut [i16],
+    l: Layout,
 ) {
-    use std::arch::x86_64::*;
     const NB: usize = 4;
     let full = t.cout / NB * NB;
-    let sp = src.as_ptr();
+    let consts: Vec<RqAvx2> = (0..t.cout)
+        .map(|o| RqAvx2::new(rq.mult[o], rq.shift[o], rq.relu))
+        .collect();
+    let k = Kernel {
+        t,
+        src,
+        step,
+        cols,
+        bias,
+        consts: &consts,
+        l,
+    };
     for y in 0..rows {
         let mut x = 0;
         while x < cols {
-            let n = (cols - x).min(16);
             let mut o0 = 0;
+            while o0 < full {
+                k.block::<NB>(dst, y, x, o0);
+                o0 += NB;
+            }
             while o0 < t.cout {
-                let nb = if o0 < full { NB } else { 1 };
-                let mut lo = [_mm256_setzero_si256(); NB];
-                let mut hi = [_mm256_setzero_si256(); NB];
-                for (p, &(a, b)) in t.offsets.iter().enumerate() {
-                    // SAFETY: `Terms::sum` checked that every 16-wide load is in `src`.
-                    let va = _mm256_loadu_si256(sp.add(a + y * step + x) as *const __m256i);
-                    let vb = _mm256_loadu_si256(sp.add(b + y * step + x) as *const __m256i);
-                    let il = _mm256_unpacklo_epi16(va, vb);
-                    let ih = _mm256_unpackhi_epi16(va, vb);
-                    let wrow = &t.weights[p * t.cout + o0..];
-                    for j in 0..nb {
-                        let w = _mm256_set1_epi32(wrow[j]);
-                        lo[j] = _mm256_add_epi32(lo[j], _mm256_madd_epi16(il, w));
-                        hi[j] = _mm256_add_epi32(hi[j], _mm256_madd_epi16(ih, w));
-                    }
-                }
-                for j in 0..nb {
-                    let o = o0 + j;
-                    let mut l = [0i32; 8];
-                    let mut h = [0i32; 8];
-                    _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, lo[j]);
-                    _mm256_storeu_si256(h.as_mut_ptr() as *mut __m256i, hi[j]);
-                    // unpacklo holds outputs 0–3 and 8–11, unpackhi 4–7 and 12–15.
-                    let v = [
-                        l[0], l[1], l[2], l[3], h[0], h[1], h[2], h[3], l[4], l[5], l[6], l[7],
-                        h[4], h[5], h[6], h[7],
-                    ];
-                    let dst = &mut acc[(o * rows + y) * cols + x..(o * rows + y) * cols + x + n];
-                    for (d, &s) in dst.iter_mut().zip(&v) {
-                        *d = s + bias[o];
-                    }
-                }
-                o0 += nb;
+                k.block::<1>(dst, y, x, o0);
+                o0 += 1;
             }
             x += 16;
         }
     }
 }
 
+/// What every block of [`run_terms_avx2_inner`] reads.
 #[cfg(target_arch = "x86_64")]
-fn sum_terms_avx2(
+struct Kernel<'a> {
+    t: &'a Terms,
+    src: &'a [i16],
+    step: usize,
+    cols: usize,
+    bias: &'a [i32],
+    consts: &'a [RqAvx2],
+    l: Layout,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel<'_> {
+    /// 16 outputs (row `y`, columns `x`…) of the output channels `o0`…`o0 + NB`: the
+    /// accumulators stay in registers (NB is a constant).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block<const NB: usize>(&self, dst: &mut [i16], y: usize, x: usize, o0: usize) {
+        use std::arch::x86_64::*;
+        let t = self.t;
+        let n = (self.cols - x).min(16);
+        // SAFETY (every pointer below): `Terms::run` checked that every 16-wide load is in
+        // `src`, and every store in `dst`; the weights hold `cout` entries per pair.
+        let sp = self.src.as_ptr().add(y * self.step + x);
+        let wp = t.weights.as_ptr().add(o0);
+        let mut lo = [_mm256_setzero_si256(); NB];
+        let mut hi = [_mm256_setzero_si256(); NB];
+        for (p, &(a, b)) in t.offsets.iter().enumerate() {
+            let va = _mm256_loadu_si256(sp.add(a) as *const __m256i);
+            let vb = _mm256_loadu_si256(sp.add(b) as *const __m256i);
+            let il = _mm256_unpacklo_epi16(va, vb);
+            let ih = _mm256_unpackhi_epi16(va, vb);
+            let wrow = wp.add(p * t.cout);
+            for j in 0..NB {
+                let w = _mm256_set1_epi32(*wrow.add(j));
+                lo[j] = _mm256_add_epi32(lo[j], _mm256_madd_epi16(il, w));
+                hi[j] = _mm256_add_epi32(hi[j], _mm256_madd_epi16(ih, w));
+            }
+        }
+        let l = self.l;
+        for j in 0..NB {
+            let o = o0 + j;
+            let vb = _mm256_set1_epi32(self.bias[o]);
+            // unpacklo holds outputs 0–3 and 8–11, unpackhi 4–7 and 12–15.
+            let first = _mm256_add_epi32(_mm256_permute2x128_si256(lo[j], hi[j], 0x20), vb);
+            let second = _mm256_add_epi32(_mm256_permute2x128_si256(lo[j], hi[j], 0x31), vb);
+            let c = &self.consts[o];
+            let at = o * l.plane + y * l.row + x * l.col + l.off;
+            let mut q = [0i16; 16];
+            if c.scalar {
+                let mut a = [0i32; 16];
+                _mm256_storeu_si256(a.as_mut_ptr() as *mut __m256i, first);
+                _mm256_storeu_si256(a.as_mut_ptr().add(8) as *mut __m256i, second);
+                for (d, &s) in q.iter_mut().zip(&a) {
+                    *d = requant_one(s, c.m, c.s, c.relu);
+                }
+            } else if l.col == 1 && n == 16 {
+                let d = dst.as_mut_ptr().add(at);
+                _mm_storeu_si128(d as *mut __m128i, c.eight(first));
+                _mm_storeu_si128(d.add(8) as *mut __m128i, c.eight(second));
+                continue;
+            } else {
+                _mm_storeu_si128(q.as_mut_ptr() as *mut __m128i, c.eight(first));
+                _mm_storeu_si128(q.as_mut_ptr().add(8) as *mut __m128i, c.eight(second));
+            }
+            for (k, &v) in q[..n].iter().enumerate() {
+                *dst.get_unchecked_mut(at + k * l.col) = v;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn run_terms_avx2(
     t: &Terms,
     src: &[i16],
     step: usize,
     rows: usize,
     cols: usize,
     bias: &[i32],
-    acc: &mut [i32],
+    rq: Requant,
+    dst: &mut [i16],
+    l: Layout,
 ) {
-    // SAFETY: chosen only when the CPU reports AVX2 (see `sum_terms`).
-    unsafe { sum_terms_avx2_inner(t, src, step, rows, cols, bias, acc) }
+    // SAFETY: chosen only when the CPU reports AVX2 (see `run_terms`).
+    unsafe { run_terms_avx2_inner(t, src, step, rows, cols, bias, rq, dst, l) }
 }
 
-/// The kernel for this CPU: the same integer sums on every choice (the CPU only decides how
-/// many lanes add at once), so the choice never changes a result.
-fn sum_terms() -> SumTerms {
+/// The kernel for this CPU: the same integers on every choice (the CPU only decides how many
+/// lanes add at once), so the choice never changes a result.
+fn run_terms() -> RunTerms {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") {
-            return sum_terms_avx2;
+            return run_terms_avx2;
         }
     }
-    sum_terms_base
+    run_terms_base
 }
 
 /// The integer codec net.
@@ -1446,7 +1588,8 @@ mod tests {
 
     #[test]
     fn the_kernels_agree_on_random_terms() {
-        // The portable kernel (what Nehalem runs) against this CPU's, on extreme values.
+        // The portable kernel (what Nehalem runs) against this CPU's, on extreme values, with
+        // both output layouts (a plain map, and every second column as a transposed conv's).
         let mut rnd = xorshift(99);
         for (n_terms, cout, rows, cols) in [(9, 16, 5, 37), (7, 1, 3, 16), (64, 6, 2, 5)] {
             let step = cols + 3;
@@ -1463,18 +1606,49 @@ mod tests {
                 .collect();
             let t = Terms::new(&terms, cout, |o, k| wts[k * cout + o]);
             let bias: Vec<i32> = (0..cout).map(|_| (rnd() % (1 << 20)) as i32).collect();
-            let mut a = vec![0; cout * rows * cols];
-            let mut b = vec![0; cout * rows * cols];
-            sum_terms_base(&t, &src, step, rows, cols, &bias, &mut a);
-            sum_terms()(&t, &src, step, rows, cols, &bias, &mut b);
-            assert_eq!(a, b, "{n_terms} terms, {cout} outputs");
-            // And the sums themselves, written out.
-            for o in 0..cout {
-                let want: i64 = bias[o] as i64
-                    + (0..n_terms)
-                        .map(|k| wts[k * cout + o] as i64 * src[k * 4 + step + 2] as i64)
-                        .sum::<i64>();
-                assert_eq!(a[(o * rows + 1) * cols + 2] as i64, want);
+            // Shift 0 with multiplier 1 keeps the sums where they fit in i16, so the sums
+            // themselves can be checked; the other shifts exercise the requantisation, and one
+            // above 61 its scalar form.
+            for (k, &shift) in [0u32, 9, 17, 62].iter().enumerate() {
+                let mult: Vec<i32> = (0..cout)
+                    .map(|_| {
+                        if shift == 0 {
+                            1
+                        } else {
+                            (1 << 29) + (rnd() % (1 << 29)) as i32
+                        }
+                    })
+                    .collect();
+                let rq = Requant {
+                    mult: &mult,
+                    shift: &vec![shift; cout],
+                    relu: k % 2 == 1,
+                };
+                for col in [1, 2] {
+                    let l = Layout {
+                        plane: rows * (cols * col + 1) + 3,
+                        row: cols * col + 1,
+                        col,
+                        off: col - 1,
+                    };
+                    let mut a = vec![0i16; cout * l.plane];
+                    let mut b = vec![0i16; cout * l.plane];
+                    run_terms_base(&t, &src, step, rows, cols, &bias, rq, &mut a, l);
+                    t.run(&src, step, rows, cols, &bias, rq, &mut b, l);
+                    assert_eq!(a, b, "{n_terms} terms, {cout} outputs, shift {shift}");
+                    if shift != 0 {
+                        continue;
+                    }
+                    // The sums themselves, written out (clamped to i16).
+                    for o in 0..cout {
+                        let want: i64 = bias[o] as i64
+                            + (0..n_terms)
+                                .map(|k| wts[k * cout + o] as i64 * src[k * 4 + step + 2] as i64)
+                                .sum::<i64>();
+                        let got = a[o * l.plane + l.row + 2 * col + l.off];
+                        assert_eq!(got as i64, want.clamp(-32768, 32767));
+                    }
+                }
             }
         }
     }
