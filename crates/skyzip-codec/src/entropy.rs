@@ -8,9 +8,10 @@
 //! integers (the tables decide the bitstream; see the crate docs for what else must agree).
 
 use crate::detmath;
-use constriction::stream::model::{DefaultContiguousCategoricalEntropyModel, DefaultUniformModel};
+use constriction::stream::model::{DecoderModel, EncoderModel, EntropyModel};
 use constriction::stream::queue::{DefaultRangeDecoder, DefaultRangeEncoder};
 use constriction::stream::{Decode, Encode};
+use std::num::NonZeroU32;
 use std::sync::OnceLock;
 
 /// Number of scales: b(s) = 2^(s/4 − 2), from 0.25 to 2^22.75 ≈ 7·10^6 (data units).
@@ -18,6 +19,116 @@ pub const SCALES: usize = 100;
 const PRECISION: u32 = 24;
 /// Bits per uniform chunk.
 const CHUNK: u32 = 12;
+
+/// A categorical model over symbols 0…n−1 with fixed-point frequencies (summing to
+/// 2^PRECISION, none zero): constriction's contiguous categorical model (the same cumulative
+/// table, so the same bitstream), with a lookup of the decoded symbol's neighbourhood by the
+/// quantile's top bits instead of a binary search over the table.
+struct Categorical {
+    /// cdf[s] = Σ_{j<s} f_j, then 2^PRECISION.
+    cdf: Vec<u32>,
+    /// For each of the 2^LUT_BITS quantile buckets, the symbol of the bucket's first quantile.
+    lut: Vec<u16>,
+}
+
+const LUT_BITS: u32 = 10;
+
+impl Categorical {
+    fn new(f: &[u32]) -> Categorical {
+        assert!(f.len() < u16::MAX as usize && f.iter().all(|&v| v > 0));
+        let mut cdf = Vec::with_capacity(f.len() + 1);
+        let mut acc = 0u64;
+        for &v in f {
+            cdf.push(acc as u32);
+            acc += v as u64;
+        }
+        assert_eq!(acc, 1 << PRECISION, "frequencies sum to 2^{PRECISION}");
+        cdf.push(acc as u32);
+        let mut lut = Vec::with_capacity(1 << LUT_BITS);
+        let mut sym = 0usize;
+        for b in 0..1u32 << LUT_BITS {
+            let q = b << (PRECISION - LUT_BITS);
+            while cdf[sym + 1] <= q {
+                sym += 1;
+            }
+            lut.push(sym as u16);
+        }
+        Categorical { cdf, lut }
+    }
+}
+
+impl EntropyModel<24> for Categorical {
+    type Symbol = usize;
+    type Probability = u32;
+}
+
+impl EncoderModel<24> for Categorical {
+    #[inline]
+    fn left_cumulative_and_probability(
+        &self,
+        symbol: impl std::borrow::Borrow<usize>,
+    ) -> Option<(u32, NonZeroU32)> {
+        let s = *symbol.borrow();
+        let (&l, &r) = (self.cdf.get(s)?, self.cdf.get(s + 1)?);
+        Some((l, NonZeroU32::new(r - l)?))
+    }
+}
+
+impl DecoderModel<24> for Categorical {
+    #[inline]
+    fn quantile_function(&self, quantile: u32) -> (usize, u32, NonZeroU32) {
+        // The unique s with cdf[s] ≤ quantile < cdf[s + 1]: from the bucket's first symbol up.
+        let mut s = self.lut[(quantile >> (PRECISION - LUT_BITS)) as usize] as usize;
+        while self.cdf[s + 1] <= quantile {
+            s += 1;
+        }
+        let (l, r) = (self.cdf[s], self.cdf[s + 1]);
+        (
+            s,
+            l,
+            NonZeroU32::new(r - l).expect("frequencies are non-zero"),
+        )
+    }
+}
+
+/// Equal probabilities over 2^bits symbols: constriction's uniform model at that size (the
+/// same intervals: 2^(PRECISION − bits) each), without its divisions.
+#[derive(Clone, Copy)]
+struct Pow2 {
+    bits: u32,
+}
+
+impl EntropyModel<24> for Pow2 {
+    type Symbol = usize;
+    type Probability = u32;
+}
+
+impl EncoderModel<24> for Pow2 {
+    #[inline]
+    fn left_cumulative_and_probability(
+        &self,
+        symbol: impl std::borrow::Borrow<usize>,
+    ) -> Option<(u32, NonZeroU32)> {
+        let s = *symbol.borrow();
+        (s < 1 << self.bits).then(|| {
+            let w = PRECISION - self.bits;
+            ((s as u32) << w, NonZeroU32::new(1 << w).expect("non-zero"))
+        })
+    }
+}
+
+impl DecoderModel<24> for Pow2 {
+    #[inline]
+    fn quantile_function(&self, quantile: u32) -> (usize, u32, NonZeroU32) {
+        let w = PRECISION - self.bits;
+        let s = quantile >> w;
+        (
+            s as usize,
+            s << w,
+            NonZeroU32::new(1 << w).expect("non-zero"),
+        )
+    }
+}
 
 /// 2^(j/4) for j = 0…3, as literals (the table must not depend on libm).
 const QUARTER_POW2: [f64; 4] = [
@@ -27,32 +138,61 @@ const QUARTER_POW2: [f64; 4] = [
     1.681_792_830_507_429,
 ];
 
-/// The Laplace scale b of index s.
-pub fn scale(s: usize) -> f64 {
-    // 2^e built from its exponent bits (exact, and without a libm call on this hot path).
+/// The Laplace scale b of index s: 2^(s/4 − 2), built from its exponent bits (exact, and
+/// without libm).
+const fn scale_of(s: usize) -> f64 {
     let e = (s / 4) as i64 - 2;
     QUARTER_POW2[s % 4] * f64::from_bits(((1023 + e) as u64) << 52)
 }
 
+/// Every scale, and 2^(1/8) above each (the geometric midpoint to the next: [`snap`]'s
+/// thresholds), evaluated at compile time (IEEE products, the same as at run time).
+const SCALE_TABLE: [f64; SCALES] = {
+    let mut t = [0.0; SCALES];
+    let mut s = 0;
+    while s < SCALES {
+        t[s] = scale_of(s);
+        s += 1;
+    }
+    t
+};
+const THRESHOLDS: [f64; SCALES + 4] = {
+    let mut t = [f64::INFINITY; SCALES + 4];
+    let mut s = 0;
+    while s < SCALES {
+        t[s] = scale_of(s) * MID;
+        s += 1;
+    }
+    t
+};
+
+/// The Laplace scale b of index s.
+#[inline]
+pub fn scale(s: usize) -> f64 {
+    SCALE_TABLE[s]
+}
+
 /// The index whose scale is nearest to `b` (geometrically), by comparisons only: the same
 /// float always gives the same index. NaN and b ≤ 0 map to 0.
+#[inline]
 pub fn snap(b: f64) -> usize {
-    if b.is_nan() || b <= scale(0) {
+    if b.is_nan() || b <= SCALE_TABLE[0] {
         return 0;
     }
-    // The first index whose threshold (2^(1/8) above its scale, the geometric midpoint to the
-    // next) is ≥ b. With 2^e ≤ b < 2^(e+1), every index below 4(e + 2) − 1 has a threshold
-    // below 2^e, so the search starts there: a few comparisons, the same answer as a binary
-    // search over all of them.
-    if b >= scale(SCALES - 1) {
+    // The first index whose threshold is ≥ b. With 2^e ≤ b < 2^(e+1), every index below
+    // 4(e + 2) − 1 has a threshold below 2^e, so the search starts there: a few comparisons,
+    // the same answer as a binary search over all of them.
+    if b >= SCALE_TABLE[SCALES - 1] {
         return SCALES - 1;
     }
+    // The answer is at most 5 above the start (2^(e+1)·2^(1/8), the threshold 5 above, is
+    // > b), so the thresholds passed are counted without branches (those past the table are
+    // infinite).
     let e = ((b.to_bits() >> 52) & 0x7ff) as i64 - 1023;
-    let mut m = (4 * (e + 2) - 1).clamp(0, SCALES as i64 - 1) as usize;
-    while m < SCALES - 1 && b > scale(m) * MID {
-        m += 1;
-    }
-    m
+    let m = (4 * (e + 2) - 1).clamp(0, SCALES as i64 - 1) as usize;
+    let t = &THRESHOLDS[m..m + 5];
+    let passed = t.iter().map(|&x| (b > x) as usize).sum::<usize>();
+    (m + passed).min(SCALES - 1)
 }
 
 /// Thresholds: 2^(1/8) above each scale.
@@ -67,7 +207,7 @@ fn snap_search(b: f64) -> usize {
     let (mut lo, mut hi) = (0usize, SCALES - 1);
     while lo < hi {
         let m = (lo + hi) / 2;
-        if b > scale(m) * MID {
+        if b > scale_of(m) * MID {
             lo = m + 1;
         } else {
             hi = m;
@@ -83,9 +223,20 @@ fn shift(s: usize) -> u32 {
 struct Table {
     k: u32,
     q: i64,
-    model: DefaultContiguousCategoricalEntropyModel,
+    model: Categorical,
     /// −log2 of each symbol's probability (for estimated bits).
     cost: Vec<f64>,
+    /// What coding a value through each symbol costs in all, the raw bits included (k low
+    /// bits, or the escape's 64), in fixed point ([`COST_ONE`] a bit): [`cost_fx`]'s sums are
+    /// exact integers, the same in any order on any machine.
+    cost_fx: Vec<u64>,
+}
+
+/// One bit in [`cost_fx`]'s fixed point.
+pub const COST_ONE: u64 = 1 << 16;
+
+fn fixed(bits: f64) -> u64 {
+    (bits * COST_ONE as f64).round() as u64
 }
 
 fn laplace_mass(a: f64, c: f64, b: f64) -> f64 {
@@ -111,7 +262,19 @@ fn build(s: usize) -> Table {
     let hi = (q + 1) as f64 * w - 0.5;
     p.push(0.5 * detmath::exp(lo / b) + 0.5 * detmath::exp(-hi / b));
     let (model, cost) = quantise(&p);
-    Table { k, q, model, cost }
+    let n = cost.len();
+    let cost_fx = cost
+        .iter()
+        .enumerate()
+        .map(|(j, &c)| fixed(c) + if j + 1 < n { k as u64 } else { 64 } * COST_ONE)
+        .collect();
+    Table {
+        k,
+        q,
+        model,
+        cost,
+        cost_fx,
+    }
 }
 
 /// Integer frequencies summing to 2^PRECISION, none zero, from probabilities summing to ~1
@@ -136,16 +299,18 @@ fn frequencies(p: &[f64]) -> Vec<u32> {
 
 /// The categorical model of frequencies summing to 2^PRECISION (none zero), and −log2 of each
 /// symbol's probability.
-fn model_of(f: &[u32]) -> (DefaultContiguousCategoricalEntropyModel, Vec<f64>) {
+fn model_of(f: &[u32]) -> (Categorical, Vec<f64>) {
     let total = (1u64 << PRECISION) as f64;
-    let cost = f.iter().map(|&v| -(v as f64 / total).log2()).collect();
-    let model =
-        DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(f, false)
-            .expect("frequencies sum to 2^24");
-    (model, cost)
+    // −log2 p through detmath (not libm), so that the encoder's choices, made on these
+    // costs, are the same on every machine.
+    let cost = f
+        .iter()
+        .map(|&v| -detmath::ln(v as f64 / total) * std::f64::consts::LOG2_E)
+        .collect();
+    (Categorical::new(f), cost)
 }
 
-fn quantise(p: &[f64]) -> (DefaultContiguousCategoricalEntropyModel, Vec<f64>) {
+fn quantise(p: &[f64]) -> (Categorical, Vec<f64>) {
     model_of(&frequencies(p))
 }
 
@@ -161,7 +326,7 @@ pub struct IntTable {
     /// The integer frequencies of `lo ..= lo + n − 1` and of the escape (last), summing to
     /// 2^24: what decides the bitstream.
     freq: Vec<u32>,
-    model: DefaultContiguousCategoricalEntropyModel,
+    model: Categorical,
     cost: Vec<f64>,
 }
 
@@ -256,9 +421,8 @@ impl Writer {
     fn uniform_bits(&mut self, mut v: u64, mut bits: u32) {
         while bits > 0 {
             let c = bits.min(CHUNK);
-            let m = DefaultUniformModel::new(1 << c);
             self.enc
-                .encode_symbol((v & ((1 << c) - 1)) as usize, m)
+                .encode_symbol((v & ((1 << c) - 1)) as usize, Pow2 { bits: c })
                 .expect("a uniform symbol in range");
             v >>= c;
             bits -= c;
@@ -358,10 +522,9 @@ impl Reader {
         let (mut v, mut at) = (0u64, 0);
         while bits > 0 {
             let c = bits.min(CHUNK);
-            let m = DefaultUniformModel::new(1 << c);
             let x = self
                 .dec
-                .decode_symbol(m)
+                .decode_symbol(Pow2 { bits: c })
                 .map_err(|_| Corrupt(RAN_OUT.into()))? as u64;
             v |= x << at;
             at += c;
@@ -407,20 +570,19 @@ impl Reader {
     }
 }
 
-/// Adds to `bits` what [`Writer::put`] adds to its estimate for `r` at scale `s`, in the same
-/// order of floating-point additions (so that a sum of these equals the writer's).
+/// What [`Writer::put`] spends on `r` at scale `s` (its symbol and raw bits), in the fixed
+/// point of [`COST_ONE`]: integer sums, so that the encoder's choice between codings of a
+/// tile does not depend on the order it adds them in.
 #[inline]
-pub fn add_cost(bits: &mut f64, r: i64, s: usize) {
+pub fn cost_fx(r: i64, s: usize) -> u64 {
     let t = &tables()[s.min(SCALES - 1)];
     let q = r >> t.k;
-    if (-t.q..=t.q).contains(&q) {
-        *bits += t.cost[(q + t.q) as usize];
-        if t.k > 0 {
-            *bits += t.k as f64;
-        }
+    let sym = if (-t.q..=t.q).contains(&q) {
+        (q + t.q) as usize
     } else {
-        *bits += t.cost[(2 * t.q + 1) as usize] + 64.0;
-    }
+        (2 * t.q + 1) as usize
+    };
+    t.cost_fx[sym]
 }
 
 /// −log2 of the model probability of `r` at scale `s`, plus its raw bits.
@@ -437,6 +599,69 @@ pub fn cost(r: i64, s: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use constriction::stream::model::{
+        DefaultContiguousCategoricalEntropyModel, DefaultUniformModel,
+    };
+
+    #[test]
+    fn the_models_are_constrictions() {
+        // Every Laplace table and a learned-prior-like table: the same interval for every
+        // symbol, and the same symbol at every cumulative boundary, either side of it, and
+        // along the whole range.
+        let prior = frequencies(&[0.5, 0.25, 0.125, 0.0625, 0.0625]);
+        let mut freqs: Vec<Vec<u32>> = (0..SCALES)
+            .map(|s| {
+                let t = &tables()[s];
+                (0..t.model.cdf.len() - 1)
+                    .map(|j| t.model.cdf[j + 1] - t.model.cdf[j])
+                    .collect()
+            })
+            .collect();
+        freqs.push(prior);
+        for f in &freqs {
+            let ours = Categorical::new(f);
+            let theirs =
+                DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(
+                    f, false,
+                )
+                .unwrap();
+            for s in 0..f.len() {
+                assert_eq!(
+                    ours.left_cumulative_and_probability(s),
+                    theirs.left_cumulative_and_probability(s)
+                );
+            }
+            let mut qs: Vec<u32> = (0..1u32 << 14)
+                .map(|j| (j << 10) | ((j * 7919) % 1024))
+                .collect();
+            for &c in &ours.cdf[..f.len()] {
+                qs.extend([c.saturating_sub(1), c, c + 1]);
+            }
+            for q in qs.into_iter().filter(|&q| q < 1 << PRECISION) {
+                assert_eq!(
+                    ours.quantile_function(q),
+                    theirs.quantile_function(q),
+                    "{q}"
+                );
+            }
+        }
+        for bits in 1..=CHUNK {
+            let ours = Pow2 { bits };
+            let theirs = DefaultUniformModel::new(1 << bits);
+            for s in [0, 1, (1 << bits) - 1, 1 << bits] {
+                assert_eq!(
+                    ours.left_cumulative_and_probability(s),
+                    theirs.left_cumulative_and_probability(s)
+                );
+            }
+            for q in (0..1u32 << PRECISION)
+                .step_by(4099)
+                .chain([(1 << PRECISION) - 1])
+            {
+                assert_eq!(ours.quantile_function(q), theirs.quantile_function(q));
+            }
+        }
+    }
 
     #[test]
     fn snap_is_nearest_and_monotone() {
@@ -444,6 +669,12 @@ mod tests {
             assert_eq!(
                 scale(s),
                 QUARTER_POW2[s % 4] * 2f64.powi((s / 4) as i32 - 2)
+            );
+            // The compile-time thresholds are the run-time products.
+            let b = std::hint::black_box(scale(s));
+            assert_eq!(
+                THRESHOLDS[s].to_bits(),
+                (b * std::hint::black_box(MID)).to_bits()
             );
             assert_eq!(snap(scale(s)), s);
             assert_eq!(snap(scale(s) * 1.05), s);

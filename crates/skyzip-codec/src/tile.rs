@@ -13,7 +13,7 @@
 //! The encoder tries the four and keeps the cheapest. The hash is checked after decoding, so a
 //! corrupted tile is an error, never a silently wrong image.
 
-use crate::entropy::{add_cost, cost, snap, Corrupt, Reader, Writer, SCALES};
+use crate::entropy::{cost, cost_fx, snap, Corrupt, Reader, Writer, SCALES};
 use crate::predict::Predictor;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
@@ -47,11 +47,18 @@ pub struct Encoded {
     pub prior_channels: usize,
 }
 
+/// sha256 over every pixel's 8 little-endian bytes (0 for a blank) and its blank byte.
 fn digest(v: &[i64], blank: &[bool]) -> [u8; 8] {
+    // Fed a block of pixels at a time (the same bytes as one update per value).
+    const BLOCK: usize = 512;
     let mut h = Sha256::new();
-    for (x, b) in v.iter().zip(blank) {
-        h.update(if *b { [0u8; 8] } else { x.to_le_bytes() });
-        h.update([*b as u8]);
+    let mut buf = [0u8; 9 * BLOCK];
+    for (vs, bs) in v.chunks(BLOCK).zip(blank.chunks(BLOCK)) {
+        for ((x, b), out) in vs.iter().zip(bs).zip(buf.chunks_exact_mut(9)) {
+            out[..8].copy_from_slice(&if *b { 0 } else { *x }.to_le_bytes());
+            out[8] = *b as u8;
+        }
+        h.update(&buf[..9 * vs.len()]);
     }
     let d = h.finalize();
     let mut out = [0u8; 8];
@@ -84,21 +91,43 @@ fn network_input(
     pw: usize,
     ph: usize,
 ) -> Vec<f32> {
-    let mut out = vec![0f32; pw * ph];
-    for y in 0..ph {
-        for x in 0..pw {
-            let i = y.min(h - 1) * w + x.min(w - 1);
-            out[y * pw + x] = if blank[i] {
-                0.0
-            } else {
-                let f = crate::detmath::norm::forward(norm, v[i] as f64) as f32;
-                if f.is_finite() {
-                    f
-                } else {
-                    0.0
-                }
-            };
+    let f = |x: i64| {
+        let f = crate::detmath::norm::forward(norm, x as f64) as f32;
+        if f.is_finite() {
+            f
+        } else {
+            0.0
         }
+    };
+    // Each distinct value is normalised once, remembered over the tile's range of values
+    // when that is not much wider than the tile (NaN: not yet seen; `f` never gives NaN).
+    let values = v.iter().zip(blank).filter(|(_, &b)| !b).map(|(&x, _)| x);
+    let (lo, hi) = values.fold((i64::MAX, i64::MIN), |(l, h), x| (l.min(x), h.max(x)));
+    let span = hi
+        .checked_sub(lo)
+        .filter(|&d| d >= 0 && (d as u64) < 4 * (w * h) as u64);
+    let mut memo = vec![f32::NAN; span.map_or(0, |d| d as usize + 1)];
+    let mut norm_of = |x: i64| match memo.get_mut(x.wrapping_sub(lo) as usize) {
+        Some(m) if span.is_some() => {
+            if m.is_nan() {
+                *m = f(x);
+            }
+            *m
+        }
+        _ => f(x),
+    };
+    let mut out = vec![0f32; pw * ph];
+    for y in 0..h {
+        let row = &mut out[y * pw..(y + 1) * pw];
+        let (vs, bs) = (&v[y * w..(y + 1) * w], &blank[y * w..(y + 1) * w]);
+        for ((r, &x), &b) in row.iter_mut().zip(vs).zip(bs) {
+            *r = if b { 0.0 } else { norm_of(x) };
+        }
+        let edge = row[w - 1];
+        row[w..].fill(edge);
+    }
+    for y in h..ph {
+        out.copy_within((h - 1) * pw..h * pw, y * pw);
     }
     out
 }
@@ -272,18 +301,35 @@ fn walk(
     s: &Settings,
     code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
 ) -> Result<Vec<i64>, Corrupt> {
-    // Lossless (a step of 1) is compiled on its own, without the divisions by the step.
+    // Each mode, lossless (a step of 1: no divisions by the step) or not, is compiled on its
+    // own, without a branch on the mode per pixel.
+    macro_rules! go {
+        ($unit:expr) => {
+            match mode {
+                Residuals::Model => walk_with::<$unit, 0>(pred, scale, blank, w, h, s, code),
+                Residuals::MedContext => walk_with::<$unit, 1>(pred, scale, blank, w, h, s, code),
+                Residuals::MedModel => walk_with::<$unit, 2>(pred, scale, blank, w, h, s, code),
+                Residuals::Adaptive => walk_with::<$unit, 3>(pred, scale, blank, w, h, s, code),
+            }
+        };
+    }
     if s.e == 0 {
-        walk_with::<true>(mode, pred, scale, blank, w, h, s, code)
+        go!(true)
     } else {
-        walk_with::<false>(mode, pred, scale, blank, w, h, s, code)
+        go!(false)
     }
 }
 
+const MODES: [Residuals; 4] = [
+    Residuals::Model,
+    Residuals::MedContext,
+    Residuals::MedModel,
+    Residuals::Adaptive,
+];
+
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn walk_with<const UNIT: bool>(
-    mode: Residuals,
+fn walk_with<const UNIT: bool, const MODE: usize>(
     pred: &[i64],
     scale: &[usize],
     blank: &[bool],
@@ -292,6 +338,7 @@ fn walk_with<const UNIT: bool>(
     s: &Settings,
     mut code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
 ) -> Result<Vec<i64>, Corrupt> {
+    let mode = MODES[MODE];
     let step = if UNIT { 1 } else { 2 * s.e + 1 };
     let n = w * h;
     let mut out = vec![0i64; n];
@@ -402,6 +449,9 @@ fn quantise(r: i64, e: i64, step: i64) -> i64 {
     }
 }
 
+/// A residual mode's cost, its decoded tile and the (value, scale index) it codes per pixel.
+type Costed = (u64, Residuals, Vec<i64>, Vec<(i64, u8)>);
+
 /// Codes a `w`×`h` tile of integers (`blank` marks pixels without data).
 pub fn encode(
     p: &Predictor,
@@ -472,35 +522,37 @@ pub fn encode(
         }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
-        // Every residual mode is costed (the entropy model's bits, summed as the writer would
-        // sum them); the tile codes the cheapest (2 bits say which).
-        let mut best: Option<(f64, Residuals)> = None;
+        // Every residual mode is costed (the entropy model's bits, in exact fixed point),
+        // keeping what it would code; the tile codes the cheapest (2 bits say which; the
+        // first of equals).
+        let mut best: Option<Costed> = None;
+        let mut coded = Vec::with_capacity(w * h);
         for mode in [
             Residuals::Model,
             Residuals::MedContext,
             Residuals::MedModel,
             Residuals::Adaptive,
         ] {
-            let mut bits = wr.est_bits;
-            bits += 2.0;
-            walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
+            let mut bits = 0u64;
+            coded.clear();
+            let out = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
                 let q = quantise(v[i] - base, s.e, step);
-                add_cost(&mut bits, q, sidx);
+                bits += cost_fx(q, sidx);
+                coded.push((q, sidx as u8));
                 Ok(q)
             })
             .expect("costing cannot fail");
-            if best.is_none_or(|b| bits < b.0) {
-                best = Some((bits, mode));
+            if best.as_ref().is_none_or(|b| bits < b.0) {
+                let spare = best.map_or_else(Vec::new, |b| b.3);
+                best = Some((bits, mode, out, std::mem::replace(&mut coded, spare)));
             }
         }
-        let (_, mode) = best.expect("four modes tried");
+        let (_, mode, out, coded) = best.expect("four modes tried");
         wr.put_bits(mode as u64, 2);
-        decoded = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
-            let q = quantise(v[i] - base, s.e, step);
-            wr.put(q, sidx);
-            Ok(q)
-        })
-        .expect("encoding cannot fail");
+        for &(q, sidx) in &coded {
+            wr.put(q, sidx as usize);
+        }
+        decoded = out;
     }
     let est_bits = wr.est_bits;
     let mut bytes = vec![VERSION];

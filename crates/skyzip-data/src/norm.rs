@@ -43,13 +43,15 @@ pub fn robust_background(data: &[f32]) -> (f64, f64) {
     if v.is_empty() {
         return (0.0, 1.0);
     }
-    v.sort_by(f64::total_cmp);
-    let med = v[v.len() / 2];
+    // The middle elements by selection (the values a full sort would put there).
+    let half = v.len() / 2;
+    let med = *v.select_nth_unstable_by(half, f64::total_cmp).1;
     let mut d: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
-    d.sort_by(f64::total_cmp);
-    let mut sigma = 1.4826 * d[d.len() / 2];
+    let mut sigma = 1.4826 * *d.select_nth_unstable_by(half, f64::total_cmp).1;
     if sigma.is_nan() || sigma <= 0.0 {
-        // Flat or mostly constant images: fall back to the standard deviation, then 1.
+        // Flat or mostly constant images: fall back to the standard deviation, then 1 (the
+        // sums in ascending order).
+        v.sort_by(f64::total_cmp);
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         sigma = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
         if sigma.is_nan() || sigma <= 0.0 {
