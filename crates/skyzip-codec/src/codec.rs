@@ -168,7 +168,7 @@ pub fn compress(
         }
     }
     let d = p.divisor();
-    if opts.tile < d || opts.tile % d != 0 {
+    if opts.tile < d || !opts.tile.is_multiple_of(d) {
         return Err(CodecError::file(
             input,
             format!("tile {} must be a multiple of {d}", opts.tile),

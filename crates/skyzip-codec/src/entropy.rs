@@ -503,7 +503,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(bytes: &[u8]) -> Result<Reader, Corrupt> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(Corrupt(format!(
                 "{} bytes is not a whole number of words",
                 bytes.len()

@@ -449,6 +449,21 @@ fn quantise(r: i64, e: i64, step: i64) -> i64 {
     }
 }
 
+/// The encoder's first look at the residual modes: every SAMPLE_PART-th band of SAMPLE_BAND
+/// rows (when those hold at least SAMPLE_MIN pixels with data), and the margin over the
+/// cheapest there within which a mode is costed on the whole tile too.
+const SAMPLE_PART: usize = 4;
+const SAMPLE_BAND: usize = 8;
+const SAMPLE_MIN: usize = 4096;
+const SAMPLE_MARGIN: f64 = 0.10;
+
+/// The given rows of a `w`-wide image, one after another.
+fn gather<T: Copy>(x: &[T], rows: &[usize], w: usize) -> Vec<T> {
+    rows.iter()
+        .flat_map(|&y| x[y * w..(y + 1) * w].iter().copied())
+        .collect()
+}
+
 /// A residual mode's cost, its decoded tile and the (value, scale index) it codes per pixel.
 type Costed = (u64, Residuals, Vec<i64>, Vec<(i64, u8)>);
 
@@ -522,26 +537,61 @@ pub fn encode(
         }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
-        // Every residual mode is costed (the entropy model's bits, in exact fixed point),
-        // keeping what it would code; the tile codes the cheapest (2 bits say which; the
-        // first of equals).
-        let mut best: Option<Costed> = None;
-        let mut coded = Vec::with_capacity(w * h);
-        for mode in [
+        // The residual modes are costed (the entropy model's bits, in exact fixed point) on
+        // the tile's first rows; those within SAMPLE_MARGIN of the cheapest there are costed
+        // on the whole tile, keeping what each would code, and the tile codes the cheapest
+        // (2 bits say which; the first of equals).
+        let modes = [
             Residuals::Model,
             Residuals::MedContext,
             Residuals::MedModel,
             Residuals::Adaptive,
-        ] {
+        ];
+        let cost_of = |mode: Residuals,
+                       (v, pred, scale, blank): (&[i64], &[i64], &[usize], &[bool]),
+                       coded: &mut Vec<(i64, u8)>| {
             let mut bits = 0u64;
             coded.clear();
-            let out = walk(mode, &pred, &scale, blank, w, h, s, |i, sidx, base| {
+            let rows = v.len() / w;
+            let out = walk(mode, pred, scale, blank, w, rows, s, |i, sidx, base| {
                 let q = quantise(v[i] - base, s.e, step);
                 bits += cost_fx(q, sidx);
                 coded.push((q, sidx as u8));
                 Ok(q)
             })
             .expect("costing cannot fail");
+            (bits, out)
+        };
+        let mut coded = Vec::with_capacity(w * h);
+        // The sample: every SAMPLE_PART-th band of SAMPLE_BAND rows, walked as one image.
+        let rows: Vec<usize> = (0..h)
+            .filter(|y| (y / SAMPLE_BAND).is_multiple_of(SAMPLE_PART))
+            .collect();
+        let (sv, sp, ss, sb) = (
+            gather(v, &rows, w),
+            gather(&pred, &rows, w),
+            gather(&scale, &rows, w),
+            gather(blank, &rows, w),
+        );
+        let seen = sb.iter().filter(|&&b| !b).count();
+        let contenders: Vec<Residuals> = if seen >= SAMPLE_MIN && rows.len() < h {
+            let bits: Vec<u64> = modes
+                .iter()
+                .map(|&m| cost_of(m, (&sv, &sp, &ss, &sb), &mut coded).0)
+                .collect();
+            let least = *bits.iter().min().expect("four modes");
+            modes
+                .iter()
+                .zip(&bits)
+                .filter(|(_, &b)| b as f64 <= least as f64 * (1.0 + SAMPLE_MARGIN))
+                .map(|(&m, _)| m)
+                .collect()
+        } else {
+            modes.to_vec()
+        };
+        let mut best: Option<Costed> = None;
+        for mode in contenders {
+            let (bits, out) = cost_of(mode, (v, &pred, &scale, blank), &mut coded);
             if best.as_ref().is_none_or(|b| bits < b.0) {
                 let spare = best.map_or_else(Vec::new, |b| b.3);
                 best = Some((bits, mode, out, std::mem::replace(&mut coded, spare)));

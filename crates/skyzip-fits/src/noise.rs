@@ -50,7 +50,7 @@ fn middle_median(v: &mut [f64]) -> f64 {
 /// Noise estimates of an `nx`×`ny` image stored row by row; NaN marks blank pixels.
 pub fn noise_stats(data: &[f64], nx: usize, ny: usize) -> NoiseStats {
     let (nx, ny) = if nx < 9 { (nx * ny, 1) } else { (nx, ny) };
-    let ny = ny.min(data.len() / nx.max(1) + usize::from(data.len() % nx.max(1) > 0));
+    let ny = ny.min(data.len() / nx.max(1) + usize::from(!data.len().is_multiple_of(nx.max(1))));
     noise_stats_rows(nx, ny, |y, row| {
         let end = ((y + 1) * nx).min(data.len());
         row.extend_from_slice(&data[y * nx..end]);

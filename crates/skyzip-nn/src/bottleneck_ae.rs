@@ -61,7 +61,7 @@ impl BottleneckAeConfig {
         if self.strides.iter().any(|s| !matches!(s, 1 | 2)) {
             return Err("bottleneck-ae: strides must be 1 or 2".into());
         }
-        if self.latent == 0 || self.fc == 0 || self.size % self.downsampling() != 0 {
+        if self.latent == 0 || self.fc == 0 || !self.size.is_multiple_of(self.downsampling()) {
             return Err(format!(
                 "bottleneck-ae: latent and fc must be positive and size {} a multiple of {}",
                 self.size,

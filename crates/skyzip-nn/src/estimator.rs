@@ -68,7 +68,7 @@ impl EstimatorConfig {
                 "cnn-estimator: pool_after {p} is past the last conv"
             ));
         }
-        if self.trunk_side() == 0 || self.size % (1 << self.pool_after.len()) != 0 {
+        if self.trunk_side() == 0 || !self.size.is_multiple_of(1 << self.pool_after.len()) {
             return Err(format!(
                 "cnn-estimator: {} pools do not fit images of side {}",
                 self.pool_after.len(),

@@ -867,7 +867,7 @@ impl ModelConfig {
         match self.net() {
             ModelConfig::PixelAe { net, .. } => {
                 let d = net.divisor();
-                if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
+                if !ny.is_multiple_of(d) || !nx.is_multiple_of(d) || ny == 0 || nx == 0 {
                     return Err(format!(
                         "images of {nx}×{ny} do not fit this pixel-ae: both sides must be multiples of {d}"
                     ));
@@ -875,7 +875,7 @@ impl ModelConfig {
             }
             ModelConfig::ConvAe { net, .. } | ModelConfig::VqVae { net, .. } => {
                 let d = net.divisor();
-                if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
+                if !ny.is_multiple_of(d) || !nx.is_multiple_of(d) || ny == 0 || nx == 0 {
                     return Err(format!(
                         "images of {nx}×{ny} do not fit this {}: both sides must be multiples of {d}",
                         self.net().name()
@@ -910,7 +910,7 @@ impl ModelConfig {
             }
             ModelConfig::UnetSegmenter { net, .. } => {
                 let d = net.divisor();
-                if ny % d != 0 || nx % d != 0 || ny == 0 || nx == 0 {
+                if !ny.is_multiple_of(d) || !nx.is_multiple_of(d) || ny == 0 || nx == 0 {
                     return Err(format!(
                         "images of {nx}×{ny} do not fit this unet-segmenter: both sides must be multiples of {d}"
                     ));
@@ -1254,7 +1254,7 @@ impl Model {
         else {
             return self;
         };
-        let restart = *restart_every > 0 && (step + 1) % restart_every == 0;
+        let restart = *restart_every > 0 && (step + 1).is_multiple_of(*restart_every);
         if !restart && ema.is_none() {
             return self;
         }

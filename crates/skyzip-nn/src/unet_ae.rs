@@ -119,7 +119,7 @@ impl UnetAeConfig {
         if self.filters.is_empty() || self.filters.contains(&0) || self.latent == 0 {
             return Err("unet-ae: filters and latent must be positive".into());
         }
-        if self.size == 0 || self.size % self.divisor() != 0 {
+        if self.size == 0 || !self.size.is_multiple_of(self.divisor()) {
             return Err(format!(
                 "unet-ae: size {} must be a multiple of {}",
                 self.size,
