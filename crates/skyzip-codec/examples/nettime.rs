@@ -1,4 +1,8 @@
+//! The codec nets' time on one 256² tile (the encoder; both decoders), the least of 150 runs:
+//! `cargo run --release -p skyzip-codec --example nettime [MODEL]`. For profiling the engine
+//! alone (`perf record` on this binary); `skyzip bench codec` measures the whole codec.
 use skyzip_codec::Predictor;
+
 fn main() {
     let model = std::env::args().nth(1).unwrap_or("default".into());
     let p = Predictor::load(&model).unwrap();
