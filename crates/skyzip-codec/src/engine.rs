@@ -776,25 +776,49 @@ impl Terms {
                 && rq.shift.len() >= self.cout,
             "the fast path's stores stay inside its buffer"
         );
-        run_terms()(self, src, step, rows, cols, bias, rq, dst, layout);
+        let job = Job {
+            t: self,
+            src,
+            step,
+            rows,
+            cols,
+            bias,
+            rq,
+            l: layout,
+        };
+        run_terms()(&job, dst);
     }
 }
 
-type RunTerms = fn(&Terms, &[i16], usize, usize, usize, &[i32], Requant, &mut [i16], Layout);
-
-/// The portable kernel (any CPU): the same sums, one output channel and row at a time.
-#[allow(clippy::too_many_arguments)]
-fn run_terms_base(
-    t: &Terms,
-    src: &[i16],
+/// What one [`Terms::run`] computes: the terms, their input (rows `step` apart), the size of
+/// the output, the bias and requantisation per output channel, and where the outputs go.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    t: &'a Terms,
+    src: &'a [i16],
     step: usize,
     rows: usize,
     cols: usize,
-    bias: &[i32],
-    rq: Requant,
-    dst: &mut [i16],
+    bias: &'a [i32],
+    rq: Requant<'a>,
     l: Layout,
-) {
+}
+
+/// A kernel: a [`Job`]'s outputs into the buffer.
+type RunTerms = fn(&Job, &mut [i16]);
+
+/// The portable kernel (any CPU): the same sums, one output channel and row at a time.
+fn run_terms_base(j: &Job, dst: &mut [i16]) {
+    let &Job {
+        t,
+        src,
+        step,
+        rows,
+        cols,
+        bias,
+        rq,
+        l,
+    } = j;
     let mut acc = vec![0i32; cols];
     let mut q = vec![0i16; cols];
     for (o, &b0) in bias.iter().enumerate().take(t.cout) {
@@ -817,64 +841,61 @@ fn run_terms_base(
     }
 }
 
+/// Visits every block of a job's outputs: per row, per `lanes` columns, the output channels in
+/// runs of `sizes[0]`, then of `sizes[1]`, … (the last size 1); `f(y, x, o0, size)`.
+#[inline(always)]
+fn for_blocks(
+    j: &Job,
+    lanes: usize,
+    sizes: &[usize],
+    mut f: impl FnMut(usize, usize, usize, usize),
+) {
+    for y in 0..j.rows {
+        let mut x = 0;
+        while x < j.cols {
+            let mut o0 = 0;
+            for &nb in sizes {
+                while o0 + nb <= j.t.cout {
+                    f(y, x, o0, nb);
+                    o0 += nb;
+                }
+            }
+            x += lanes;
+        }
+    }
+}
+
 /// AVX2: 16 outputs of 4 output channels in eight registers; per pair of terms, the two input
 /// rows interleaved (`unpack`) and multiplied by the packed weight pair (`madd`: two products
 /// and their sum per lane, exact in i32); then bias, requantisation and the store.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_terms_avx2_inner(
-    t: &Terms,
-    src: &[i16],
-    step: usize,
-    rows: usize,
-    cols: usize,
-    bias: &[i32],
-    rq: Requant,
-    dst: &mut [i16],
-    l: Layout,
-) {
-    const NB: usize = 4;
-    let full = t.cout / NB * NB;
-    let consts: Vec<RqAvx2> = (0..t.cout)
-        .map(|o| RqAvx2::new(rq.mult[o], rq.shift[o], rq.relu))
-        .collect();
-    let k = Kernel {
-        t,
-        src,
-        step,
-        cols,
-        bias,
-        consts: &consts,
-        l,
-    };
-    for y in 0..rows {
-        let mut x = 0;
-        while x < cols {
-            let mut o0 = 0;
-            while o0 < full {
-                k.block::<NB>(dst, y, x, o0);
-                o0 += NB;
-            }
-            while o0 < t.cout {
-                k.block::<1>(dst, y, x, o0);
-                o0 += 1;
-            }
-            x += 16;
-        }
-    }
+unsafe fn run_terms_avx2_inner(j: &Job, dst: &mut [i16]) {
+    let k = Kernel::new(j);
+    for_blocks(j, 16, &[4, 1], |y, x, o0, nb| match nb {
+        4 => k.block::<4>(dst, y, x, o0),
+        _ => k.block::<1>(dst, y, x, o0),
+    });
 }
 
-/// What every block of [`run_terms_avx2_inner`] reads.
+/// A job, and its requantisation constants in registers: what every block of the SIMD kernels
+/// reads.
 #[cfg(target_arch = "x86_64")]
 struct Kernel<'a> {
-    t: &'a Terms,
-    src: &'a [i16],
-    step: usize,
-    cols: usize,
-    bias: &'a [i32],
-    consts: &'a [RqAvx2],
-    l: Layout,
+    j: &'a Job<'a>,
+    consts: Vec<RqAvx2>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> Kernel<'a> {
+    #[target_feature(enable = "avx2")]
+    unsafe fn new(j: &'a Job<'a>) -> Kernel<'a> {
+        let rq = j.rq;
+        let consts = (0..j.t.cout)
+            .map(|o| RqAvx2::new(rq.mult[o], rq.shift[o], rq.relu))
+            .collect();
+        Kernel { j, consts }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -885,11 +906,11 @@ impl Kernel<'_> {
     #[inline]
     unsafe fn block<const NB: usize>(&self, dst: &mut [i16], y: usize, x: usize, o0: usize) {
         use std::arch::x86_64::*;
-        let t = self.t;
-        let n = (self.cols - x).min(16);
+        let t = self.j.t;
+        let n = (self.j.cols - x).min(16);
         // SAFETY (every pointer below): `Terms::run` checked that every 16-wide load is in
         // `src`, and every store in `dst`; the weights hold `cout` entries per pair.
-        let sp = self.src.as_ptr().add(y * self.step + x);
+        let sp = self.j.src.as_ptr().add(y * self.j.step + x);
         let wp = t.weights.as_ptr().add(o0);
         let mut lo = [_mm256_setzero_si256(); NB];
         let mut hi = [_mm256_setzero_si256(); NB];
@@ -905,10 +926,10 @@ impl Kernel<'_> {
                 hi[j] = _mm256_add_epi32(hi[j], _mm256_madd_epi16(ih, w));
             }
         }
-        let l = self.l;
+        let l = self.j.l;
         for j in 0..NB {
             let o = o0 + j;
-            let vb = _mm256_set1_epi32(self.bias[o]);
+            let vb = _mm256_set1_epi32(self.j.bias[o]);
             // unpacklo holds outputs 0–3 and 8–11, unpackhi 4–7 and 12–15.
             let first = _mm256_add_epi32(_mm256_permute2x128_si256(lo[j], hi[j], 0x20), vb);
             let second = _mm256_add_epi32(_mm256_permute2x128_si256(lo[j], hi[j], 0x31), vb);
@@ -939,20 +960,9 @@ impl Kernel<'_> {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn run_terms_avx2(
-    t: &Terms,
-    src: &[i16],
-    step: usize,
-    rows: usize,
-    cols: usize,
-    bias: &[i32],
-    rq: Requant,
-    dst: &mut [i16],
-    l: Layout,
-) {
-    // SAFETY: chosen only when the CPU reports AVX2 (see `run_terms`).
-    unsafe { run_terms_avx2_inner(t, src, step, rows, cols, bias, rq, dst, l) }
+fn run_terms_avx2(j: &Job, dst: &mut [i16]) {
+    // SAFETY: chosen only when the CPU reports AVX2 (see `kernels`).
+    unsafe { run_terms_avx2_inner(j, dst) }
 }
 
 /// AVX-512 with VNNI: 32 outputs of 8 output channels in sixteen registers, each pair of
@@ -960,50 +970,13 @@ fn run_terms_avx2(
 /// i32: the same as `madd` then `add`); requantised eight at a time as the AVX2 kernel does.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_terms_avx512_inner(
-    t: &Terms,
-    src: &[i16],
-    step: usize,
-    rows: usize,
-    cols: usize,
-    bias: &[i32],
-    rq: Requant,
-    dst: &mut [i16],
-    l: Layout,
-) {
-    let consts: Vec<RqAvx2> = (0..t.cout)
-        .map(|o| RqAvx2::new(rq.mult[o], rq.shift[o], rq.relu))
-        .collect();
-    let k = Kernel {
-        t,
-        src,
-        step,
-        cols,
-        bias,
-        consts: &consts,
-        l,
-    };
-    let (by8, by4) = (t.cout / 8 * 8, t.cout / 4 * 4);
-    for y in 0..rows {
-        let mut x = 0;
-        while x < cols {
-            let mut o0 = 0;
-            while o0 < by8 {
-                k.block512::<8>(dst, y, x, o0);
-                o0 += 8;
-            }
-            while o0 < by4 {
-                k.block512::<4>(dst, y, x, o0);
-                o0 += 4;
-            }
-            while o0 < t.cout {
-                k.block512::<1>(dst, y, x, o0);
-                o0 += 1;
-            }
-            x += 32;
-        }
-    }
+unsafe fn run_terms_avx512_inner(j: &Job, dst: &mut [i16]) {
+    let k = Kernel::new(j);
+    for_blocks(j, 32, &[8, 4, 1], |y, x, o0, nb| match nb {
+        8 => k.block512::<8>(dst, y, x, o0),
+        4 => k.block512::<4>(dst, y, x, o0),
+        _ => k.block512::<1>(dst, y, x, o0),
+    });
 }
 
 /// Where each of 16 outputs is, in order, among `unpacklo`'s (0–15) and `unpackhi`'s (16–31)
@@ -1020,11 +993,11 @@ impl Kernel<'_> {
     #[inline]
     unsafe fn block512<const NB: usize>(&self, dst: &mut [i16], y: usize, x: usize, o0: usize) {
         use std::arch::x86_64::*;
-        let t = self.t;
-        let n = (self.cols - x).min(32);
+        let t = self.j.t;
+        let n = (self.j.cols - x).min(32);
         // SAFETY (every pointer below): `Terms::run` checked that every 32-wide load is in
         // `src`, and every store in `dst`; the weights hold `cout` entries per pair.
-        let sp = self.src.as_ptr().add(y * self.step + x);
+        let sp = self.j.src.as_ptr().add(y * self.j.step + x);
         let wp = t.weights.as_ptr().add(o0);
         let mut lo = [_mm512_setzero_si512(); NB];
         let mut hi = [_mm512_setzero_si512(); NB];
@@ -1042,10 +1015,10 @@ impl Kernel<'_> {
         }
         let first = _mm512_loadu_si512(FIRST16.as_ptr() as *const __m512i);
         let last = _mm512_loadu_si512(LAST16.as_ptr() as *const __m512i);
-        let l = self.l;
+        let l = self.j.l;
         for j in 0..NB {
             let o = o0 + j;
-            let vb = _mm512_set1_epi32(self.bias[o]);
+            let vb = _mm512_set1_epi32(self.j.bias[o]);
             let halves = [
                 _mm512_add_epi32(_mm512_permutex2var_epi32(lo[j], first, hi[j]), vb),
                 _mm512_add_epi32(_mm512_permutex2var_epi32(lo[j], last, hi[j]), vb),
@@ -1098,43 +1071,27 @@ impl Kernel<'_> {
     }
 }
 
-/// Lane 2k (and 2k + 1) of a spread takes value k (the first half), or 16 + k (the second).
+/// Lane 2k (and 2k + 1) of a spread takes value `first` + k: 0 for the first half of 32
+/// values, 16 for the second.
 #[cfg(target_arch = "x86_64")]
-const SPREAD_LO: [i16; 32] = {
+const fn spread(first: i16) -> [i16; 32] {
     let mut t = [0i16; 32];
     let mut k = 0;
     while k < 32 {
-        t[k] = (k / 2) as i16;
+        t[k] = first + (k / 2) as i16;
         k += 1;
     }
     t
-};
+}
 #[cfg(target_arch = "x86_64")]
-const SPREAD_HI: [i16; 32] = {
-    let mut t = [0i16; 32];
-    let mut k = 0;
-    while k < 32 {
-        t[k] = (16 + k / 2) as i16;
-        k += 1;
-    }
-    t
-};
+const SPREAD_LO: [i16; 32] = spread(0);
+#[cfg(target_arch = "x86_64")]
+const SPREAD_HI: [i16; 32] = spread(16);
 
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-fn run_terms_avx512(
-    t: &Terms,
-    src: &[i16],
-    step: usize,
-    rows: usize,
-    cols: usize,
-    bias: &[i32],
-    rq: Requant,
-    dst: &mut [i16],
-    l: Layout,
-) {
-    // SAFETY: chosen only when the CPU reports AVX-512 F, BW and VNNI (see `run_terms`).
-    unsafe { run_terms_avx512_inner(t, src, step, rows, cols, bias, rq, dst, l) }
+fn run_terms_avx512(j: &Job, dst: &mut [i16]) {
+    // SAFETY: chosen only when the CPU reports AVX-512 F, BW and VNNI (see `kernels`).
+    unsafe { run_terms_avx512_inner(j, dst) }
 }
 
 /// The kernels this CPU can run, fastest first (the portable one last).
@@ -1830,10 +1787,20 @@ mod tests {
                         off: col - 1,
                     };
                     let mut a = vec![0i16; cout * l.plane];
-                    run_terms_base(&t, &src, step, rows, cols, &bias, rq, &mut a, l);
+                    let job = Job {
+                        t: &t,
+                        src: &src,
+                        step,
+                        rows,
+                        cols,
+                        bias: &bias,
+                        rq,
+                        l,
+                    };
+                    run_terms_base(&job, &mut a);
                     for (ki, kernel) in kernels().into_iter().enumerate() {
                         let mut b = vec![0i16; cout * l.plane];
-                        kernel(&t, &src, step, rows, cols, &bias, rq, &mut b, l);
+                        kernel(&job, &mut b);
                         assert_eq!(
                             a, b,
                             "kernel {ki}: {n_terms} terms, {cout} outputs, shift {shift}"

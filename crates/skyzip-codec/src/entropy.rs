@@ -400,6 +400,26 @@ fn tables() -> &'static [Table] {
     T.get_or_init(|| (0..SCALES).map(build).collect())
 }
 
+/// The table of scale index `s` (the largest for any index beyond).
+#[inline]
+fn table(s: usize) -> &'static Table {
+    &tables()[s.min(SCALES - 1)]
+}
+
+impl Table {
+    /// The symbol that codes `r`, and whether it is in the table (`r`'s k low bits follow it)
+    /// or the escape (all 64 bits follow).
+    #[inline]
+    fn symbol(&self, r: i64) -> (usize, bool) {
+        let q = r >> self.k; // floor division by 2^k
+        if (-self.q..=self.q).contains(&q) {
+            ((q + self.q) as usize, true)
+        } else {
+            ((2 * self.q + 1) as usize, false)
+        }
+    }
+}
+
 /// A bitstream being written, with the estimated cost of what went in.
 #[derive(Clone)]
 pub struct Writer {
@@ -431,23 +451,19 @@ impl Writer {
 
     /// Codes `r` under the Laplace of scale index `s`.
     pub fn put(&mut self, r: i64, s: usize) {
-        let t = &tables()[s.min(SCALES - 1)];
-        let q = r >> t.k; // floor division by 2^k
-        if (-t.q..=t.q).contains(&q) {
-            let sym = (q + t.q) as usize;
-            self.enc
-                .encode_symbol(sym, &t.model)
-                .expect("symbol in table");
+        let t = table(s);
+        let (sym, inside) = t.symbol(r);
+        self.enc
+            .encode_symbol(sym, &t.model)
+            .expect("a symbol of the table");
+        if inside {
             self.est_bits += t.cost[sym];
             if t.k > 0 {
-                self.uniform_bits((r - (q << t.k)) as u64, t.k);
+                // r − ⌊r / 2^k⌋·2^k: the k low bits.
+                self.uniform_bits((r & ((1 << t.k) - 1)) as u64, t.k);
                 self.est_bits += t.k as f64;
             }
         } else {
-            let sym = (2 * t.q + 1) as usize;
-            self.enc
-                .encode_symbol(sym, &t.model)
-                .expect("escape symbol");
             self.est_bits += t.cost[sym] + 64.0;
             let z = ((r << 1) ^ (r >> 63)) as u64;
             self.uniform_bits(z, 64);
@@ -534,7 +550,7 @@ impl Reader {
     }
 
     pub fn get(&mut self, s: usize) -> Result<i64, Corrupt> {
-        let t = &tables()[s.min(SCALES - 1)];
+        let t = table(s);
         let sym = self
             .dec
             .decode_symbol(&t.model)
@@ -575,24 +591,16 @@ impl Reader {
 /// tile does not depend on the order it adds them in.
 #[inline]
 pub fn cost_fx(r: i64, s: usize) -> u64 {
-    let t = &tables()[s.min(SCALES - 1)];
-    let q = r >> t.k;
-    let sym = if (-t.q..=t.q).contains(&q) {
-        (q + t.q) as usize
-    } else {
-        (2 * t.q + 1) as usize
-    };
-    t.cost_fx[sym]
+    let t = table(s);
+    t.cost_fx[t.symbol(r).0]
 }
 
 /// −log2 of the model probability of `r` at scale `s`, plus its raw bits.
 pub fn cost(r: i64, s: usize) -> f64 {
-    let t = &tables()[s.min(SCALES - 1)];
-    let q = r >> t.k;
-    if (-t.q..=t.q).contains(&q) {
-        t.cost[(q + t.q) as usize] + t.k as f64
-    } else {
-        t.cost[(2 * t.q + 1) as usize] + 64.0
+    let t = table(s);
+    match t.symbol(r) {
+        (sym, true) => t.cost[sym] + t.k as f64,
+        (sym, false) => t.cost[sym] + 64.0,
     }
 }
 

@@ -108,7 +108,7 @@ fn network_input(
         .filter(|&d| d >= 0 && (d as u64) < 4 * (w * h) as u64);
     let mut memo = vec![f32::NAN; span.map_or(0, |d| d as usize + 1)];
     let mut norm_of = |x: i64| match memo.get_mut(x.wrapping_sub(lo) as usize) {
-        Some(m) if span.is_some() => {
+        Some(m) => {
             if m.is_nan() {
                 *m = f(x);
             }
@@ -320,6 +320,7 @@ fn walk(
     }
 }
 
+/// The residual modes, in the order of their 2-bit codes.
 const MODES: [Residuals; 4] = [
     Residuals::Model,
     Residuals::MedContext,
@@ -541,12 +542,6 @@ pub fn encode(
         // the tile's first rows; those within SAMPLE_MARGIN of the cheapest there are costed
         // on the whole tile, keeping what each would code, and the tile codes the cheapest
         // (2 bits say which; the first of equals).
-        let modes = [
-            Residuals::Model,
-            Residuals::MedContext,
-            Residuals::MedModel,
-            Residuals::Adaptive,
-        ];
         let cost_of = |mode: Residuals,
                        (v, pred, scale, blank): (&[i64], &[i64], &[usize], &[bool]),
                        coded: &mut Vec<(i64, u8)>| {
@@ -575,19 +570,19 @@ pub fn encode(
         );
         let seen = sb.iter().filter(|&&b| !b).count();
         let contenders: Vec<Residuals> = if seen >= SAMPLE_MIN && rows.len() < h {
-            let bits: Vec<u64> = modes
+            let bits: Vec<u64> = MODES
                 .iter()
                 .map(|&m| cost_of(m, (&sv, &sp, &ss, &sb), &mut coded).0)
                 .collect();
             let least = *bits.iter().min().expect("four modes");
-            modes
+            MODES
                 .iter()
                 .zip(&bits)
                 .filter(|(_, &b)| b as f64 <= least as f64 * (1.0 + SAMPLE_MARGIN))
                 .map(|(&m, _)| m)
                 .collect()
         } else {
-            modes.to_vec()
+            MODES.to_vec()
         };
         let mut best: Option<Costed> = None;
         for mode in contenders {
@@ -678,13 +673,10 @@ pub fn decode(
         }
         latent.resize(shape[0] * per, 0);
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
-        let mode = match rd.get_bits(2)? {
-            0 => Residuals::Model,
-            1 => Residuals::MedContext,
-            2 => Residuals::MedModel,
-            3 => Residuals::Adaptive,
-            m => return Err(Corrupt(format!("residual mode {m}"))),
-        };
+        let m = rd.get_bits(2)? as usize;
+        let mode = *MODES
+            .get(m)
+            .ok_or_else(|| Corrupt(format!("residual mode {m}")))?;
         v = walk(mode, &pred, &scale, &blank, w, h, s, |_, sidx, _| {
             rd.get(sidx)
         })?;
