@@ -13,11 +13,20 @@ use std::time::Instant;
   skyzip compress frame.fits frame.sz.fits --q 0             floats bit-exact too
   skyzip compress frame.fits frame.sz.fits --max-error 1     every pixel within 1 σ
   skyzip compress frame.fits frame.sz.fits --target-bpp 3    the best quality within 3 bits/pixel
-  skyzip compress frame.fits frame.sz.fits --model auto      every bundled model tried, smallest kept")]
+  skyzip compress frame.fits frame.sz.fits --model auto      every bundled model tried, smallest kept
+  skyzip compress night/ --out archive/ --jobs 2 --verify     a folder: archive/NAME.sz.fits, each verified
+  skyzip compress night/ --out archive/ --verify --delete-input   inputs deleted once verified")]
 pub struct CompressArgs {
-    /// The FITS file to compress (every image HDU is coded, other HDUs are copied).
+    /// INPUT OUTPUT: the FITS file to compress (every image HDU is coded, other HDUs copied) and
+    /// the compressed file to write (standard FITS; `skyzip decompress` restores the original).
+    /// With --out: every path is an input, a file or a folder of FITS files.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    archive: crate::archive::ArchiveArgs,
+    #[arg(skip)]
     input: PathBuf,
-    /// The compressed file to write (standard FITS; `skyzip decompress` restores the original).
+    #[arg(skip)]
     output: PathBuf,
     /// Codec model: `default` or `rate` (the newest bundled models; `skyzip models` lists them
     /// all), a model file from `skyzip export --part codec`, or `auto`: every current bundled
@@ -59,8 +68,33 @@ pub struct CompressArgs {
     force: bool,
 }
 
-pub fn run_compress(a: CompressArgs) -> Result<()> {
+/// The two positional paths of the one-file form, or the archive form's error.
+fn in_out(paths: &[PathBuf], what: &str) -> Result<(PathBuf, PathBuf)> {
+    match paths {
+        [i, o] => Ok((i.clone(), o.clone())),
+        _ => bail!(
+            "{what} takes INPUT OUTPUT, or any number of files and folders with --out DIR \
+             ({} paths given)",
+            paths.len()
+        ),
+    }
+}
+
+pub fn run_compress(mut a: CompressArgs) -> Result<()> {
+    a.archive.check()?;
+    if let Some(out) = a.archive.out.clone() {
+        return run_compress_archive(a, &out);
+    }
+    (a.input, a.output) = in_out(&a.paths, "compress")?;
     crate::files::input_output(&a.input, &a.output, a.force)?;
+    if a.archive.verify {
+        // The one-file form with --verify: the output is verified before it takes its name.
+        let job = crate::archive::Job {
+            input: a.input.clone(),
+            output: a.output.clone(),
+        };
+        return run_compress_jobs(a, vec![job]);
+    }
     if a.model == "auto" {
         return run_auto(a);
     }
@@ -69,6 +103,37 @@ pub fn run_compress(a: CompressArgs) -> Result<()> {
     let r = run_one(&a, &p, &a.output)?;
     print_report(&a, &r, &a.output, t.elapsed().as_secs_f64());
     Ok(())
+}
+
+fn run_compress_archive(a: CompressArgs, out: &Path) -> Result<()> {
+    let jobs = crate::archive::collect(
+        &a.paths,
+        out,
+        a.archive.recursive,
+        crate::archive::Direction::Compress,
+    )?;
+    run_compress_jobs(a, jobs)
+}
+
+fn run_compress_jobs(a: CompressArgs, jobs: Vec<crate::archive::Job>) -> Result<()> {
+    let p = match a.model.as_str() {
+        "auto" => None,
+        m => Some(Predictor::load(m)?),
+    };
+    let work = |input: &Path, out: &Path| -> Result<()> {
+        let mut b = a.clone();
+        b.input = input.to_path_buf();
+        b.output = out.to_path_buf();
+        match &p {
+            Some(p) => run_one(&b, p, out).map(|_| ()),
+            None => auto_one(&b, out, false).map(|_| ()),
+        }
+    };
+    let check = |input: &Path, out: &Path| -> Result<()> {
+        skyzip_codec::verify(input, out, &Predictor::load)?;
+        Ok(())
+    };
+    crate::archive::run(jobs, &a.archive, a.force, &work, &check)
 }
 
 /// One compression: the report and the max-error used (σ units, 0 = lossless).
@@ -177,10 +242,17 @@ fn print_report(a: &CompressArgs, d: &Done, shown_as: &Path, secs: f64) {
 /// quality within the budget), the smaller file on a tie.
 fn run_auto(a: CompressArgs) -> Result<()> {
     let t = Instant::now();
+    let (name, done) = auto_one(&a, &a.output, true)?;
+    println!("model {name} kept");
+    print_report(&a, &done, &a.output, t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `--model auto` on `a.input`, the kept file renamed to `output`: the model kept and its run.
+fn auto_one(a: &CompressArgs, output: &Path, talk: bool) -> Result<(String, Done)> {
     // Trials go to a hidden folder beside the output (removed on Ctrl-C too), so the kept one
     // is renamed into place.
-    let parent = a
-        .output
+    let parent = output
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
@@ -189,16 +261,18 @@ fn run_auto(a: CompressArgs) -> Result<()> {
     for name in skyzip_codec::predict::bundled() {
         let trial = dir.path().join(format!("{name}.fits"));
         let p = Predictor::load(name)?;
-        let d = run_one(&a, &p, &trial)?;
+        let d = run_one(a, &p, &trial)?;
         let bytes = d.report.file_bytes;
-        println!(
-            "model {name}: {bytes} bytes{}",
-            if d.max_error > 0.0 {
-                format!(" at max-error {:.4} σ", d.max_error)
-            } else {
-                String::new()
-            }
-        );
+        if talk {
+            println!(
+                "model {name}: {bytes} bytes{}",
+                if d.max_error > 0.0 {
+                    format!(" at max-error {:.4} σ", d.max_error)
+                } else {
+                    String::new()
+                }
+            );
+        }
         // Ordered by quality first under a size budget, by size otherwise.
         let key = if a.target_bpp.is_some() {
             (d.max_error, bytes)
@@ -210,16 +284,14 @@ fn run_auto(a: CompressArgs) -> Result<()> {
         }
     }
     let (_, name, path, done) = best.expect("at least one bundled model");
-    if a.output.exists() && !a.force {
+    if output.exists() && !a.force {
         bail!(
             "{}: output file exists already (--force to replace it)",
-            a.output.display()
+            output.display()
         );
     }
-    std::fs::rename(&path, &a.output)?;
-    println!("model {name} kept");
-    print_report(&a, &done, &a.output, t.elapsed().as_secs_f64());
-    Ok(())
+    std::fs::rename(&path, output)?;
+    Ok((name, done))
 }
 
 /// The largest max-error (σ units, 0 = lossless) meeting --target-rmse, or the smallest meeting
@@ -330,12 +402,19 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(f64,
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   skyzip decompress frame.sz.fits frame.fits
-  skyzip decompress frame.sz.fits frame.fits --model my-codec.safetensors")]
+  skyzip decompress frame.sz.fits frame.fits --model my-codec.safetensors
+  skyzip decompress archive/ --out restored/ --jobs 2 --verify   every *.sz.fits → restored/NAME.fits")]
 pub struct DecompressArgs {
-    /// A file written by `skyzip compress`.
+    /// INPUT OUTPUT: a file written by `skyzip compress` and the FITS file to write (the
+    /// original's HDUs, images decoded, a primary image back in the primary HDU). With --out:
+    /// every path is an input, a file or a folder of *.sz.fits files.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    archive: crate::archive::ArchiveArgs,
+    #[arg(skip)]
     input: PathBuf,
-    /// The FITS file to write: the original's HDUs, images decoded (a primary image back in
-    /// the primary HDU).
+    #[arg(skip)]
     output: PathBuf,
     /// The codec model, when the file was written with a model file of
     /// `skyzip export --part codec`: files record the model's name and hash, not where it
@@ -347,15 +426,53 @@ pub struct DecompressArgs {
     force: bool,
 }
 
-pub fn run_decompress(a: DecompressArgs) -> Result<()> {
-    crate::files::input_output(&a.input, &a.output, a.force)?;
-    let t = Instant::now();
+pub fn run_decompress(mut a: DecompressArgs) -> Result<()> {
+    a.archive.check()?;
     let given = a.model.clone();
     let load = move |name: &str| match &given {
         Some(m) => Predictor::load(m),
         None => Predictor::load(name),
     };
-    let n = skyzip_codec::decompress(&a.input, &a.output, &load, a.force)?;
+    let jobs = match a.archive.out.clone() {
+        Some(out) => crate::archive::collect(
+            &a.paths,
+            &out,
+            a.archive.recursive,
+            crate::archive::Direction::Decompress,
+        )?,
+        None => {
+            (a.input, a.output) = in_out(&a.paths, "decompress")?;
+            crate::files::input_output(&a.input, &a.output, a.force)?;
+            if !a.archive.verify {
+                return decompress_one(&a, &load);
+            }
+            vec![crate::archive::Job {
+                input: a.input.clone(),
+                output: a.output.clone(),
+            }]
+        }
+    };
+    let work = |input: &Path, out: &Path| -> Result<()> {
+        if skyzip_codec::decompress(input, out, &load, true)? == 0 {
+            bail!("{}: nothing decoded", input.display());
+        }
+        Ok(())
+    };
+    // The decoded file is the "original" of the compressed input: the input's tiles must decode
+    // to exactly the pixels and cards written.
+    let check = |input: &Path, out: &Path| -> Result<()> {
+        skyzip_codec::verify(out, input, &load)?;
+        Ok(())
+    };
+    crate::archive::run(jobs, &a.archive, a.force, &work, &check)
+}
+
+fn decompress_one(
+    a: &DecompressArgs,
+    load: &dyn Fn(&str) -> Result<Predictor, skyzip_codec::CodecError>,
+) -> Result<()> {
+    let t = Instant::now();
+    let n = skyzip_codec::decompress(&a.input, &a.output, load, a.force)?;
     if n == 0 {
         bail!("{}: nothing decoded", a.input.display());
     }

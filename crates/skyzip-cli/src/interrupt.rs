@@ -77,8 +77,13 @@ pub struct TempDir {
 impl TempDir {
     /// A new hidden folder inside `parent` (so that files made there rename into place).
     pub fn new_in(parent: &Path) -> Result<TempDir> {
+        Self::new_in_named(parent, ".skyzip-")
+    }
+
+    /// A new folder inside `parent` whose name starts with `prefix`.
+    pub fn new_in_named(parent: &Path, prefix: &str) -> Result<TempDir> {
         let dir = tempfile::Builder::new()
-            .prefix(".skyzip-")
+            .prefix(prefix)
             .tempdir_in(parent)
             .with_context(|| format!("{}: cannot make a temporary folder", parent.display()))?;
         if let Ok(mut v) = TEMP_DIRS.lock() {

@@ -1,5 +1,6 @@
 //! `skyzip`: one subcommand per job; the work lives in the library crates.
 
+mod archive;
 mod bench;
 mod classic;
 mod codec;

@@ -30,7 +30,7 @@ use crate::tile;
 use crate::CodecError;
 use skyzip_fits::{
     list_hdus, read_header, read_image, read_table_at, Card, FitsWriter, HduInfo, HduSelector,
-    ImageHdu,
+    Header, ImageHdu, Pixels,
 };
 use std::path::Path;
 
@@ -309,4 +309,174 @@ pub fn decompress(
     }
     w.finish()?;
     Ok(n)
+}
+
+/// What [`verify`] checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// Image HDUs decoded and compared.
+    pub images: usize,
+    /// Pixels compared, and the largest |error| seen in stored units (0 for exact).
+    pub pixels: usize,
+    pub max_error: f64,
+}
+
+/// Cards that must come back: everything but the structural keywords and checksums, which every
+/// writer makes anew.
+fn kept_cards(h: &Header) -> Vec<String> {
+    // A lossy decode's HISTORY lines (from "HISTORY skyzip:" on) are the decoder's own.
+    let mut ours = false;
+    h.cards
+        .iter()
+        .filter(|c| {
+            let k = c.keyword();
+            ours |= c.text().starts_with("HISTORY skyzip:");
+            !c.is_structural()
+                && !matches!(k, "CHECKSUM" | "DATASUM" | "EXTNAME")
+                && !(ours && k == "HISTORY")
+        })
+        .map(|c| c.text().trim_end().to_string())
+        .collect()
+}
+
+/// Checks a compressed file against its original before anyone relies on it: checksums; every
+/// coded image decoded (its tiles' hashes checked) and compared with the original's pixels —
+/// the same shape, the same NaN/BLANK mask, each pixel within the bound the file promises
+/// (identical bits where it promises exactness) — and the same header cards. Returns what it
+/// compared, or an error naming the HDU and the first difference.
+pub fn verify(
+    original: &Path,
+    compressed: &Path,
+    load: &dyn Fn(&str) -> Result<Predictor, CodecError>,
+) -> Result<Verified, CodecError> {
+    let bad = skyzip_fits::verify_checksums(compressed)?
+        .into_iter()
+        .filter(|(_, c)| *c == skyzip_fits::Checksum::Mismatch)
+        .map(|(i, _)| i.to_string())
+        .collect::<Vec<_>>();
+    if !bad.is_empty() {
+        return Err(CodecError::file(
+            compressed,
+            format!("checksum mismatch in HDU {}", bad.join(", ")),
+        ));
+    }
+    let orig_hdus = list_hdus(original)?;
+    let hdus = list_hdus(compressed)?;
+    // A primary image moved to HDU 1 behind an empty primary: every later HDU moved by one.
+    let shift = usize::from(orig_hdus.first().is_some_and(HduInfo::has_image));
+    if hdus.len() != orig_hdus.len() + shift {
+        return Err(CodecError::file(
+            compressed,
+            format!(
+                "{} HDUs where the original's {} need {}",
+                hdus.len(),
+                orig_hdus.len(),
+                orig_hdus.len() + shift
+            ),
+        ));
+    }
+    let mut models: Vec<Predictor> = Vec::new();
+    let mut done = Verified {
+        images: 0,
+        pixels: 0,
+        max_error: 0.0,
+    };
+    for info in orig_hdus.iter().filter(|i| i.has_image()) {
+        let at = info.index + shift;
+        let t = read_table_at(compressed, at)?;
+        if !is_coded(&t.header) {
+            return Err(CodecError::file(
+                compressed,
+                format!("HDU {at} should hold the tiles of image HDU {}", info.index),
+            ));
+        }
+        let c = CodedHdu::parse(&t.header, at, compressed)?;
+        let p = match models.iter().position(|m| m.hash == c.model_hash) {
+            Some(i) => &models[i],
+            None => {
+                let m = load(&c.model_name)?;
+                if m.hash != c.model_hash {
+                    return Err(CodecError::file(
+                        compressed,
+                        format!("HDU {at}: model '{}' has another hash", c.model_name),
+                    ));
+                }
+                models.push(m);
+                models.last().expect("just pushed")
+            }
+        };
+        let img = read_image(original, &HduSelector::Index(info.index))?;
+        let fail = |why: String| CodecError::file(compressed, format!("HDU {at}: {why}"));
+        if img.axes != c.axes || img.bitpix() != c.bitpix {
+            return Err(fail(format!(
+                "shape {:?} BITPIX {} where the original has {:?} BITPIX {}",
+                c.axes,
+                c.bitpix,
+                img.axes,
+                img.bitpix()
+            )));
+        }
+        let (pixels, _) = image::decode(p, &c, &t, compressed, img.blank)?;
+        // The bound in stored units: the integer bound, or for quantised floats the bound in
+        // steps plus the half step of quantisation.
+        let bound = match (&c.quant, img.pixels.is_float()) {
+            (Some(q), true) => (c.error_int as f64 + 0.5) * q.delta * (1.0 + 1e-9),
+            _ => c.error_int as f64,
+        };
+        let mut worst = 0f64;
+        for i in 0..img.pixels.len() {
+            let (a, b) = (img.pixels.raw_f64(i), pixels.raw_f64(i));
+            let blank =
+                |v: f64, px: &Pixels| v.is_nan() || (!px.is_float() && img.blank == px.raw_i64(i));
+            let (ma, mb) = (blank(a, &img.pixels), blank(b, &pixels));
+            if ma != mb {
+                return Err(fail(format!(
+                    "pixel {i}: the NaN/BLANK mask differs (original {a}, decoded {b})"
+                )));
+            }
+            if ma {
+                continue;
+            }
+            let e = if bound == 0.0 {
+                if img.pixels.raw_bits(i) != pixels.raw_bits(i) {
+                    f64::INFINITY
+                } else {
+                    0.0
+                }
+            } else {
+                (a - b).abs()
+            };
+            // A float image's decoded value is the reconstruction rounded to its type: up to
+            // half an ulp more.
+            let ulp = match pixels {
+                Pixels::F32(_) => b.abs() * f32::EPSILON as f64,
+                Pixels::F64(_) => b.abs() * f64::EPSILON,
+                _ => 0.0,
+            };
+            if !(e <= bound + ulp) {
+                return Err(fail(format!(
+                    "pixel {i}: original {a}, decoded {b}, beyond the bound {bound}"
+                )));
+            }
+            worst = worst.max(e);
+        }
+        let ih = container::table_to_image(&t.header);
+        let (want, got) = (kept_cards(&img.header), kept_cards(&ih));
+        if want != got {
+            let first = want
+                .iter()
+                .zip(&got)
+                .find(|(a, b)| a != b)
+                .map(|(a, b)| format!("'{a}' became '{b}'"))
+                .unwrap_or_else(|| format!("{} cards became {}", want.len(), got.len()));
+            return Err(fail(format!("header differs: {first}")));
+        }
+        done.images += 1;
+        done.pixels += img.pixels.len();
+        done.max_error = done.max_error.max(worst);
+    }
+    if done.images == 0 {
+        return Err(CodecError::file(original, "no image HDU to compare"));
+    }
+    Ok(done)
 }

@@ -33,7 +33,7 @@ pub mod predict;
 pub mod prior;
 pub mod tile;
 
-pub use codec::{compress, decompress, Mode, Options, Report};
+pub use codec::{compress, decompress, verify, Mode, Options, Report, Verified};
 pub use header::CodedHdu;
 pub use predict::Predictor;
 
