@@ -9,7 +9,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use skyzip_codec::{Mode, Options, Predictor};
-use skyzip_fits::{Card, FitsWriter, Header, HduSelector, ImageHdu, Pixels};
+use skyzip_fits::{Card, FitsWriter, HduSelector, Header, ImageHdu, Pixels};
 use std::path::{Path, PathBuf};
 
 /// As in the CLI: the codec's per-tile buffers stay in the allocator's pages instead of going
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 create_exception!(
-    _native,
+    skyzip,
     SkyzipError,
     PyException,
     "A file, array or option skyzip cannot code (the message names it and the problem)."
@@ -78,7 +78,10 @@ fn pixels(raw: &[u8], dtype: &str) -> R<(Pixels, Option<&'static str>)> {
     }
     Ok(match dtype {
         "u1" => (Pixels::U8(raw.to_vec()), None),
-        "i1" => (Pixels::U8(raw.iter().map(|b| b ^ 0x80).collect()), Some("-128")),
+        "i1" => (
+            Pixels::U8(raw.iter().map(|b| b ^ 0x80).collect()),
+            Some("-128"),
+        ),
         "i2" => (Pixels::I16(cast!(i16, 2).collect()), None),
         "u2" => (
             Pixels::I16(cast!(u16, 2).map(|v| (v ^ 0x8000) as i16).collect()),
@@ -107,13 +110,7 @@ fn pixels(raw: &[u8], dtype: &str) -> R<(Pixels, Option<&'static str>)> {
 /// Writes an array and its cards as a one-image FITS file. The array holds physical values, so
 /// the caller's BSCALE/BZERO (and BLANK of a float array) are dropped; structural cards and
 /// checksums are the writer's.
-fn write_array(
-    path: &Path,
-    raw: &[u8],
-    dtype: &str,
-    shape: &[usize],
-    cards: &[String],
-) -> R<()> {
+fn write_array(path: &Path, raw: &[u8], dtype: &str, shape: &[usize], cards: &[String]) -> R<()> {
     if !(1..=3).contains(&shape.len()) || shape.contains(&0) {
         return Err(format!(
             "array: shape {shape:?}; skyzip codes images of 1 to 3 axes, none empty"
@@ -138,7 +135,8 @@ fn write_array(
         h.cards.push(card);
     }
     if let Some(z) = bzero {
-        h.cards.push(Card::value("BZERO", z, "offset of the unsigned integers"));
+        h.cards
+            .push(Card::value("BZERO", z, "offset of the unsigned integers"));
         h.cards.push(Card::value("BSCALE", "1", ""));
     }
     // numpy's shape is (planes, rows, columns); FITS lists NAXIS1 (columns) first.
@@ -162,10 +160,10 @@ fn to_array(img: &ImageHdu) -> Array {
     let mut out = Vec::with_capacity(img.pixels.len() * 8);
     let unsigned = |p: &Pixels| -> Option<&'static str> {
         match (p, bs == 1.0, bz) {
-            (Pixels::U8(_), true, z) if z == -128.0 => Some("i1"),
-            (Pixels::I16(_), true, z) if z == 32768.0 => Some("u2"),
-            (Pixels::I32(_), true, z) if z == 2147483648.0 => Some("u4"),
-            (Pixels::I64(_), true, z) if z == 9223372036854775808.0 => Some("u8"),
+            (Pixels::U8(_), true, -128.0) => Some("i1"),
+            (Pixels::I16(_), true, 32768.0) => Some("u2"),
+            (Pixels::I32(_), true, 2147483648.0) => Some("u4"),
+            (Pixels::I64(_), true, 9223372036854775808.0) => Some("u8"),
             _ => None,
         }
     };
@@ -214,14 +212,18 @@ fn to_array(img: &ImageHdu) -> Array {
         .cards
         .iter()
         .filter(|c| {
-            !matches!(c.keyword(), "BSCALE" | "BZERO") && !(physical_float && c.keyword() == "BLANK")
+            let scaling = matches!(c.keyword(), "BSCALE" | "BZERO");
+            let nan_blank = physical_float && c.keyword() == "BLANK";
+            !(scaling || nan_blank)
         })
         .map(|c| c.text().to_string())
         .collect();
     (out, dtype, shape, cards)
 }
 
-fn load(model: &Option<String>) -> impl Fn(&str) -> Result<Predictor, skyzip_codec::CodecError> + '_ {
+fn load(
+    model: &Option<String>,
+) -> impl Fn(&str) -> Result<Predictor, skyzip_codec::CodecError> + '_ {
     move |name: &str| Predictor::load(model.as_deref().unwrap_or(name))
 }
 
@@ -247,9 +249,11 @@ fn report_dict<'py>(py: Python<'py>, r: &skyzip_codec::Report) -> PyResult<Bound
 
 fn check_mode(max_error: Option<f64>, rmse: Option<f64>) -> R<()> {
     if rmse.is_some() {
-        return Err("rmse=: the RMSE-targeted mode is not in this release; use max_error= \
+        return Err(
+            "rmse=: the RMSE-targeted mode is not in this release; use max_error= \
                     (every pixel within E·σ) or lossless"
-            .into());
+                .into(),
+        );
     }
     if let Some(e) = max_error {
         if !(e >= 0.0 && e.is_finite()) {
@@ -330,14 +334,40 @@ fn decompress_to_bytes<'py>(
         };
         run().map_err(|m| w.clean(m))
     });
-    out.map(|b| PyBytes::new(py, &b)).map_err(SkyzipError::new_err)
+    out.map(|b| PyBytes::new(py, &b))
+        .map_err(SkyzipError::new_err)
+}
+
+/// decompress_path_to_bytes(path, model=None) -> the whole decoded FITS file of a skyzip file.
+#[pyfunction]
+#[pyo3(signature = (path, model=None))]
+fn decompress_path_to_bytes<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    model: Option<String>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = py.detach(|| -> R<Vec<u8>> {
+        let w = Work::new()?;
+        let dst = w.path("decoded.fits");
+        let run = || -> R<Vec<u8>> {
+            check_paths(&path, &dst, true)?;
+            skyzip_codec::decompress(&path, &dst, &load(&model), true).map_err(err)?;
+            std::fs::read(&dst).map_err(err)
+        };
+        run().map_err(|m| w.clean(m))
+    });
+    out.map(|b| PyBytes::new(py, &b))
+        .map_err(SkyzipError::new_err)
 }
 
 fn check_paths(src: &Path, dst: &Path, overwrite: bool) -> R<()> {
     match std::fs::metadata(src) {
         Err(_) => return Err(format!("{}: no such file", src.display())),
         Ok(m) if m.is_dir() => {
-            return Err(format!("{}: is a directory, not a FITS file", src.display()))
+            return Err(format!(
+                "{}: is a directory, not a FITS file",
+                src.display()
+            ))
         }
         Ok(_) => {}
     }
@@ -447,6 +477,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(compress_array, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_to_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(decompress_path_to_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(compress_file, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_file, m)?)?;
     m.add_function(wrap_pyfunction!(verify_file, m)?)?;

@@ -206,6 +206,20 @@ pub fn encode(
     hdu: usize,
 ) -> Result<(Table, HduReport), String> {
     let (dom, sigma) = domain(img, opts.q);
+    if let (Domain::Int { lo, hi, blank }, Pixels::I64(v)) = (dom, &img.pixels) {
+        // The coder's integers keep a bit of headroom: int64 values beyond ±2^62 cannot be
+        // coded, and are refused rather than clamped.
+        if let Some((i, x)) = v
+            .iter()
+            .enumerate()
+            .find(|(_, &x)| Some(x) != blank && !(lo..=hi).contains(&x))
+        {
+            return Err(format!(
+                "HDU {hdu}: BITPIX 64 pixel {i} = {x} lies beyond ±2^62, the range skyzip \
+                 codes; keep this HDU with fpack (e.g. `skyzip pack --codec gzip2`)"
+            ));
+        }
+    }
     let (nx, ny, planes) = (img.nx(), img.ny(), img.planes());
     let e = match (opts.mode, dom) {
         (Mode::Lossless, _) => 0,
