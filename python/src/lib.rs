@@ -248,19 +248,53 @@ fn report_dict<'py>(py: Python<'py>, r: &skyzip_codec::Report) -> PyResult<Bound
 }
 
 fn check_mode(max_error: Option<f64>, rmse: Option<f64>) -> R<()> {
-    if rmse.is_some() {
-        return Err(
-            "rmse=: the RMSE-targeted mode is not in this release; use max_error= \
-                    (every pixel within E·σ) or lossless"
-                .into(),
-        );
+    if max_error.is_some() && rmse.is_some() {
+        return Err("give max_error= or rmse=, not both".into());
     }
     if let Some(e) = max_error {
         if !(e >= 0.0 && e.is_finite()) {
             return Err(format!("max_error = {e} must be ≥ 0 (units of σ)"));
         }
     }
+    if let Some(r) = rmse {
+        if !(r >= 0.0 && r.is_finite()) {
+            return Err(format!("rmse = {r} must be ≥ 0 (units of σ)"));
+        }
+    }
     Ok(())
+}
+
+/// The options for `src`: with `rmse`, the largest max-error whose RMSE stays within rmse·σ
+/// (the CLI's --target-rmse: real compress and decompress trials in `work`).
+fn resolve(
+    src: &Path,
+    work: &Path,
+    p: &Predictor,
+    max_error: Option<f64>,
+    rmse: Option<f64>,
+    q: f64,
+    tile: usize,
+) -> R<Options> {
+    let mut opts = options(max_error, q, tile);
+    if let Some(r) = rmse {
+        let load = |name: &str| Predictor::load(name);
+        let (e, _) = skyzip_codec::rate::search_max_error(
+            src,
+            work,
+            p,
+            &load,
+            &opts,
+            skyzip_codec::rate::Target::Rmse(r),
+            &|_| {},
+        )
+        .map_err(err)?;
+        opts.mode = if e > 0.0 {
+            Mode::MaxError(e)
+        } else {
+            Mode::Lossless
+        };
+    }
+    Ok(opts)
 }
 
 /// compress_array(data, dtype, shape, cards, max_error, rmse, q, model, tile) -> bytes
@@ -286,8 +320,8 @@ fn compress_array<'py>(
         let run = || -> R<Vec<u8>> {
             write_array(&src, &data, &dtype, &shape, &cards)?;
             let p = Predictor::load(&model).map_err(err)?;
-            skyzip_codec::compress(&src, &dst, &p, &options(max_error, q, tile), true)
-                .map_err(err)?;
+            let opts = resolve(&src, w.dir.path(), &p, max_error, rmse, q, tile)?;
+            skyzip_codec::compress(&src, &dst, &p, &opts, true).map_err(err)?;
             std::fs::read(&dst).map_err(err)
         };
         run().map_err(|m| w.clean(m))
@@ -409,7 +443,13 @@ fn compress_file<'py>(
         check_mode(max_error, rmse)?;
         check_paths(&src, &dst, overwrite)?;
         let p = Predictor::load(&model).map_err(err)?;
-        let opts = options(max_error, q, tile);
+        let opts = match rmse {
+            Some(_) => {
+                let w = Work::new()?;
+                resolve(&src, w.dir.path(), &p, max_error, rmse, q, tile)?
+            }
+            None => options(max_error, q, tile),
+        };
         if !verify {
             return skyzip_codec::compress(&src, &dst, &p, &opts, overwrite).map_err(err);
         }

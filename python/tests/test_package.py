@@ -113,8 +113,10 @@ def test_bad_input_raises_with_the_clis_message(tmp_path):
         skyzip.compress_file(plain, plain, overwrite=True)
     with pytest.raises(skyzip.SkyzipError, match="already compressed by skyzip"):
         skyzip.compress_file(out, tmp_path / "twice.fits")
-    with pytest.raises(skyzip.SkyzipError, match="rmse"):
-        skyzip.compress(a, rmse=1.0)
+    with pytest.raises(skyzip.SkyzipError, match="not both"):
+        skyzip.compress(a, max_error=1, rmse=1.0)
+    with pytest.raises(skyzip.SkyzipError, match="rmse = -1"):
+        skyzip.compress(a, rmse=-1)
     assert fits.getdata(plain).sum() == 0, "the input is untouched"
 
 
@@ -167,3 +169,18 @@ def test_every_real_image_matches_the_cli(real_files, cli, tmp_path):
             if data.dtype.kind in "iu":
                 d, _ = skyzip.decompress(skyzip.compress(data, hdu.header))
                 assert np.array_equal(d, data), f.name
+
+
+def test_rmse_is_the_clis_target_rmse(cli, tmp_path):
+    """rmse=R: the largest max-error whose RMSE stays within R·σ (the CLI's --target-rmse)."""
+    rng = np.random.default_rng(6)
+    a = (1000 + 20 * rng.standard_normal((256, 384))).round().astype("int16")
+    src = tmp_path / "noisy.fits"
+    fits.PrimaryHDU(a).writeto(src)
+    d, _ = skyzip.decompress(skyzip.compress(a, rmse=0.5))
+    rmse = np.sqrt(np.mean((d.astype(float) - a) ** 2))
+    assert 0 < rmse <= 0.5 * 20 * 1.05, rmse
+    ours, theirs = tmp_path / "py.sz.fits", tmp_path / "cli.sz.fits"
+    skyzip.compress_file(src, ours, rmse=0.5, verify=True)
+    cli("compress", src, theirs, "--target-rmse", "0.5")
+    assert without_checksums(ours.read_bytes()) == without_checksums(theirs.read_bytes())

@@ -3,6 +3,7 @@
 use crate::interrupt::TempDir;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use skyzip_codec::rate::Target;
 use skyzip_codec::{Mode, Options, Predictor};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -294,109 +295,55 @@ fn auto_one(a: &CompressArgs, output: &Path, talk: bool) -> Result<(String, Done
     Ok((name, done))
 }
 
-/// The largest max-error (σ units, 0 = lossless) meeting --target-rmse, or the smallest meeting
-/// --target-bpp, from real compress (and, for RMSE, decompress) trials, and how many trials it
-/// took. Sizes fall and errors grow with E, so whether E meets the target switches once: a
-/// doubling scan finds the switch, bisection narrows it.
+/// The max-error meeting --target-bpp or --target-rmse (skyzip_codec::rate), with a spinner,
+/// and how many trials it took.
 fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(f64, usize)> {
-    if let Some(b) = a.target_bpp {
-        if b.is_nan() || b <= 0.0 {
-            bail!("--target-bpp {b} must be positive");
+    let target = match (a.target_bpp, a.target_rmse) {
+        (Some(b), _) => {
+            if b.is_nan() || b <= 0.0 {
+                bail!("--target-bpp {b} must be positive");
+            }
+            Target::Bpp(b)
         }
-    }
-    if let Some(r) = a.target_rmse {
-        if r.is_nan() || r < 0.0 {
-            bail!("--target-rmse {r} must be ≥ 0");
+        (_, Some(r)) => {
+            if r.is_nan() || r < 0.0 {
+                bail!("--target-rmse {r} must be ≥ 0");
+            }
+            Target::Rmse(r)
         }
-    }
-    let dir = TempDir::new()?;
-    let (c, o) = (
-        dir.path().join("trial.fits"),
-        dir.path().join("trial.out.fits"),
-    );
-    // The originals, read once, for the RMSE trials.
-    let originals = match a.target_rmse {
-        Some(_) => skyzip_fits::read_all_images(&a.input)?,
-        None => Vec::new(),
+        _ => bail!("no rate target"),
     };
-    let size = a.target_bpp.is_some();
+    let dir = TempDir::new()?;
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("rate control {spinner} trial {pos}: {msg} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    let target = match (a.target_bpp, a.target_rmse) {
-        (Some(b), _) => format!("≤ {b} bits/pixel"),
-        (_, Some(r)) => format!("RMSE ≤ {r} σ"),
-        _ => String::new(),
+    let goal = match target {
+        Target::Bpp(b) => format!("≤ {b} bits/pixel"),
+        Target::Rmse(r) => format!("RMSE ≤ {r} σ"),
     };
-    // True when E lies past the switch: the size target met, or the RMSE target missed.
-    let past = |e: f64| -> Result<bool> {
+    let on_trial = |e: f64| {
         bar.inc(1);
-        bar.set_message(format!("max-error {e:.4} σ (target {target})"));
-        let mut t = *opts;
-        t.mode = if e > 0.0 {
-            Mode::MaxError(e)
-        } else {
-            Mode::Lossless
-        };
-        let r = skyzip_codec::compress(&a.input, &c, p, &t, true)?;
-        if let Some(b) = a.target_bpp {
-            let npix: usize = r.images.iter().map(|i| i.nx * i.ny * i.planes).sum();
-            return Ok(8.0 * r.file_bytes as f64 / npix.max(1) as f64 <= b);
-        }
-        let target = a.target_rmse.unwrap_or(f64::INFINITY);
-        skyzip_codec::decompress(&c, &o, &|_: &str| Predictor::load(&a.model), true)?;
-        let back = skyzip_fits::read_all_images(&o)?;
-        let mut worst = 0f64;
-        for ((rep, orig), dec) in r.images.iter().zip(&originals).zip(&back) {
-            let (rmse, _, _) = skyzip_fits::physical_errors(orig, dec);
-            if rep.sigma > 0.0 {
-                worst = worst.max(rmse / rep.sigma);
-            }
-        }
-        Ok(worst > target)
+        bar.set_message(format!("max-error {e:.4} σ (target {goal})"));
     };
-    let result = (|| {
-        if past(0.0)? {
-            // Lossless already fits the size, or no lossy setting can beat its RMSE.
-            return Ok(0.0);
-        }
-        let limit = if size { 1024.0 } else { 64.0 };
-        let (mut lo, mut hi) = (0.0, None);
-        let mut e = 0.125;
-        while e <= limit {
-            if past(e)? {
-                hi = Some(e);
-                break;
-            }
-            lo = e;
-            e *= 2.0;
-        }
-        let Some(mut hi) = hi else {
-            if size {
-                bail!(
-                    "{}: no max-error up to {limit} σ reaches {} bits/pixel",
-                    a.input.display(),
-                    a.target_bpp.unwrap_or(0.0)
-                );
-            }
-            return Ok(lo);
-        };
-        for _ in 0..6 {
-            let m = 0.5 * (lo + hi);
-            if past(m)? {
-                hi = m;
-            } else {
-                lo = m;
-            }
-        }
-        // The size target holds from `hi` on; the RMSE target up to `lo`.
-        Ok(if size { hi } else { lo })
-    })();
-    let trials = bar.position() as usize;
+    // The trials' model: the one given (a file's recorded name is not its path), or under
+    // `auto` the bundled model the file names.
+    let load = |name: &str| match a.model.as_str() {
+        "auto" => Predictor::load(name),
+        m => Predictor::load(m),
+    };
+    let r = skyzip_codec::rate::search_max_error(
+        &a.input,
+        dir.path(),
+        p,
+        &load,
+        opts,
+        target,
+        &on_trial,
+    );
     bar.finish_and_clear();
-    result.map(|e| (e, trials))
+    Ok(r?)
 }
 
 #[derive(clap::Args)]

@@ -31,6 +31,7 @@ pub mod image;
 pub mod latent_code;
 pub mod predict;
 pub mod prior;
+pub mod rate;
 pub mod tile;
 
 pub use codec::{compress, decompress, verify, Mode, Options, Report, Verified};
