@@ -90,6 +90,19 @@ def _header(cards: List[str]) -> Any:
     return fits.Header.fromstring("".join(c.ljust(80) for c in cards))
 
 
+def _mode(lossless: bool, max_error: Optional[float], rmse: Optional[float], q: float, model: str, tile: int) -> dict:
+    """The coding options of compress and compress_file, as the native module takes them."""
+    if not lossless and max_error is None and rmse is None:
+        raise SkyzipError("lossless=False needs max_error=E (every pixel within E·σ)")
+    return {
+        "max_error": None if max_error is None else float(max_error),
+        "rmse": None if rmse is None else float(rmse),
+        "q": float(q),
+        "model": str(model),
+        "tile": int(tile),
+    }
+
+
 def compress(
     data: np.ndarray,
     header: Any = None,
@@ -111,8 +124,7 @@ def compress(
     image's BLANK, from the header) are kept as the mask in every mode. Unsigned and int8 arrays
     are stored as FITS stores them (BZERO); the header's BSCALE/BZERO are not used (the array is
     already physical). Raises SkyzipError on bad input."""
-    if not lossless and max_error is None and rmse is None:
-        raise SkyzipError("lossless=False needs max_error=E (every pixel within E·σ)")
+    opts = _mode(lossless, max_error, rmse, q, model, tile)
     a = np.asarray(data)
     key = (a.dtype.kind, a.dtype.itemsize)
     if key not in _DTYPES:
@@ -125,11 +137,7 @@ def compress(
         _DTYPES[key],
         list(a.shape),
         _cards(header),
-        max_error=None if max_error is None else float(max_error),
-        rmse=rmse,
-        q=float(q),
-        model=str(model),
-        tile=int(tile),
+        **opts,
     )
 
 
@@ -161,16 +169,10 @@ def compress_file(
     """``skyzip compress SRC DST``: every image HDU coded, other HDUs copied; the same bytes
     as the CLI. With ``verify=True`` the output is decoded and compared with the input before
     it takes its name. Returns a report (file bytes; per image tile bytes, estimated bits, σ)."""
-    if not lossless and max_error is None and rmse is None:
-        raise SkyzipError("lossless=False needs max_error=E (every pixel within E·σ)")
     return _native.compress_file(
         os.fspath(src),
         os.fspath(dst),
-        max_error=None if max_error is None else float(max_error),
-        rmse=rmse,
-        q=float(q),
-        model=str(model),
-        tile=int(tile),
+        **_mode(lossless, max_error, rmse, q, model, tile),
         overwrite=bool(overwrite),
         verify=bool(verify),
     )

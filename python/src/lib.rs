@@ -350,28 +350,6 @@ fn decompress_bytes(py: Python<'_>, buf: Vec<u8>, model: Option<String>) -> PyRe
     .map_err(SkyzipError::new_err)
 }
 
-/// decompress_to_bytes(buf, model=None) -> the whole decoded FITS file (for `skyzip.open`).
-#[pyfunction]
-#[pyo3(signature = (buf, model=None))]
-fn decompress_to_bytes<'py>(
-    py: Python<'py>,
-    buf: Vec<u8>,
-    model: Option<String>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let out = py.detach(|| -> R<Vec<u8>> {
-        let w = Work::new()?;
-        let (src, dst) = (w.path("buffer.sz.fits"), w.path("buffer.fits"));
-        let run = || -> R<Vec<u8>> {
-            std::fs::write(&src, &buf).map_err(err)?;
-            skyzip_codec::decompress(&src, &dst, &load(&model), true).map_err(err)?;
-            std::fs::read(&dst).map_err(err)
-        };
-        run().map_err(|m| w.clean(m))
-    });
-    out.map(|b| PyBytes::new(py, &b))
-        .map_err(SkyzipError::new_err)
-}
-
 /// decompress_path_to_bytes(path, model=None) -> the whole decoded FITS file of a skyzip file.
 #[pyfunction]
 #[pyo3(signature = (path, model=None))]
@@ -516,7 +494,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(compress_array, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_bytes, m)?)?;
-    m.add_function(wrap_pyfunction!(decompress_to_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_path_to_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(compress_file, m)?)?;
     m.add_function(wrap_pyfunction!(decompress_file, m)?)?;

@@ -304,30 +304,27 @@ pub fn run(
             .find(|(f, _)| f == folder)
             .map(|(_, d)| d.path().to_path_buf())
             .unwrap_or_else(|| folder.to_path_buf());
-        let r = one_file(j, a, force, &tmp_dir, work, check);
-        let out_bytes = std::fs::metadata(&j.output).map(|m| m.len()).unwrap_or(0);
-        let row = match r {
-            Ok((status, verified, deleted)) => Row {
-                job: j.clone(),
-                status,
-                verified,
-                deleted,
-                in_bytes,
-                out_bytes,
-                secs: t.elapsed().as_secs_f64(),
-            },
+        let (status, verified, deleted) = match one_file(j, a, force, &tmp_dir, work, check) {
+            Ok(r) => r,
             Err(e) => {
                 bar.suspend(|| eprintln!("skyzip: error: {e:#}"));
-                Row {
-                    job: j.clone(),
-                    status: Status::Failed(format!("{e:#}")),
-                    verified: false,
-                    deleted: false,
-                    in_bytes,
-                    out_bytes: 0,
-                    secs: t.elapsed().as_secs_f64(),
-                }
+                (Status::Failed(format!("{e:#}")), false, false)
             }
+        };
+        let failed = matches!(status, Status::Failed(_));
+        let row = Row {
+            job: j.clone(),
+            status,
+            verified,
+            deleted,
+            in_bytes,
+            // A failed file's output is not counted (an old one may stand under its name).
+            out_bytes: if failed {
+                0
+            } else {
+                std::fs::metadata(&j.output).map(|m| m.len()).unwrap_or(0)
+            },
+            secs: t.elapsed().as_secs_f64(),
         };
         let done = bytes_done.fetch_add(in_bytes, Ordering::Relaxed) + in_bytes;
         bar.set_message(format!(

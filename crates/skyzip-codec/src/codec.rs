@@ -207,6 +207,55 @@ pub fn compress(
     Ok(Report { images, file_bytes })
 }
 
+/// Refuses a file whose CHECKSUM/DATASUM do not match its bytes.
+fn check_checksums(path: &Path) -> Result<(), CodecError> {
+    let bad = skyzip_fits::verify_checksums(path)?
+        .into_iter()
+        .filter(|(_, c)| *c == skyzip_fits::Checksum::Mismatch)
+        .map(|(i, _)| i.to_string())
+        .collect::<Vec<_>>();
+    if !bad.is_empty() {
+        return Err(CodecError::file(
+            path,
+            format!(
+                "checksum mismatch in HDU {} (the file was changed or damaged)",
+                bad.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The models a file's HDUs name, each loaded once and held to the hash the HDU records.
+#[derive(Default)]
+struct Models(Vec<Predictor>);
+
+impl Models {
+    fn get(
+        &mut self,
+        c: &CodedHdu,
+        path: &Path,
+        load: &dyn Fn(&str) -> Result<Predictor, CodecError>,
+    ) -> Result<&Predictor, CodecError> {
+        if let Some(i) = self.0.iter().position(|m| m.hash == c.model_hash) {
+            return Ok(&self.0[i]);
+        }
+        let m = load(&c.model_name)?;
+        if m.hash != c.model_hash {
+            return Err(CodecError::file(
+                path,
+                format!(
+                    "HDU {} was coded with model '{}' (hash {}); the model loaded ('{}') has \
+                     hash {}",
+                    c.hdu, c.model_name, c.model_hash, m.name, m.hash
+                ),
+            ));
+        }
+        self.0.push(m);
+        Ok(self.0.last().expect("just pushed"))
+    }
+}
+
 /// Decompresses a file written by [`compress`] (models are looked up by `load`, given the
 /// model name recorded in the file; the hash must match). Returns the number of images decoded.
 pub fn decompress(
@@ -215,20 +264,7 @@ pub fn decompress(
     load: &dyn Fn(&str) -> Result<Predictor, CodecError>,
     overwrite: bool,
 ) -> Result<usize, CodecError> {
-    let bad = skyzip_fits::verify_checksums(input)?
-        .into_iter()
-        .filter(|(_, c)| *c == skyzip_fits::Checksum::Mismatch)
-        .map(|(i, _)| i.to_string())
-        .collect::<Vec<_>>();
-    if !bad.is_empty() {
-        return Err(CodecError::file(
-            input,
-            format!(
-                "checksum mismatch in HDU {} (the file was changed or damaged)",
-                bad.join(", ")
-            ),
-        ));
-    }
+    check_checksums(input)?;
     let hdus = list_hdus(input)?;
     let mut coded = Vec::new();
     for info in &hdus {
@@ -252,7 +288,7 @@ pub fn decompress(
         .is_some_and(|(i, t)| *i == 1 && container::was_primary(&t.header))
         && !hdus[0].has_image();
     let mut w = FitsWriter::create(output, overwrite)?;
-    let mut models: Vec<Predictor> = Vec::new();
+    let mut models = Models::default();
     let mut n = 0;
     for info in &hdus {
         if primary_back && info.index == 0 {
@@ -263,24 +299,7 @@ pub fn decompress(
             continue;
         };
         let c = CodedHdu::parse(&t.header, info.index, input)?;
-        let p = match models.iter().position(|m| m.hash == c.model_hash) {
-            Some(i) => &models[i],
-            None => {
-                let m = load(&c.model_name)?;
-                if m.hash != c.model_hash {
-                    return Err(CodecError::file(
-                        input,
-                        format!(
-                            "HDU {} was coded with model '{}' (hash {}); the model loaded ('{}') \
-                             has hash {}",
-                            info.index, c.model_name, c.model_hash, m.name, m.hash
-                        ),
-                    ));
-                }
-                models.push(m);
-                models.last().expect("just pushed")
-            }
-        };
+        let p = models.get(&c, input, load)?;
         // The image header: the table's cards minus the container's, renamed keys restored.
         let mut ih = container::table_to_image(&t.header);
         if !primary_back || info.index != 1 {
@@ -349,17 +368,7 @@ pub fn verify(
     compressed: &Path,
     load: &dyn Fn(&str) -> Result<Predictor, CodecError>,
 ) -> Result<Verified, CodecError> {
-    let bad = skyzip_fits::verify_checksums(compressed)?
-        .into_iter()
-        .filter(|(_, c)| *c == skyzip_fits::Checksum::Mismatch)
-        .map(|(i, _)| i.to_string())
-        .collect::<Vec<_>>();
-    if !bad.is_empty() {
-        return Err(CodecError::file(
-            compressed,
-            format!("checksum mismatch in HDU {}", bad.join(", ")),
-        ));
-    }
+    check_checksums(compressed)?;
     let orig_hdus = list_hdus(original)?;
     let hdus = list_hdus(compressed)?;
     // A primary image moved to HDU 1 behind an empty primary: every later HDU moved by one.
@@ -375,7 +384,7 @@ pub fn verify(
             ),
         ));
     }
-    let mut models: Vec<Predictor> = Vec::new();
+    let mut models = Models::default();
     let mut done = Verified {
         images: 0,
         pixels: 0,
@@ -391,20 +400,7 @@ pub fn verify(
             ));
         }
         let c = CodedHdu::parse(&t.header, at, compressed)?;
-        let p = match models.iter().position(|m| m.hash == c.model_hash) {
-            Some(i) => &models[i],
-            None => {
-                let m = load(&c.model_name)?;
-                if m.hash != c.model_hash {
-                    return Err(CodecError::file(
-                        compressed,
-                        format!("HDU {at}: model '{}' has another hash", c.model_name),
-                    ));
-                }
-                models.push(m);
-                models.last().expect("just pushed")
-            }
-        };
+        let p = models.get(&c, compressed, load)?;
         let img = read_image(original, &HduSelector::Index(info.index))?;
         let fail = |why: String| CodecError::file(compressed, format!("HDU {at}: {why}"));
         if img.axes != c.axes || img.bitpix() != c.bitpix {
