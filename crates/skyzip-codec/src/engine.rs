@@ -541,6 +541,10 @@ impl IntLayer {
                 // (row m); for parity 1 the taps 2 (row m + 1) and 0 (row m + 2).
                 const TAPS: [[(usize, usize); 2]; 2] = [[(1, 1), (0, 3)], [(1, 2), (2, 0)]];
                 let (h, wd) = (x.h, x.w);
+                // Each parity's outputs go contiguously into their own h×w plane of `split`
+                // (the kernels' fast, contiguous store), then are interleaved into place.
+                let part = h * wd;
+                let mut split = vec![0i16; self.cout * 4 * part + SLACK];
                 for (py, rows_taps) in TAPS.iter().enumerate() {
                     for (px, cols_taps) in TAPS.iter().enumerate() {
                         let mut terms = Vec::with_capacity(self.cin * 4);
@@ -553,12 +557,24 @@ impl IntLayer {
                         }
                         let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
                         let parity = Layout {
-                            plane: oh * ow,
-                            row: 2 * ow,
-                            col: 2,
-                            off: py * ow + px,
+                            plane: 4 * part,
+                            row: wd,
+                            col: 1,
+                            off: (2 * py + px) * part,
                         };
-                        t.run(&pad, pw, h, wd, &self.bias, rq, &mut out, parity);
+                        t.run(&pad, pw, h, wd, &self.bias, rq, &mut split, parity);
+                    }
+                }
+                for o in 0..self.cout {
+                    let planes = &split[o * 4 * part..(o + 1) * 4 * part];
+                    let dst = &mut out[o * oh * ow..(o + 1) * oh * ow];
+                    for (m, rows) in dst.chunks_exact_mut(2 * ow).enumerate() {
+                        let (top, bottom) = rows.split_at_mut(ow);
+                        for (py, row) in [top, bottom].into_iter().enumerate() {
+                            let even = &planes[(2 * py) * part + m * wd..][..wd];
+                            let odd = &planes[(2 * py + 1) * part + m * wd..][..wd];
+                            interleave(even, odd, row);
+                        }
                     }
                 }
             }
@@ -570,6 +586,35 @@ impl IntLayer {
             w: ow,
             data: out,
         }
+    }
+}
+
+/// `dst` = a0 b0 a1 b1 … (x86-64: eight pairs at a time with SSE2, which every x86-64 CPU
+/// has; the rest one pair at a time).
+fn interleave(a: &[i16], b: &[i16], dst: &mut [i16]) {
+    let n = a.len().min(b.len()).min(dst.len() / 2);
+    let (a, b, dst) = (&a[..n], &b[..n], &mut dst[..2 * n]);
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        while done + 8 <= n {
+            // SAFETY: SSE2 is part of x86-64; the loads read a[done..done + 8] and
+            // b[done..done + 8], the stores write dst[2·done..2·done + 16], all in bounds.
+            unsafe {
+                let x = _mm_loadu_si128(a.as_ptr().add(done) as *const __m128i);
+                let y = _mm_loadu_si128(b.as_ptr().add(done) as *const __m128i);
+                let d = dst.as_mut_ptr().add(2 * done);
+                _mm_storeu_si128(d as *mut __m128i, _mm_unpacklo_epi16(x, y));
+                _mm_storeu_si128(d.add(8) as *mut __m128i, _mm_unpackhi_epi16(x, y));
+            }
+            done += 8;
+        }
+    }
+    for k in done..n {
+        dst[2 * k] = a[k];
+        dst[2 * k + 1] = b[k];
     }
 }
 

@@ -140,6 +140,11 @@ pub fn model_file(net: &IntNet, info: &ModelInfo, prior: Option<&[IntTable]>) ->
 }
 
 impl Predictor {
+    /// The integer net (for tools that time or inspect its layers).
+    pub fn net(&self) -> &IntNet {
+        &self.net
+    }
+
     /// A bundled model (by name or alias: `default`, `rate`, `default-1`, …) or a model file
     /// written by `skyzip export --part codec`.
     pub fn load(spec: &str) -> Result<Predictor, CodecError> {

@@ -152,23 +152,45 @@ fn predictions(
     let Geometry { w, h, pw } = g;
     let (mu, var) = p.decode(latent, shape);
     let step = (2 * s.e + 1) as f64;
+    let (lo, hi) = (s.lo as f64, s.hi as f64);
     let mut pred = vec![0i64; w * h];
     let mut scale = vec![0usize; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let t = y * pw + x;
-            let (md, sigma) = p.mean_and_sigma(norm, mu[t], var[t]);
-            let i = y * w + x;
-            pred[i] = if md.is_finite() {
-                md.round().clamp(s.lo as f64, s.hi as f64) as i64
+    for (y, (pr, sc)) in pred
+        .chunks_exact_mut(w)
+        .zip(scale.chunks_exact_mut(w))
+        .enumerate()
+    {
+        let (mr, vr) = (&mu[y * pw..y * pw + w], &var[y * pw..y * pw + w]);
+        for (((pr, sc), &m), &v) in pr.iter_mut().zip(sc.iter_mut()).zip(mr).zip(vr) {
+            let (md, sigma) = p.mean_and_sigma(norm, m, v);
+            *pr = if md.is_finite() {
+                round_half_away(md).clamp(lo, hi) as i64
             } else {
                 0
             };
             // A Laplace of standard deviation σ has scale σ/√2.
-            scale[i] = snap(sigma / std::f64::consts::SQRT_2 / step);
+            *sc = snap(sigma / std::f64::consts::SQRT_2 / step);
         }
     }
     (pred, scale)
+}
+
+/// `x.round()` (half away from zero) for finite x, inline: exact, since x − trunc(x) is.
+#[inline(always)]
+fn round_half_away(x: f64) -> f64 {
+    // 2^52: from there on every f64 is an integer (the callers pass finite x only).
+    if x.abs() >= 4_503_599_627_370_496.0 {
+        return x;
+    }
+    let t = x as i64 as f64;
+    let d = x - t;
+    if d >= 0.5 {
+        t + 1.0
+    } else if d <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
 }
 
 fn put_runs(w: &mut Writer, blank: &[bool]) {
@@ -300,16 +322,25 @@ fn walk(
     h: usize,
     s: &Settings,
     code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
-) -> Result<Vec<i64>, Corrupt> {
+    row_done: impl FnMut(usize) -> bool,
+) -> Result<Option<Vec<i64>>, Corrupt> {
     // Each mode, lossless (a step of 1: no divisions by the step) or not, is compiled on its
     // own, without a branch on the mode per pixel.
     macro_rules! go {
         ($unit:expr) => {
             match mode {
-                Residuals::Model => walk_with::<$unit, 0>(pred, scale, blank, w, h, s, code),
-                Residuals::MedContext => walk_with::<$unit, 1>(pred, scale, blank, w, h, s, code),
-                Residuals::MedModel => walk_with::<$unit, 2>(pred, scale, blank, w, h, s, code),
-                Residuals::Adaptive => walk_with::<$unit, 3>(pred, scale, blank, w, h, s, code),
+                Residuals::Model => {
+                    walk_with::<$unit, 0>(pred, scale, blank, w, h, s, code, row_done)
+                }
+                Residuals::MedContext => {
+                    walk_with::<$unit, 1>(pred, scale, blank, w, h, s, code, row_done)
+                }
+                Residuals::MedModel => {
+                    walk_with::<$unit, 2>(pred, scale, blank, w, h, s, code, row_done)
+                }
+                Residuals::Adaptive => {
+                    walk_with::<$unit, 3>(pred, scale, blank, w, h, s, code, row_done)
+                }
             }
         };
     }
@@ -338,7 +369,8 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
     h: usize,
     s: &Settings,
     mut code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
-) -> Result<Vec<i64>, Corrupt> {
+    mut row_done: impl FnMut(usize) -> bool,
+) -> Result<Option<Vec<i64>>, Corrupt> {
     let mode = MODES[MODE];
     let step = if UNIT { 1 } else { 2 * s.e + 1 };
     let n = w * h;
@@ -436,8 +468,11 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
             res[i] = xv.saturating_sub(pred[i]);
             mag[i] = q.saturating_abs();
         }
+        if !row_done(y) {
+            return Ok(None);
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// The quantised residual of r: ⌊(r + e) / (2e + 1)⌋ (r itself when lossless).
@@ -463,6 +498,20 @@ fn gather<T: Copy>(x: &[T], rows: &[usize], w: usize) -> Vec<T> {
     rows.iter()
         .flat_map(|&y| x[y * w..(y + 1) * w].iter().copied())
         .collect()
+}
+
+/// Whether a walk with `bits` after row `y` (of `rows`) is too far behind the leader's `lead`
+/// there to be costed further: checked every CHECK_ROWS rows, past the first, against a margin
+/// that narrows from LEAD_MARGIN to nothing as the walk nears the last row.
+const CHECK_ROWS: usize = 8;
+const LEAD_MARGIN: f64 = 0.1;
+
+fn behind(bits: u64, lead: u64, y: usize, rows: usize) -> bool {
+    if !(y + 1).is_multiple_of(CHECK_ROWS) || y + 1 < 2 * CHECK_ROWS {
+        return false;
+    }
+    let left = 1.0 - (y + 1) as f64 / rows as f64;
+    bits as f64 > lead as f64 * (1.0 + LEAD_MARGIN * left)
 }
 
 /// A residual mode's cost, its decoded tile and the (value, scale index) it codes per pixel.
@@ -538,26 +587,45 @@ pub fn encode(
         }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
-        // The residual modes are costed (the entropy model's bits, in exact fixed point) on
-        // the tile's first rows; those within SAMPLE_MARGIN of the cheapest there are costed
-        // on the whole tile, keeping what each would code, and the tile codes the cheapest
-        // (2 bits say which; the first of equals).
+        // The residual modes are costed (the entropy model's bits, in exact fixed point) on a
+        // sample of the tile's rows; those within SAMPLE_MARGIN of the cheapest there are
+        // costed on the whole tile, cheapest first, keeping what each would code. A contender
+        // stops at a check row where it is too far behind the cheapest full walk so far (the
+        // leader: its bits after each row, see `behind`), and the tile codes the cheapest
+        // full walk (2 bits say which; the first of equals).
         let cost_of = |mode: Residuals,
                        (v, pred, scale, blank): (&[i64], &[i64], &[usize], &[bool]),
-                       coded: &mut Vec<(i64, u8)>| {
-            let mut bits = 0u64;
+                       coded: &mut Vec<(i64, u8)>,
+                       profile: &mut Vec<u64>,
+                       leader: Option<&[u64]>| {
+            let bits = std::cell::Cell::new(0u64);
             coded.clear();
+            profile.clear();
             let rows = v.len() / w;
-            let out = walk(mode, pred, scale, blank, w, rows, s, |i, sidx, base| {
-                let q = quantise(v[i] - base, s.e, step);
-                bits += cost_fx(q, sidx);
-                coded.push((q, sidx as u8));
-                Ok(q)
-            })
+            let out = walk(
+                mode,
+                pred,
+                scale,
+                blank,
+                w,
+                rows,
+                s,
+                |i, sidx, base| {
+                    let q = quantise(v[i] - base, s.e, step);
+                    bits.set(bits.get() + cost_fx(q, sidx));
+                    coded.push((q, sidx as u8));
+                    Ok(q)
+                },
+                |y| {
+                    profile.push(bits.get());
+                    leader.is_none_or(|l| !behind(bits.get(), l[y], y, rows))
+                },
+            )
             .expect("costing cannot fail");
-            (bits, out)
+            (bits.get(), out)
         };
         let mut coded = Vec::with_capacity(w * h);
+        let mut profile = Vec::with_capacity(h);
         // The sample: every SAMPLE_PART-th band of SAMPLE_BAND rows, walked as one image.
         let rows: Vec<usize> = (0..h)
             .filter(|y| (y / SAMPLE_BAND).is_multiple_of(SAMPLE_PART))
@@ -569,29 +637,51 @@ pub fn encode(
             gather(blank, &rows, w),
         );
         let seen = sb.iter().filter(|&&b| !b).count();
+        // The contenders, cheapest on the sample first (so the first full walk is likely the
+        // leader that stops the others early).
         let contenders: Vec<Residuals> = if seen >= SAMPLE_MIN && rows.len() < h {
             let bits: Vec<u64> = MODES
                 .iter()
-                .map(|&m| cost_of(m, (&sv, &sp, &ss, &sb), &mut coded).0)
+                .map(|&m| cost_of(m, (&sv, &sp, &ss, &sb), &mut coded, &mut profile, None).0)
                 .collect();
             let least = *bits.iter().min().expect("four modes");
-            MODES
+            let mut c: Vec<(u64, Residuals)> = MODES
                 .iter()
                 .zip(&bits)
                 .filter(|(_, &b)| b as f64 <= least as f64 * (1.0 + SAMPLE_MARGIN))
-                .map(|(&m, _)| m)
-                .collect()
+                .map(|(&m, &b)| (b, m))
+                .collect();
+            c.sort_by_key(|&(b, m)| (b, m as u8));
+            c.into_iter().map(|(_, m)| m).collect()
         } else {
             MODES.to_vec()
         };
-        let mut best: Option<Costed> = None;
+        // (bits, mode, decoded, coded values, bits after each row) of the cheapest full walk.
+        let mut best: Option<(Costed, Vec<u64>)> = None;
         for mode in contenders {
-            let (bits, out) = cost_of(mode, (v, &pred, &scale, blank), &mut coded);
-            if best.as_ref().is_none_or(|b| bits < b.0) {
-                let spare = best.map_or_else(Vec::new, |b| b.3);
-                best = Some((bits, mode, out, std::mem::replace(&mut coded, spare)));
+            let leader = best.as_ref().map(|b| b.1.as_slice());
+            let (bits, out) = cost_of(
+                mode,
+                (v, &pred, &scale, blank),
+                &mut coded,
+                &mut profile,
+                leader,
+            );
+            let Some(out) = out else { continue };
+            // The cheapest wins; of equals, the first in the modes' order.
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| (bits, mode as u8) < (b.0, b.1 as u8))
+            {
+                let (spare, spare_profile) =
+                    best.map_or_else(|| (Vec::new(), Vec::new()), |(b, p)| (b.3, p));
+                best = Some((
+                    (bits, mode, out, std::mem::replace(&mut coded, spare)),
+                    std::mem::replace(&mut profile, spare_profile),
+                ));
             }
         }
+        let best = best.map(|b| b.0);
         let (_, mode, out, coded) = best.expect("four modes tried");
         wr.put_bits(mode as u64, 2);
         for &(q, sidx) in &coded {
@@ -677,9 +767,18 @@ pub fn decode(
         let mode = *MODES
             .get(m)
             .ok_or_else(|| Corrupt(format!("residual mode {m}")))?;
-        v = walk(mode, &pred, &scale, &blank, w, h, s, |_, sidx, _| {
-            rd.get(sidx)
-        })?;
+        v = walk(
+            mode,
+            &pred,
+            &scale,
+            &blank,
+            w,
+            h,
+            s,
+            |_, sidx, _| rd.get(sidx),
+            |_| true,
+        )?
+        .expect("the decoder walks every row");
     }
     if digest(&v, &blank) != bytes[1..9] {
         return Err(Corrupt(
@@ -688,4 +787,44 @@ pub fn decode(
         ));
     }
     Ok((v, blank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_half_away_is_rounds() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            -4503599627370495.5,
+            4503599627370496.0,
+            9.3e18,
+            -9.3e18,
+            1e300,
+            f64::MIN_POSITIVE,
+        ];
+        let mut s = 7u64;
+        for _ in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let scale = [1.0, 1e3, 1e6, 1e12, 1e16][(s % 5) as usize];
+            xs.push(((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale);
+            xs.push((s % 2000) as f64 / 2.0 - 500.0);
+        }
+        for x in xs {
+            let (a, b) = (round_half_away(x), x.round());
+            assert!(a == b, "{x}: {a} vs {b}");
+        }
+    }
 }

@@ -34,12 +34,6 @@ impl NoiseStats {
     }
 }
 
-/// Lower median, as cfitsio's `quick_select` (element (n−1)/2 of the sorted values).
-fn lower_median(v: &mut [f64]) -> f64 {
-    let k = (v.len() - 1) / 2;
-    *v.select_nth_unstable_by(k, f64::total_cmp).1
-}
-
 /// Mean of the two middle values (cfitsio's median over rows).
 fn middle_median(v: &mut [f64]) -> f64 {
     v.sort_unstable_by(f64::total_cmp);
@@ -58,13 +52,16 @@ pub fn noise_stats(data: &[f64], nx: usize, ny: usize) -> NoiseStats {
 }
 
 /// [`noise_stats`] of an image given one row at a time: `fill(y, buf)` appends row y's pixels
-/// to the (empty) `buf`. Memory: a few rows, whatever the image's size. Images narrower than 9
-/// pixels are read as one row (as [`noise_stats`] does).
+/// to the (empty) `buf`. Rows are read in parallel, in bands of [`BAND`] rows (memory: a few
+/// rows per thread, whatever the image's size); the per-row medians are combined in row order,
+/// so the result does not depend on the thread count. Images narrower than 9 pixels are read
+/// as one row (as [`noise_stats`] does).
 pub fn noise_stats_rows(
     nx: usize,
     ny: usize,
-    mut fill: impl FnMut(usize, &mut Vec<f64>),
+    fill: impl Fn(usize, &mut Vec<f64>) + Sync,
 ) -> NoiseStats {
+    use rayon::prelude::*;
     if nx < 9 && ny > 1 {
         let mut all = Vec::with_capacity(nx * ny);
         for y in 0..ny {
@@ -72,48 +69,44 @@ pub fn noise_stats_rows(
         }
         return noise_stats(&all, nx, ny);
     }
-    let mut buf = Vec::with_capacity(nx);
-    let mut min = f64::INFINITY;
-    let mut max = f64::NEG_INFINITY;
-    let mut ngood = 0;
+    let bands: Vec<Band> = (0..ny.div_ceil(BAND))
+        .into_par_iter()
+        .map(|k| {
+            let mut band = Band {
+                ngood: 0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                rows: Vec::with_capacity(BAND),
+            };
+            let mut s = Scratch::default();
+            for y in k * BAND..((k + 1) * BAND).min(ny) {
+                s.buf.clear();
+                fill(y, &mut s.buf);
+                s.good.clear();
+                s.good.extend(s.buf.iter().copied().filter(|v| !v.is_nan()));
+                band.ngood += s.good.len();
+                for &v in &s.good {
+                    band.min = band.min.min(v);
+                    band.max = band.max.max(v);
+                }
+                if let Some(r) = row_medians(&mut s) {
+                    band.rows.push(r);
+                }
+            }
+            band
+        })
+        .collect();
     let (mut rows2, mut rows3, mut rows5) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut d2, mut d3, mut d5) = (Vec::new(), Vec::new(), Vec::new());
-    let mut good = Vec::with_capacity(nx);
-    for y in 0..ny {
-        buf.clear();
-        fill(y, &mut buf);
-        let row = &buf;
-        good.clear();
-        good.extend(row.iter().copied().filter(|v| !v.is_nan()));
-        ngood += good.len();
-        for &v in &good {
-            min = min.min(v);
-            max = max.max(v);
+    let (mut ngood, mut min, mut max) = (0, f64::INFINITY, f64::NEG_INFINITY);
+    for b in &bands {
+        ngood += b.ngood;
+        min = min.min(b.min);
+        max = max.max(b.max);
+        for &(m2, m3, m5) in &b.rows {
+            rows2.extend(m2);
+            rows3.push(m3);
+            rows5.push(m5);
         }
-        if good.len() < 9 {
-            continue;
-        }
-        d2.clear();
-        d3.clear();
-        d5.clear();
-        for w in good.windows(9) {
-            let (v1, v3, v4, v5, v6, v7, v9) = (w[0], w[2], w[3], w[4], w[5], w[6], w[8]);
-            if !(v5 == v6 && v6 == v7) {
-                d2.push((v5 - v7).abs());
-            }
-            if !(v3 == v4 && v4 == v5 && v5 == v6 && v6 == v7) {
-                d3.push((2.0 * v5 - v3 - v7).abs());
-                d5.push((6.0 * v5 - 4.0 * v3 - 4.0 * v7 + v1 + v9).abs());
-            }
-        }
-        if d3.is_empty() {
-            continue;
-        }
-        if !d2.is_empty() {
-            rows2.push(lower_median(&mut d2));
-        }
-        rows3.push(lower_median(&mut d3));
-        rows5.push(lower_median(&mut d5));
     }
     let med = |v: &mut Vec<f64>| if v.is_empty() { 0.0 } else { middle_median(v) };
     NoiseStats {
@@ -124,6 +117,66 @@ pub fn noise_stats_rows(
         noise3: 0.6052697 * med(&mut rows3),
         noise5: 0.1772048 * med(&mut rows5),
     }
+}
+
+/// Rows per parallel band of [`noise_stats_rows`].
+const BAND: usize = 32;
+
+/// What one band of rows contributes: its valid pixels' count and range, and per row with
+/// enough of them the medians of the 2nd (if any), 3rd and 5th order differences.
+struct Band {
+    ngood: usize,
+    min: f64,
+    max: f64,
+    rows: Vec<(Option<f64>, f64, f64)>,
+}
+
+/// One row's buffers: as read, its valid pixels, and its differences.
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<f64>,
+    good: Vec<f64>,
+    d2: Vec<u64>,
+    d3: Vec<u64>,
+    d5: Vec<u64>,
+}
+
+/// Lower median, as cfitsio's `quick_select` (element (n−1)/2 of the sorted values), of
+/// non-negative values (|x|, NaN included) given by their bits, whose order as integers is
+/// `f64::total_cmp`'s.
+fn lower_median_bits(v: &mut [u64]) -> f64 {
+    let k = (v.len() - 1) / 2;
+    f64::from_bits(*v.select_nth_unstable(k).1)
+}
+
+/// The row's difference medians (of `s.good`), or None when it has too few non-constant
+/// stretches (fewer than 9 valid pixels, or no 3rd-order difference).
+fn row_medians(s: &mut Scratch) -> Option<(Option<f64>, f64, f64)> {
+    if s.good.len() < 9 {
+        return None;
+    }
+    s.d2.clear();
+    s.d3.clear();
+    s.d5.clear();
+    for w in s.good.windows(9) {
+        let (v1, v3, v4, v5, v6, v7, v9) = (w[0], w[2], w[3], w[4], w[5], w[6], w[8]);
+        if !(v5 == v6 && v6 == v7) {
+            s.d2.push((v5 - v7).abs().to_bits());
+        }
+        if !(v3 == v4 && v4 == v5 && v5 == v6 && v6 == v7) {
+            s.d3.push((2.0 * v5 - v3 - v7).abs().to_bits());
+            s.d5.push((6.0 * v5 - 4.0 * v3 - 4.0 * v7 + v1 + v9).abs().to_bits());
+        }
+    }
+    if s.d3.is_empty() {
+        return None;
+    }
+    let m2 = (!s.d2.is_empty()).then(|| lower_median_bits(&mut s.d2));
+    Some((
+        m2,
+        lower_median_bits(&mut s.d3),
+        lower_median_bits(&mut s.d5),
+    ))
 }
 
 /// Sigma-clipped background: median and standard deviation after iterative `kappa`·σ clipping
