@@ -471,18 +471,26 @@ impl IntLayer {
         let per = self.cin * k * k;
         // The input with a one-pixel zero border.
         let (ph, pw) = (x.h + 2, x.w + 2);
-        let mut pad = vec![0i16; self.cin * ph * pw + SLACK];
-        for i in 0..self.cin {
+        // Buffers come from the thread's pool with whatever values they held: every value
+        // that is read is written first (here: all of `pad`).
+        let mut pad = take(self.cin * ph * pw + SLACK);
+        for (i, plane) in pad.chunks_exact_mut(ph * pw).take(self.cin).enumerate() {
+            plane[..pw].fill(0);
+            plane[(ph - 1) * pw..].fill(0);
             for y in 0..x.h {
                 let src = &x.data[(i * x.h + y) * x.w..(i * x.h + y + 1) * x.w];
-                pad[(i * ph + y + 1) * pw + 1..(i * ph + y + 1) * pw + 1 + x.w]
-                    .copy_from_slice(src);
+                let row = &mut plane[(y + 1) * pw..(y + 2) * pw];
+                row[0] = 0;
+                row[1..=x.w].copy_from_slice(src);
+                row[pw - 1] = 0;
             }
         }
+        pad[self.cin * ph * pw..].fill(0);
         let w = |o: usize, i: usize, ty: usize, tx: usize| {
             self.weight[o * per + (i * k + ty) * k + tx] as i16
         };
-        let mut out = vec![0i16; self.cout * oh * ow + SLACK];
+        // Every output is written by the kernels (and the interleave below).
+        let mut out = take(self.cout * oh * ow + SLACK);
         let rq = Requant {
             mult: &self.mult,
             shift: &self.shift,
@@ -512,17 +520,16 @@ impl IntLayer {
                 // (tx 1), 2x + 2 (tx 2) = even[x], odd[x], even[x + 1].
                 let hw = pw.div_ceil(2);
                 let plane = self.cin * ph * hw;
-                let mut poly = vec![0i16; 2 * plane + SLACK];
+                let mut poly = take(2 * plane + SLACK);
                 for r in 0..self.cin * ph {
                     let row = &pad[r * pw..(r + 1) * pw];
                     let (even, odd) = poly[r * hw..].split_at_mut(plane);
                     for (c, pair) in row.chunks(2).enumerate() {
                         even[c] = pair[0];
-                        if let Some(&v) = pair.get(1) {
-                            odd[c] = v;
-                        }
+                        odd[c] = pair.get(1).copied().unwrap_or(0);
                     }
                 }
+                poly[2 * plane..].fill(0);
                 let mut terms = Vec::with_capacity(self.cin * 9);
                 for i in 0..self.cin {
                     for ty in 0..3 {
@@ -535,6 +542,7 @@ impl IntLayer {
                 let t = Terms::new(&terms, self.cout, |o, (i, ty, tx)| w(o, i, ty, tx));
                 // Output row y reads padded rows 2y + ty: a step of two polyphase rows.
                 t.run(&poly, 2 * hw, oh, ow, &self.bias, rq, &mut out, layout);
+                give(poly);
             }
             Kind::ConvT => {
                 // Output (2m + py, 2n + px): for parity 0 the taps 1 (padded row m + 1) and 3
@@ -544,7 +552,7 @@ impl IntLayer {
                 // Each parity's outputs go contiguously into their own h×w plane of `split`
                 // (the kernels' fast, contiguous store), then are interleaved into place.
                 let part = h * wd;
-                let mut split = vec![0i16; self.cout * 4 * part + SLACK];
+                let mut split = take(self.cout * 4 * part);
                 for (py, rows_taps) in TAPS.iter().enumerate() {
                     for (px, cols_taps) in TAPS.iter().enumerate() {
                         let mut terms = Vec::with_capacity(self.cin * 4);
@@ -577,8 +585,10 @@ impl IntLayer {
                         }
                     }
                 }
+                give(split);
             }
         }
+        give(pad);
         out.truncate(self.cout * oh * ow);
         Map {
             c: self.cout,
@@ -1186,12 +1196,41 @@ pub enum Path {
 fn run_int(layers: &[IntLayer], x: Map<i16>, path: Path) -> Map<i16> {
     let mut h = x;
     for l in layers {
-        h = match path {
+        let next = match path {
             Path::Scalar => l.forward_scalar(&h),
             Path::Fast => l.forward_fast(&h),
         };
+        give(std::mem::replace(&mut h, next).data);
     }
     h
+}
+
+thread_local! {
+    /// Buffers of the fast path, kept by each thread between layers and tiles: taking a few MB
+    /// anew for every layer meant zeroing them each time (memset and page faults, 5–10 % of the
+    /// codec's time).
+    static POOL: std::cell::RefCell<Vec<Vec<i16>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most buffers a thread keeps.
+const POOL_SIZE: usize = 8;
+
+/// A buffer of `n` values from the thread's pool, holding whatever it held (zeros where it
+/// grew): its user writes every value it reads.
+fn take(n: usize) -> Vec<i16> {
+    let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    v.resize(n, 0);
+    v
+}
+
+/// Hands a buffer back to the thread's pool.
+fn give(v: Vec<i16>) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_SIZE && v.capacity() > 0 {
+            p.push(v);
+        }
+    });
 }
 
 /// The largest |value| of every layer's output over `inputs`, layer by layer, and the last

@@ -284,25 +284,26 @@ fn med(a: i64, b: i64, c: i64) -> i64 {
 }
 
 /// The sum of |coded value| over a pixel's causal neighbours (left, up-left, up, up-right, those
-/// inside the tile; 0 for blanks) and how many there are.
-fn neighbour_magnitudes(mag: &[i64], x: usize, y: usize, w: usize) -> (i64, i64) {
-    let i = y * w + x;
+/// inside the tile; 0 for blanks) and how many there are: `cur` is the pixel's row so far,
+/// `prev` the row above (None on the first row).
+#[inline(always)]
+fn neighbour_magnitudes(cur: &[i64], prev: Option<&[i64]>, x: usize, w: usize) -> (i64, i64) {
     let mut sum = 0i64;
     let mut k = 0i64;
-    let mut add = |j: usize| {
-        sum = sum.saturating_add(mag[j]);
+    let mut add = |v: i64| {
+        sum = sum.saturating_add(v);
         k += 1;
     };
     if x > 0 {
-        add(i - 1);
+        add(cur[x - 1]);
     }
-    if y > 0 {
-        add(i - w);
+    if let Some(up) = prev {
+        add(up[x]);
         if x > 0 {
-            add(i - w - 1);
+            add(up[x - 1]);
         }
         if x + 1 < w {
-            add(i - w + 1);
+            add(up[x + 1]);
         }
     }
     (sum, k)
@@ -375,40 +376,48 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
     let step = if UNIT { 1 } else { 2 * s.e + 1 };
     let n = w * h;
     let mut out = vec![0i64; n];
-    // Reconstructed model residuals and |coded values| of the pixels seen so far (0 for blanks).
-    let mut res = vec![0i64; n];
-    let mut mag = vec![0i64; n];
+    // Reconstructed model residuals and |coded values| (0 for blanks) of the current row and
+    // the row above: row y is held at (y mod 2)·w.
+    let mut res = vec![0i64; 2 * w];
+    let mut mag = vec![0i64; 2 * w];
     let mut ctx = if mode == Residuals::Adaptive {
         vec![Ctx::default(); SCALES.div_ceil(2) * ACT_BUCKETS * GRAD_BUCKETS]
     } else {
         Vec::new()
     };
     for y in 0..h {
+        let (here, up) = if y % 2 == 0 { (0, w) } else { (w, 0) };
         for x in 0..w {
             let i = y * w + x;
             if blank[i] {
+                res[here + x] = 0;
+                mag[here + x] = 0;
                 continue;
             }
+            let neighbours = |mag: &[i64]| {
+                let above = (y > 0).then(|| &mag[up..up + w]);
+                neighbour_magnitudes(&mag[here..here + w], above, x, w)
+            };
             let (mut cur, mut corr) = (0, 0i64);
             let (base, sidx) = match mode {
                 Residuals::Model => (pred[i], scale[i]),
                 _ => {
                     let a = if x > 0 {
-                        res[i - 1]
+                        res[here + x - 1]
                     } else if y > 0 {
-                        res[i - w]
+                        res[up + x]
                     } else {
                         0
                     };
-                    let b = if y > 0 { res[i - w] } else { a };
-                    let c = if x > 0 && y > 0 { res[i - w - 1] } else { b };
+                    let b = if y > 0 { res[up + x] } else { a };
+                    let c = if x > 0 && y > 0 { res[up + x - 1] } else { b };
                     let mut base = pred[i].saturating_add(med(a, b, c)).clamp(s.lo, s.hi);
                     let sidx = match mode {
                         Residuals::MedModel => scale[i],
                         Residuals::Adaptive => {
-                            let (sum, k) = neighbour_magnitudes(&mag, x, y, w);
+                            let (sum, k) = neighbours(&mag);
                             let d = if y > 0 && x + 1 < w {
-                                res[i - w + 1]
+                                res[up + x + 1]
                             } else {
                                 b
                             };
@@ -441,7 +450,7 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
                                     .max(0.3),
                             )
                         }
-                        _ => match neighbour_magnitudes(&mag, x, y, w) {
+                        _ => match neighbours(&mag) {
                             (_, 0) => scale[i],
                             (sum, k) => snap((sum as f64 / k as f64).max(0.3)),
                         },
@@ -465,8 +474,8 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
                 .saturating_add(q.saturating_mul(step))
                 .clamp(s.lo, s.hi);
             out[i] = xv;
-            res[i] = xv.saturating_sub(pred[i]);
-            mag[i] = q.saturating_abs();
+            res[here + x] = xv.saturating_sub(pred[i]);
+            mag[here + x] = q.saturating_abs();
         }
         if !row_done(y) {
             return Ok(None);
