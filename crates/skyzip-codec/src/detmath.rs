@@ -202,8 +202,65 @@ const INV_FACT: [f64; 13] = [
     1.0 / 479_001_600.0,
 ];
 
+/// `x.round()` (half away from zero) for finite x, inline: exact, since x − trunc(x) is.
+#[inline(always)]
+pub fn round_half_away(x: f64) -> f64 {
+    // 2^52: from there on every f64 is an integer (NaN and infinities come back as they are).
+    if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {
+        return x;
+    }
+    let t = x as i64 as f64;
+    let d = x - t;
+    if d >= 0.5 {
+        t + 1.0
+    } else if d <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn round_half_away_is_rounds() {
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4503599627370495.5,
+            -4503599627370495.5,
+            4503599627370496.0,
+            9.3e18,
+            -9.3e18,
+            1e300,
+            f64::MIN_POSITIVE,
+        ];
+        let mut s = 7u64;
+        for _ in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let scale = [1.0, 1e3, 1e6, 1e12, 1e16][(s % 5) as usize];
+            xs.push(((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale);
+            xs.push((s % 2000) as f64 / 2.0 - 500.0);
+        }
+        for x in xs {
+            let (a, b) = (super::round_half_away(x), x.round());
+            assert!(a == b, "{x}: {a} vs {b}");
+        }
+        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(super::round_half_away(x).to_bits(), x.round().to_bits());
+        }
+    }
+
     #[test]
     fn exp_matches_libm_closely() {
         let mut x = -740.0;

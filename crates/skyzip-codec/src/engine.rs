@@ -524,10 +524,7 @@ impl IntLayer {
                 for r in 0..self.cin * ph {
                     let row = &pad[r * pw..(r + 1) * pw];
                     let (even, odd) = poly[r * hw..].split_at_mut(plane);
-                    for (c, pair) in row.chunks(2).enumerate() {
-                        even[c] = pair[0];
-                        odd[c] = pair.get(1).copied().unwrap_or(0);
-                    }
+                    deinterleave(row, &mut even[..hw], &mut odd[..hw]);
                 }
                 poly[2 * plane..].fill(0);
                 let mut terms = Vec::with_capacity(self.cin * 9);
@@ -625,6 +622,39 @@ fn interleave(a: &[i16], b: &[i16], dst: &mut [i16]) {
     for k in done..n {
         dst[2 * k] = a[k];
         dst[2 * k + 1] = b[k];
+    }
+}
+
+/// `a` = x0 x2 x4 …, `b` = x1 x3 … (0 where x has no odd value left), for `a` and `b` of
+/// ⌈len/2⌉ values (x86-64: eight pairs at a time with SSE2).
+fn deinterleave(x: &[i16], a: &mut [i16], b: &mut [i16]) {
+    let n = x.len().div_ceil(2).min(a.len()).min(b.len());
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        while 2 * done + 16 <= x.len() && done + 8 <= n {
+            // SAFETY: SSE2 is part of x86-64; the loads read x[2·done..2·done + 16], the
+            // stores write a[done..done + 8] and b[done..done + 8], all in bounds. Each i32
+            // lane holds a pair; shifted into sign-extended i16 values, packs narrows them
+            // without saturating.
+            unsafe {
+                let p = x.as_ptr().add(2 * done) as *const __m128i;
+                let (lo, hi) = (_mm_loadu_si128(p), _mm_loadu_si128(p.add(1)));
+                let even = |v| _mm_srai_epi32(_mm_slli_epi32(v, 16), 16);
+                let odd = |v| _mm_srai_epi32(v, 16);
+                let ea = _mm_packs_epi32(even(lo), even(hi));
+                let ob = _mm_packs_epi32(odd(lo), odd(hi));
+                _mm_storeu_si128(a.as_mut_ptr().add(done) as *mut __m128i, ea);
+                _mm_storeu_si128(b.as_mut_ptr().add(done) as *mut __m128i, ob);
+            }
+            done += 8;
+        }
+    }
+    for c in done..n {
+        a[c] = x[2 * c];
+        b[c] = x.get(2 * c + 1).copied().unwrap_or(0);
     }
 }
 
@@ -1212,22 +1242,30 @@ thread_local! {
     static POOL: std::cell::RefCell<Vec<Vec<i16>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The most buffers a thread keeps.
-const POOL_SIZE: usize = 8;
+/// The most buffers a thread keeps (a tile's layers use about twenty sizes).
+const POOL_SIZE: usize = 32;
 
-/// A buffer of `n` values from the thread's pool, holding whatever it held (zeros where it
-/// grew): its user writes every value it reads.
+/// A buffer of `n` values, holding whatever it held: one of the thread's buffers of exactly
+/// that size (the same layer of an earlier tile), or a new one of zeros. Its user writes every
+/// value it reads.
 fn take(n: usize) -> Vec<i16> {
-    let mut v = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-    v.resize(n, 0);
-    v
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        p.iter()
+            .rposition(|v| v.len() == n)
+            .map(|i| p.swap_remove(i))
+    })
+    .unwrap_or_else(|| vec![0; n])
 }
 
-/// Hands a buffer back to the thread's pool.
+/// Hands a buffer back to the thread's pool (the oldest goes when it is full).
 fn give(v: Vec<i16>) {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
-        if p.len() < POOL_SIZE && v.capacity() > 0 {
+        if !v.is_empty() {
+            if p.len() == POOL_SIZE {
+                p.remove(0);
+            }
             p.push(v);
         }
     });
@@ -1348,7 +1386,9 @@ impl IntNet {
                 .iter()
                 .map(|&v| {
                     if v.is_finite() {
-                        (v as f64 * s).round().clamp(-32768.0, 32767.0) as i16
+                        // Clamped first (to integers, so the same value), then rounded.
+                        crate::detmath::round_half_away((v as f64 * s).clamp(-32768.0, 32767.0))
+                            as i16
                     } else {
                         0
                     }
@@ -1821,6 +1861,31 @@ mod tests {
         let b = space_to_depth(&m);
         assert_eq!(b.data[(2 * 2 + 1) * 3 + 2], 3 * 6 + 4);
         assert_eq!(depth_to_space(&b), m);
+    }
+
+    #[test]
+    fn interleave_and_deinterleave_move_every_value() {
+        let mut r = xorshift(5);
+        for len in 0usize..70 {
+            let x: Vec<i16> = (0..len).map(|_| r() as i16).collect();
+            let half = len.div_ceil(2);
+            let (mut a, mut b) = (vec![7i16; half], vec![7i16; half]);
+            deinterleave(&x, &mut a, &mut b);
+            for c in 0..half {
+                assert_eq!(a[c], x[2 * c], "len {len}");
+                assert_eq!(b[c], x.get(2 * c + 1).copied().unwrap_or(0), "len {len}");
+            }
+            let mut y = vec![7i16; 2 * half];
+            interleave(&a, &b, &mut y);
+            assert_eq!(&y[..len], &x[..], "len {len}");
+        }
+        let ext = [i16::MIN, i16::MAX, -1, 0, 1, i16::MIN + 1];
+        let x: Vec<i16> = (0..48).map(|k| ext[k % ext.len()]).collect();
+        let (mut a, mut b) = (vec![0i16; 24], vec![0i16; 24]);
+        deinterleave(&x, &mut a, &mut b);
+        let mut y = vec![0i16; 48];
+        interleave(&a, &b, &mut y);
+        assert_eq!(x, y);
     }
 
     #[test]

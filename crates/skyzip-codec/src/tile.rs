@@ -153,44 +153,22 @@ fn predictions(
     let (mu, var) = p.decode(latent, shape);
     let step = (2 * s.e + 1) as f64;
     let (lo, hi) = (s.lo as f64, s.hi as f64);
-    let mut pred = vec![0i64; w * h];
-    let mut scale = vec![0usize; w * h];
-    for (y, (pr, sc)) in pred
-        .chunks_exact_mut(w)
-        .zip(scale.chunks_exact_mut(w))
-        .enumerate()
-    {
+    let mut pred = Vec::with_capacity(w * h);
+    let mut scale = Vec::with_capacity(w * h);
+    for y in 0..h {
         let (mr, vr) = (&mu[y * pw..y * pw + w], &var[y * pw..y * pw + w]);
-        for (((pr, sc), &m), &v) in pr.iter_mut().zip(sc.iter_mut()).zip(mr).zip(vr) {
+        for (&m, &v) in mr.iter().zip(vr) {
             let (md, sigma) = p.mean_and_sigma(norm, m, v);
-            *pr = if md.is_finite() {
-                round_half_away(md).clamp(lo, hi) as i64
+            pred.push(if md.is_finite() {
+                crate::detmath::round_half_away(md).clamp(lo, hi) as i64
             } else {
                 0
-            };
+            });
             // A Laplace of standard deviation σ has scale σ/√2.
-            *sc = snap(sigma / std::f64::consts::SQRT_2 / step);
+            scale.push(snap(sigma / std::f64::consts::SQRT_2 / step));
         }
     }
     (pred, scale)
-}
-
-/// `x.round()` (half away from zero) for finite x, inline: exact, since x − trunc(x) is.
-#[inline(always)]
-fn round_half_away(x: f64) -> f64 {
-    // 2^52: from there on every f64 is an integer (the callers pass finite x only).
-    if x.abs() >= 4_503_599_627_370_496.0 {
-        return x;
-    }
-    let t = x as i64 as f64;
-    let d = x - t;
-    if d >= 0.5 {
-        t + 1.0
-    } else if d <= -0.5 {
-        t - 1.0
-    } else {
-        t
-    }
 }
 
 fn put_runs(w: &mut Writer, blank: &[bool]) {
@@ -375,7 +353,8 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
     let mode = MODES[MODE];
     let step = if UNIT { 1 } else { 2 * s.e + 1 };
     let n = w * h;
-    let mut out = vec![0i64; n];
+    // Every pixel's value in raster order (0 for blanks).
+    let mut out = Vec::with_capacity(n);
     // Reconstructed model residuals and |coded values| (0 for blanks) of the current row and
     // the row above: row y is held at (y mod 2)·w.
     let mut res = vec![0i64; 2 * w];
@@ -392,6 +371,7 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
             if blank[i] {
                 res[here + x] = 0;
                 mag[here + x] = 0;
+                out.push(0);
                 continue;
             }
             let neighbours = |mag: &[i64]| {
@@ -473,7 +453,7 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
             let xv = base
                 .saturating_add(q.saturating_mul(step))
                 .clamp(s.lo, s.hi);
-            out[i] = xv;
+            out.push(xv);
             res[here + x] = xv.saturating_sub(pred[i]);
             mag[here + x] = q.saturating_abs();
         }
@@ -510,17 +490,17 @@ fn gather<T: Copy>(x: &[T], rows: &[usize], w: usize) -> Vec<T> {
 }
 
 /// Whether a walk with `bits` after row `y` (of `rows`) is too far behind the leader's `lead`
-/// there to be costed further: checked every CHECK_ROWS rows, past the first, against a margin
-/// that narrows from LEAD_MARGIN to nothing as the walk nears the last row.
+/// there to be costed further: checked every CHECK_ROWS rows, past the first, against `slack`
+/// plus a margin that narrows from LEAD_MARGIN to nothing as the walk nears the last row.
 const CHECK_ROWS: usize = 8;
 const LEAD_MARGIN: f64 = 0.1;
 
-fn behind(bits: u64, lead: u64, y: usize, rows: usize) -> bool {
+fn behind(bits: u64, lead: u64, (y, rows): (usize, usize), slack: f64) -> bool {
     if !(y + 1).is_multiple_of(CHECK_ROWS) || y + 1 < 2 * CHECK_ROWS {
         return false;
     }
     let left = 1.0 - (y + 1) as f64 / rows as f64;
-    bits as f64 > lead as f64 * (1.0 + LEAD_MARGIN * left)
+    bits as f64 > lead as f64 * (1.0 + slack + LEAD_MARGIN * left)
 }
 
 /// A residual mode's cost, its decoded tile and the (value, scale index) it codes per pixel.
@@ -548,9 +528,10 @@ pub fn encode(
     if flag == 2 {
         put_runs(&mut wr, blank);
     }
-    let mut decoded = vec![0i64; w * h];
     let mut prior_channels = 0;
-    if flag != 1 {
+    let decoded = if flag == 1 {
+        vec![0i64; w * h]
+    } else {
         let finite: Vec<f32> = v
             .iter()
             .zip(blank)
@@ -606,7 +587,8 @@ pub fn encode(
                        (v, pred, scale, blank): (&[i64], &[i64], &[usize], &[bool]),
                        coded: &mut Vec<(i64, u8)>,
                        profile: &mut Vec<u64>,
-                       leader: Option<&[u64]>| {
+                       leader: Option<&[u64]>,
+                       slack: f64| {
             let bits = std::cell::Cell::new(0u64);
             coded.clear();
             profile.clear();
@@ -627,7 +609,7 @@ pub fn encode(
                 },
                 |y| {
                     profile.push(bits.get());
-                    leader.is_none_or(|l| !behind(bits.get(), l[y], y, rows))
+                    leader.is_none_or(|l| !behind(bits.get(), l[y], (y, rows), slack))
                 },
             )
             .expect("costing cannot fail");
@@ -649,16 +631,29 @@ pub fn encode(
         // The contenders, cheapest on the sample first (so the first full walk is likely the
         // leader that stops the others early).
         let contenders: Vec<Residuals> = if seen >= SAMPLE_MIN && rows.len() < h {
-            let bits: Vec<u64> = MODES
+            // Each mode in turn, stopped where it is out of reach of the cheapest so far
+            // (beyond SAMPLE_MARGIN, with the walks' narrowing margin on top).
+            let mut bits: Vec<(u64, Residuals)> = Vec::with_capacity(MODES.len());
+            let mut lead: Vec<u64> = Vec::with_capacity(rows.len());
+            for &m in &MODES {
+                let leader = (!lead.is_empty()).then_some(lead.as_slice());
+                let sample = (&sv[..], &sp[..], &ss[..], &sb[..]);
+                let (b, out) = cost_of(m, sample, &mut coded, &mut profile, leader, SAMPLE_MARGIN);
+                if out.is_some() {
+                    if bits.iter().all(|&(least, _)| b < least) {
+                        std::mem::swap(&mut lead, &mut profile);
+                    }
+                    bits.push((b, m));
+                }
+            }
+            let least = bits
                 .iter()
-                .map(|&m| cost_of(m, (&sv, &sp, &ss, &sb), &mut coded, &mut profile, None).0)
-                .collect();
-            let least = *bits.iter().min().expect("four modes");
-            let mut c: Vec<(u64, Residuals)> = MODES
-                .iter()
-                .zip(&bits)
-                .filter(|(_, &b)| b as f64 <= least as f64 * (1.0 + SAMPLE_MARGIN))
-                .map(|(&m, &b)| (b, m))
+                .map(|b| b.0)
+                .min()
+                .expect("the first mode runs whole");
+            let mut c: Vec<(u64, Residuals)> = bits
+                .into_iter()
+                .filter(|&(b, _)| b as f64 <= least as f64 * (1.0 + SAMPLE_MARGIN))
                 .collect();
             c.sort_by_key(|&(b, m)| (b, m as u8));
             c.into_iter().map(|(_, m)| m).collect()
@@ -675,6 +670,7 @@ pub fn encode(
                 &mut coded,
                 &mut profile,
                 leader,
+                0.0,
             );
             let Some(out) = out else { continue };
             // The cheapest wins; of equals, the first in the modes' order.
@@ -696,8 +692,8 @@ pub fn encode(
         for &(q, sidx) in &coded {
             wr.put(q, sidx as usize);
         }
-        decoded = out;
-    }
+        out
+    };
     let est_bits = wr.est_bits;
     let mut bytes = vec![VERSION];
     bytes.extend_from_slice(&digest(&decoded, blank));
@@ -796,44 +792,4 @@ pub fn decode(
         ));
     }
     Ok((v, blank))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_half_away_is_rounds() {
-        let mut xs = vec![
-            0.0,
-            -0.0,
-            0.5,
-            -0.5,
-            1.5,
-            -1.5,
-            2.5,
-            0.49999999999999994,
-            -0.49999999999999994,
-            4503599627370495.5,
-            -4503599627370495.5,
-            4503599627370496.0,
-            9.3e18,
-            -9.3e18,
-            1e300,
-            f64::MIN_POSITIVE,
-        ];
-        let mut s = 7u64;
-        for _ in 0..100_000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let scale = [1.0, 1e3, 1e6, 1e12, 1e16][(s % 5) as usize];
-            xs.push(((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale);
-            xs.push((s % 2000) as f64 / 2.0 - 500.0);
-        }
-        for x in xs {
-            let (a, b) = (round_half_away(x), x.round());
-            assert!(a == b, "{x}: {a} vs {b}");
-        }
-    }
 }
