@@ -800,7 +800,7 @@ fn requant_row() -> RequantRow {
 /// past the last output of a row stay inside the buffer (those lanes' sums are discarded).
 const SLACK: usize = 64;
 /// The widest load of a kernel, in values.
-const LANES: usize = 32;
+const LANES: usize = 64;
 
 /// A layer's terms in pairs, ready for [`Terms::run`]: per pair the two input offsets, and per
 /// pair and output channel the two weights packed in one i32 (low half: the first term's).
@@ -927,7 +927,8 @@ fn run_terms_base(j: &Job, dst: &mut [i16]) {
 }
 
 /// Visits every block of a job's outputs: per row, per `lanes` columns, the output channels in
-/// runs of `sizes[0]`, then of `sizes[1]`, … (the last size 1); `f(y, x, o0, size)`.
+/// runs of `sizes[0]`, then of `sizes[1]`, …; `f(y, x, o0, size)`. Channels that no size fits
+/// (none when the last size is 1) are left to the caller.
 #[inline(always)]
 fn for_blocks(
     j: &Job,
@@ -957,10 +958,15 @@ fn for_blocks(
 #[target_feature(enable = "avx2")]
 unsafe fn run_terms_avx2_inner(j: &Job, dst: &mut [i16]) {
     let k = Kernel::new(j);
-    for_blocks(j, 16, &[4, 1], |y, x, o0, nb| match nb {
-        4 => k.block::<4>(dst, y, x, o0),
-        _ => k.block::<1>(dst, y, x, o0),
-    });
+    // Output channels in fours; the rest (a net's last layer: one or two) 64 columns at once.
+    for_blocks(j, 16, &[4], |y, x, o0, _| k.block::<4>(dst, y, x, o0));
+    for o in j.t.cout / 4 * 4..j.t.cout {
+        for y in 0..j.rows {
+            for x in (0..j.cols).step_by(64) {
+                k.block_wide::<4>(dst, y, x, o);
+            }
+        }
+    }
 }
 
 /// A job, and its requantisation constants in registers: what every block of the SIMD kernels
@@ -1011,35 +1017,83 @@ impl Kernel<'_> {
                 hi[j] = _mm256_add_epi32(hi[j], _mm256_madd_epi16(ih, w));
             }
         }
-        let l = self.j.l;
         for j in 0..NB {
-            let o = o0 + j;
-            let vb = _mm256_set1_epi32(self.j.bias[o]);
-            // unpacklo holds outputs 0–3 and 8–11, unpackhi 4–7 and 12–15.
-            let first = _mm256_add_epi32(_mm256_permute2x128_si256(lo[j], hi[j], 0x20), vb);
-            let second = _mm256_add_epi32(_mm256_permute2x128_si256(lo[j], hi[j], 0x31), vb);
-            let c = &self.consts[o];
-            let at = o * l.plane + y * l.row + x * l.col + l.off;
-            let mut q = [0i16; 16];
-            if c.scalar {
-                let mut a = [0i32; 16];
-                _mm256_storeu_si256(a.as_mut_ptr() as *mut __m256i, first);
-                _mm256_storeu_si256(a.as_mut_ptr().add(8) as *mut __m256i, second);
-                for (d, &s) in q.iter_mut().zip(&a) {
-                    *d = requant_one(s, c.m, c.s, c.relu);
-                }
-            } else if l.col == 1 && n == 16 {
-                let d = dst.as_mut_ptr().add(at);
-                _mm_storeu_si128(d as *mut __m128i, c.eight(first));
-                _mm_storeu_si128(d.add(8) as *mut __m128i, c.eight(second));
-                continue;
-            } else {
-                _mm_storeu_si128(q.as_mut_ptr() as *mut __m128i, c.eight(first));
-                _mm_storeu_si128(q.as_mut_ptr().add(8) as *mut __m128i, c.eight(second));
+            self.store16(dst, o0 + j, (y, x, n), lo[j], hi[j]);
+        }
+    }
+
+    /// 16·U outputs (row `y`, columns `x`…) of the one output channel `o`: U blocks of 16
+    /// side by side, so that 2·U sums are in flight at once (one channel's 16 alone would wait
+    /// on each `madd` in turn).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block_wide<const U: usize>(&self, dst: &mut [i16], y: usize, x: usize, o: usize) {
+        use std::arch::x86_64::*;
+        let t = self.j.t;
+        let n = self.j.cols - x;
+        // SAFETY (every pointer below): `Terms::run` checked that every load up to 16·U
+        // (≤ LANES) past a block's start is in `src`, and every store in `dst`.
+        let sp = self.j.src.as_ptr().add(y * self.j.step + x);
+        let mut lo = [_mm256_setzero_si256(); U];
+        let mut hi = [_mm256_setzero_si256(); U];
+        for (p, &(a, b)) in t.offsets.iter().enumerate() {
+            let w = _mm256_set1_epi32(*t.weights.get_unchecked(p * t.cout + o));
+            for u in 0..U {
+                let va = _mm256_loadu_si256(sp.add(a + 16 * u) as *const __m256i);
+                let vb = _mm256_loadu_si256(sp.add(b + 16 * u) as *const __m256i);
+                let il = _mm256_unpacklo_epi16(va, vb);
+                let ih = _mm256_unpackhi_epi16(va, vb);
+                lo[u] = _mm256_add_epi32(lo[u], _mm256_madd_epi16(il, w));
+                hi[u] = _mm256_add_epi32(hi[u], _mm256_madd_epi16(ih, w));
             }
-            for (k, &v) in q[..n].iter().enumerate() {
-                *dst.get_unchecked_mut(at + k * l.col) = v;
+        }
+        for u in 0..U {
+            if 16 * u < n {
+                self.store16(dst, o, (y, x + 16 * u, (n - 16 * u).min(16)), lo[u], hi[u]);
             }
+        }
+    }
+
+    /// Bias, requantisation and the store of `n` ≤ 16 outputs of channel `o` from row `y`,
+    /// column `x` on, whose sums are in `lo` (unpacklo's: outputs 0–3 and 8–11) and `hi`
+    /// (4–7 and 12–15).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn store16(
+        &self,
+        dst: &mut [i16],
+        o: usize,
+        (y, x, n): (usize, usize, usize),
+        lo: std::arch::x86_64::__m256i,
+        hi: std::arch::x86_64::__m256i,
+    ) {
+        use std::arch::x86_64::*;
+        let l = self.j.l;
+        let vb = _mm256_set1_epi32(self.j.bias[o]);
+        let first = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), vb);
+        let second = _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x31), vb);
+        let c = &self.consts[o];
+        let at = o * l.plane + y * l.row + x * l.col + l.off;
+        let mut q = [0i16; 16];
+        if c.scalar {
+            let mut a = [0i32; 16];
+            _mm256_storeu_si256(a.as_mut_ptr() as *mut __m256i, first);
+            _mm256_storeu_si256(a.as_mut_ptr().add(8) as *mut __m256i, second);
+            for (d, &s) in q.iter_mut().zip(&a) {
+                *d = requant_one(s, c.m, c.s, c.relu);
+            }
+        } else if l.col == 1 && n == 16 {
+            // SAFETY: `Terms::run` checked that the outputs (o, y, x…x + 15) are in `dst`.
+            let d = dst.as_mut_ptr().add(at);
+            _mm_storeu_si128(d as *mut __m128i, c.eight(first));
+            _mm_storeu_si128(d.add(8) as *mut __m128i, c.eight(second));
+            return;
+        } else {
+            _mm_storeu_si128(q.as_mut_ptr() as *mut __m128i, c.eight(first));
+            _mm_storeu_si128(q.as_mut_ptr().add(8) as *mut __m128i, c.eight(second));
+        }
+        for (k, &v) in q[..n].iter().enumerate() {
+            *dst.get_unchecked_mut(at + k * l.col) = v;
         }
     }
 }
@@ -1893,9 +1947,13 @@ mod tests {
         // The portable kernel (what Nehalem runs) against this CPU's, on extreme values, with
         // both output layouts (a plain map, and every second column as a transposed conv's).
         let mut rnd = xorshift(99);
-        for (n_terms, cout, rows, cols) in
-            [(9, 16, 5, 37), (7, 1, 3, 16), (64, 6, 2, 5), (18, 8, 3, 70)]
-        {
+        for (n_terms, cout, rows, cols) in [
+            (9, 16, 5, 37),
+            (7, 1, 3, 16),
+            (64, 6, 2, 5),
+            (18, 8, 3, 70),
+            (11, 3, 2, 150),
+        ] {
             let step = cols + 3;
             let src: Vec<i16> = (0..n_terms * 4 + rows * step + SLACK + 64)
                 .map(|_| match rnd() % 4 {
