@@ -346,6 +346,11 @@ impl Predictor {
         self.info.normalisation.fit(tile)
     }
 
+    /// [`Predictor::fit`] of a tile of integers (`blank`: no data), the same parameters.
+    pub fn fit_int(&self, v: &[i64], blank: &[bool]) -> Norm {
+        self.info.normalisation.fit_int(v, blank)
+    }
+
     /// The latent of a padded, normalised `w`×`h` tile, rounded to integers: ([C, h', w'] values).
     pub fn encode(&self, tile: &[f32], w: usize, h: usize) -> (Vec<i64>, [usize; 3]) {
         let z = self

@@ -532,12 +532,7 @@ pub fn encode(
     let decoded = if flag == 1 {
         vec![0i64; w * h]
     } else {
-        let finite: Vec<f32> = v
-            .iter()
-            .zip(blank)
-            .map(|(&x, &b)| if b { f32::NAN } else { x as f32 })
-            .collect();
-        let norm = p.fit(&finite);
+        let norm = p.fit_int(v, blank);
         put_norm(&mut wr, &norm);
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);

@@ -61,6 +61,48 @@ pub fn robust_background(data: &[f32]) -> (f64, f64) {
     (med, sigma)
 }
 
+/// [`robust_background`] of the integers `v` where `blank` is false, as f32 values, by counting
+/// instead of selecting: the same two numbers, for integers within ±2^24 (exact in f32) whose
+/// range is at most four times their count. None otherwise, or when the MAD is 0 (the caller
+/// then takes [`robust_background`], with its fallback).
+pub fn robust_background_int(v: &[i64], blank: &[bool]) -> Option<(f64, f64)> {
+    const EXACT: i64 = 1 << 24;
+    let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0usize);
+    for (&x, _) in v.iter().zip(blank).filter(|(_, &b)| !b) {
+        lo = lo.min(x);
+        hi = hi.max(x);
+        n += 1;
+    }
+    if n == 0 || lo < -EXACT || hi > EXACT || (hi - lo) as u64 >= 4 * n as u64 {
+        return None;
+    }
+    let mut count = vec![0usize; (hi - lo + 1) as usize];
+    for (&x, _) in v.iter().zip(blank).filter(|(_, &b)| !b) {
+        count[(x - lo) as usize] += 1;
+    }
+    // The element of rank n/2 (from 0) in ascending order.
+    let half = n / 2;
+    let mut seen = 0;
+    let mut m = 0;
+    for (k, &c) in count.iter().enumerate() {
+        seen += c;
+        if seen > half {
+            m = k;
+            break;
+        }
+    }
+    // |x − med| = d: the values med ± d, counted together.
+    let mut seen = count[m];
+    let mut d = 0;
+    while seen <= half {
+        d += 1;
+        seen += count.get(m + d).copied().unwrap_or(0)
+            + m.checked_sub(d).map_or(0, |i| count[i]);
+    }
+    let med = (lo + m as i64) as f64;
+    (d > 0).then(|| (med, 1.4826 * d as f64))
+}
+
 fn finite_min_max(data: &[f32]) -> (f64, f64) {
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
@@ -124,6 +166,34 @@ impl NormKind {
                     background: b,
                     sigma: s,
                 }
+            }
+        }
+    }
+
+    /// [`NormKind::fit`] of the integers `v` where `blank` is false (as f32 values, blanks as
+    /// NaN): the same parameters, the robust background counted rather than selected where
+    /// [`robust_background_int`] applies.
+    pub fn fit_int(&self, v: &[i64], blank: &[bool]) -> Norm {
+        let counted = match self {
+            NormKind::Asinh { .. } | NormKind::ZScore => robust_background_int(v, blank),
+            _ => None,
+        };
+        match (*self, counted) {
+            (NormKind::Asinh { softening }, Some((b, s))) => Norm::Asinh {
+                background: b,
+                scale: softening * s,
+            },
+            (NormKind::ZScore, Some((b, s))) => Norm::ZScore {
+                background: b,
+                sigma: s,
+            },
+            _ => {
+                let f: Vec<f32> = v
+                    .iter()
+                    .zip(blank)
+                    .map(|(&x, &b)| if b { f32::NAN } else { x as f32 })
+                    .collect();
+                self.fit(&f)
             }
         }
     }
@@ -204,6 +274,37 @@ impl Norm {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counting_gives_the_selections_background() {
+        let mut s = 3u64;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut checked = 0;
+        for case in 0..400 {
+            let n = 1 + (rnd() % 3000) as usize;
+            let spread = [1, 3, 40, 1000, 70000][case % 5];
+            let base = [0i64, -500, 1 << 23, -(1 << 24), 12345][(case / 5) % 5];
+            let v: Vec<i64> = (0..n)
+                .map(|_| base + (rnd() % spread) as i64 - (spread / 3) as i64)
+                .collect();
+            let blank: Vec<bool> = (0..n).map(|_| case % 3 == 0 && rnd() % 5 == 0).collect();
+            let f: Vec<f32> = v
+                .iter()
+                .zip(&blank)
+                .map(|(&x, &b)| if b { f32::NAN } else { x as f32 })
+                .collect();
+            if let Some(got) = super::robust_background_int(&v, &blank) {
+                assert_eq!(got, super::robust_background(&f), "case {case}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 150, "{checked}");
+    }
+
     use super::*;
 
     #[test]
