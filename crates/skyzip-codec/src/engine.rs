@@ -1056,9 +1056,9 @@ impl Kernel<'_> {
 
     /// Bias, requantisation and the store of `n` ≤ 16 outputs of channel `o` from row `y`,
     /// column `x` on, whose sums are in `lo` (unpacklo's: outputs 0–3 and 8–11) and `hi`
-    /// (4–7 and 12–15).
-    #[target_feature(enable = "avx2")]
-    #[inline]
+    /// (4–7 and 12–15). Always inlined into the AVX2 blocks that call it (whose target
+    /// feature its intrinsics then share); never called from anywhere else.
+    #[inline(always)]
     unsafe fn store16(
         &self,
         dst: &mut [i16],

@@ -80,12 +80,8 @@ fn domain(img: &ImageHdu, q: f64) -> (Domain, f64) {
             let blank = img.blank;
             // Row by row: no copy of the image (an 8192² frame would take 512 MB as f64).
             let stats = noise_stats_rows(nx, rows, |y, row| {
-                row.extend(
-                    (y * nx..((y + 1) * nx).min(n)).map(|i| match img.pixels.raw_i64(i) {
-                        Some(v) if Some(v) != blank => v as f64,
-                        _ => f64::NAN,
-                    }),
-                )
+                img.pixels
+                    .ints_as_f64(y * nx..((y + 1) * nx).min(n), blank, row);
             });
             let (lo, hi) = int_range(img.bitpix());
             let sigma = stats.sigma() * img.bscale.abs();

@@ -96,11 +96,10 @@ pub fn robust_background_int(v: &[i64], blank: &[bool]) -> Option<(f64, f64)> {
     let mut d = 0;
     while seen <= half {
         d += 1;
-        seen += count.get(m + d).copied().unwrap_or(0)
-            + m.checked_sub(d).map_or(0, |i| count[i]);
+        seen += count.get(m + d).copied().unwrap_or(0) + m.checked_sub(d).map_or(0, |i| count[i]);
     }
     let med = (lo + m as i64) as f64;
-    (d > 0).then(|| (med, 1.4826 * d as f64))
+    (d > 0).then_some((med, 1.4826 * d as f64))
 }
 
 fn finite_min_max(data: &[f32]) -> (f64, f64) {

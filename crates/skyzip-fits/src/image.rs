@@ -81,6 +81,34 @@ impl Pixels {
     }
 
     /// The stored value of pixel `i` as an integer, for integer types.
+    /// Appends the stored integers of pixels `range` to `out` as f64, `blank`'s value as NaN;
+    /// false (nothing appended) for float pixels.
+    pub fn ints_as_f64(
+        &self,
+        range: std::ops::Range<usize>,
+        blank: Option<i64>,
+        out: &mut Vec<f64>,
+    ) -> bool {
+        fn go<T: Copy + Into<i64>>(v: &[T], blank: Option<i64>, out: &mut Vec<f64>) {
+            out.extend(v.iter().map(|&x| {
+                let x: i64 = x.into();
+                if Some(x) == blank {
+                    f64::NAN
+                } else {
+                    x as f64
+                }
+            }));
+        }
+        match self {
+            Pixels::U8(v) => go(&v[range], blank, out),
+            Pixels::I16(v) => go(&v[range], blank, out),
+            Pixels::I32(v) => go(&v[range], blank, out),
+            Pixels::I64(v) => go(&v[range], blank, out),
+            _ => return false,
+        }
+        true
+    }
+
     pub fn raw_i64(&self, i: usize) -> Option<i64> {
         match self {
             Pixels::U8(v) => Some(v[i] as i64),
