@@ -153,6 +153,7 @@ fn predictions(
     let (mu, var) = p.decode(latent, shape);
     let step = (2 * s.e + 1) as f64;
     let (lo, hi) = (s.lo as f64, s.hi as f64);
+    let unit = s.e == 0;
     let mut pred = Vec::with_capacity(w * h);
     let mut scale = Vec::with_capacity(w * h);
     for y in 0..h {
@@ -164,8 +165,9 @@ fn predictions(
             } else {
                 0
             });
-            // A Laplace of standard deviation σ has scale σ/√2.
-            scale.push(snap(sigma / std::f64::consts::SQRT_2 / step));
+            // A Laplace of standard deviation σ has scale σ/√2 (÷ 1 is exact: skipped).
+            let b = sigma / std::f64::consts::SQRT_2;
+            scale.push(snap(if unit { b } else { b / step }));
         }
     }
     (pred, scale)
