@@ -371,8 +371,10 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
         for x in 0..w {
             let i = y * w + x;
             if blank[i] {
-                res[here + x] = 0;
-                mag[here + x] = 0;
+                if MODE != 0 {
+                    res[here + x] = 0;
+                    mag[here + x] = 0;
+                }
                 out.push(0);
                 continue;
             }
@@ -456,8 +458,11 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
                 .saturating_add(q.saturating_mul(step))
                 .clamp(s.lo, s.hi);
             out.push(xv);
-            res[here + x] = xv.saturating_sub(pred[i]);
-            mag[here + x] = q.saturating_abs();
+            // The model mode reads no neighbours: nothing to keep for them.
+            if MODE != 0 {
+                res[here + x] = xv.saturating_sub(pred[i]);
+                mag[here + x] = q.saturating_abs();
+            }
         }
         if !row_done(y) {
             return Ok(None);
