@@ -44,61 +44,37 @@ fn per_layer(model: &str, tile: &[f32], w: usize, h: usize) {
     use skyzip_codec::engine::Path;
     let p = Predictor::load(model).unwrap();
     let net = p.net();
-    let x = net.quantise_input(tile, h, w);
-    let x = if net.shuffle {
-        skyzip_codec::engine::space_to_depth(&x)
-    } else {
-        x
-    };
-    let time = |l: &skyzip_codec::engine::IntLayer, x: &skyzip_codec::engine::Map<i16>| {
+    let x = net.encoder_input(net.quantise_input(tile, h, w));
+    time_layers("encoder", &net.encoder, x);
+    let z = net.encode(net.quantise_input(tile, h, w), Path::Fast);
+    time_layers("decoder", &net.decoder, net.decoder_input(&z));
+}
+
+/// Runs `layers` in turn from `x`, printing each one's shapes and least time.
+fn time_layers(
+    part: &str,
+    layers: &[skyzip_codec::engine::IntLayer],
+    x: skyzip_codec::engine::Map<i16>,
+) {
+    let mut h = x;
+    for (k, l) in layers.iter().enumerate() {
         let mut best = f64::MAX;
-        let mut out = None;
+        let mut y = l.forward_fast(&h);
         for _ in 0..50 {
             let t0 = std::time::Instant::now();
-            out = Some(l.forward_fast(x));
+            y = l.forward_fast(&h);
             best = best.min(t0.elapsed().as_secs_f64());
         }
-        (out.unwrap(), best)
-    };
-    let mut h0 = x;
-    for (k, l) in net.encoder.iter().enumerate() {
-        let (y, t) = time(l, &h0);
         println!(
-            "  encoder.{k} {}→{} {}×{}→{}×{}: {:.3} ms",
-            h0.c,
+            "  {part}.{k} {}→{} {}×{}→{}×{}: {:.3} ms",
+            h.c,
             y.c,
-            h0.h,
-            h0.w,
+            h.h,
+            h.w,
             y.h,
             y.w,
-            t * 1e3
+            best * 1e3
         );
-        h0 = y;
-    }
-    let z = net.encode(net.quantise_input(tile, h, w), Path::Fast);
-    let lat = skyzip_codec::engine::Map {
-        c: z.c,
-        h: z.h,
-        w: z.w,
-        data: z
-            .data
-            .iter()
-            .map(|&v| (v << net.latent_frac.max(0)).clamp(-32768, 32767) as i16)
-            .collect(),
-    };
-    let mut h1 = lat;
-    for (k, l) in net.decoder.iter().enumerate() {
-        let (y, t) = time(l, &h1);
-        println!(
-            "  decoder.{k} {}→{} {}×{}→{}×{}: {:.3} ms",
-            h1.c,
-            y.c,
-            h1.h,
-            h1.w,
-            y.h,
-            y.w,
-            t * 1e3
-        );
-        h1 = y;
+        h = y;
     }
 }

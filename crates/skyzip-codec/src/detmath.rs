@@ -222,7 +222,6 @@ pub fn round_half_away(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-
     #[test]
     fn round_half_away_is_rounds() {
         let mut xs = vec![

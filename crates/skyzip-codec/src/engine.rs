@@ -1451,10 +1451,19 @@ impl IntNet {
         }
     }
 
+    /// What the encoder's first layer reads from a quantised tile (its 2×2 blocks as channels
+    /// for a `shuffle` net).
+    pub fn encoder_input(&self, x: Map<i16>) -> Map<i16> {
+        if self.shuffle {
+            space_to_depth(&x)
+        } else {
+            x
+        }
+    }
+
     /// The latent of a quantised tile, rounded to integers: [C, h', w'].
     pub fn encode(&self, x: Map<i16>, path: Path) -> Map<i64> {
-        let x = if self.shuffle { space_to_depth(&x) } else { x };
-        let z = run_int(&self.encoder, x, path);
+        let z = run_int(&self.encoder, self.encoder_input(x), path);
         let f = self.encoder.last().map_or(0, |l| l.out_frac);
         Map {
             c: z.c,
@@ -1487,8 +1496,21 @@ impl IntNet {
 
     /// The decoders' integer outputs: μ · 2^[`IntNet::mu_frac`] and v · 2^[`IntNet::var_frac`].
     pub fn decode_q(&self, z: &Map<i64>, path: Path) -> (Vec<i16>, Vec<i16>) {
+        let x = self.decoder_input(z);
+        let mu = run_int(&self.decoder, x.clone(), path);
+        let var = run_int(&self.var_decoder, x, path);
+        if self.shuffle {
+            (depth_to_space(&mu).data, depth_to_space(&var).data)
+        } else {
+            (mu.data, var.data)
+        }
+    }
+
+    /// What both decoders' first layers read: the integer latent at the decoders' input scale
+    /// (2^[`IntNet::latent_frac`], saturated to i16).
+    pub fn decoder_input(&self, z: &Map<i64>) -> Map<i16> {
         let lf = self.latent_frac;
-        let x = Map {
+        Map {
             c: z.c,
             h: z.h,
             w: z.w,
@@ -1504,13 +1526,6 @@ impl IntNet {
                     q.clamp(-32768, 32767) as i16
                 })
                 .collect(),
-        };
-        let mu = run_int(&self.decoder, x.clone(), path);
-        let var = run_int(&self.var_decoder, x, path);
-        if self.shuffle {
-            (depth_to_space(&mu).data, depth_to_space(&var).data)
-        } else {
-            (mu.data, var.data)
         }
     }
 }

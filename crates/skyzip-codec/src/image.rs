@@ -80,8 +80,10 @@ fn domain(img: &ImageHdu, q: f64) -> (Domain, f64) {
             let blank = img.blank;
             // Row by row: no copy of the image (an 8192² frame would take 512 MB as f64).
             let stats = noise_stats_rows(nx, rows, |y, row| {
-                img.pixels
+                let ints = img
+                    .pixels
                     .ints_as_f64(y * nx..((y + 1) * nx).min(n), blank, row);
+                debug_assert!(ints, "an integer domain has integer pixels");
             });
             let (lo, hi) = int_range(img.bitpix());
             let sigma = stats.sigma() * img.bscale.abs();

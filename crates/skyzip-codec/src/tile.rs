@@ -688,8 +688,7 @@ pub fn encode(
                 ));
             }
         }
-        let best = best.map(|b| b.0);
-        let (_, mode, out, coded) = best.expect("four modes tried");
+        let ((_, mode, out, coded), _) = best.expect("the first contender runs whole");
         wr.put_bits(mode as u64, 2);
         for &(q, sidx) in &coded {
             wr.put(q, sidx as usize);

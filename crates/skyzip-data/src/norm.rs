@@ -139,12 +139,8 @@ impl NormKind {
                     shift: offset.max(f64::MIN_POSITIVE) - lo,
                 }
             }
-            NormKind::Asinh { softening } => {
-                let (b, s) = robust_background(data);
-                Norm::Asinh {
-                    background: b,
-                    scale: softening * s,
-                }
+            NormKind::Asinh { .. } | NormKind::ZScore => {
+                self.with_background(robust_background(data))
             }
             NormKind::MinMax => {
                 let (lo, hi) = finite_min_max(data);
@@ -159,13 +155,21 @@ impl NormKind {
                     max: if hi != 0.0 { hi } else { 1.0 },
                 }
             }
-            NormKind::ZScore => {
-                let (b, s) = robust_background(data);
-                Norm::ZScore {
-                    background: b,
-                    sigma: s,
-                }
-            }
+        }
+    }
+
+    /// The asinh or z-score normalisation with a robust background and σ.
+    fn with_background(&self, (b, s): (f64, f64)) -> Norm {
+        match *self {
+            NormKind::Asinh { softening } => Norm::Asinh {
+                background: b,
+                scale: softening * s,
+            },
+            NormKind::ZScore => Norm::ZScore {
+                background: b,
+                sigma: s,
+            },
+            _ => unreachable!("only asinh and z-score take a robust background"),
         }
     }
 
@@ -173,28 +177,17 @@ impl NormKind {
     /// NaN): the same parameters, the robust background counted rather than selected where
     /// [`robust_background_int`] applies.
     pub fn fit_int(&self, v: &[i64], blank: &[bool]) -> Norm {
-        let counted = match self {
-            NormKind::Asinh { .. } | NormKind::ZScore => robust_background_int(v, blank),
-            _ => None,
-        };
-        match (*self, counted) {
-            (NormKind::Asinh { softening }, Some((b, s))) => Norm::Asinh {
-                background: b,
-                scale: softening * s,
-            },
-            (NormKind::ZScore, Some((b, s))) => Norm::ZScore {
-                background: b,
-                sigma: s,
-            },
-            _ => {
-                let f: Vec<f32> = v
-                    .iter()
-                    .zip(blank)
-                    .map(|(&x, &b)| if b { f32::NAN } else { x as f32 })
-                    .collect();
-                self.fit(&f)
+        if matches!(self, NormKind::Asinh { .. } | NormKind::ZScore) {
+            if let Some(bs) = robust_background_int(v, blank) {
+                return self.with_background(bs);
             }
         }
+        let f: Vec<f32> = v
+            .iter()
+            .zip(blank)
+            .map(|(&x, &b)| if b { f32::NAN } else { x as f32 })
+            .collect();
+        self.fit(&f)
     }
 
     /// The normalisation of this kind with parameters stored by [`Norm::params`].

@@ -80,7 +80,6 @@ impl Pixels {
         each_pixels!(self, v => v[i] as f64)
     }
 
-    /// The stored value of pixel `i` as an integer, for integer types.
     /// Appends the stored integers of pixels `range` to `out` as f64, `blank`'s value as NaN;
     /// false (nothing appended) for float pixels.
     pub fn ints_as_f64(
@@ -109,6 +108,7 @@ impl Pixels {
         true
     }
 
+    /// The stored value of pixel `i` as an integer, for integer types.
     pub fn raw_i64(&self, i: usize) -> Option<i64> {
         match self {
             Pixels::U8(v) => Some(v[i] as i64),
