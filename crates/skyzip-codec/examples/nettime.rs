@@ -37,6 +37,29 @@ fn main() {
         td * 1e3
     );
     per_layer(&model, &tile, w, h);
+    input_and_encoder(&p, &tile, w, h);
+}
+
+/// The least time of the input quantisation and of the encoder net alone (the first line's
+/// encode time is the two together).
+fn input_and_encoder(p: &Predictor, tile: &[f32], w: usize, h: usize) {
+    use skyzip_codec::engine::Path;
+    let net = p.net();
+    let q = net.quantise_input(tile, h, w);
+    let (mut tq, mut te) = (f64::MAX, f64::MAX);
+    for _ in 0..100 {
+        let t0 = std::time::Instant::now();
+        std::hint::black_box(net.quantise_input(tile, h, w));
+        tq = tq.min(t0.elapsed().as_secs_f64());
+        let t0 = std::time::Instant::now();
+        std::hint::black_box(net.encode(q.clone(), Path::Fast));
+        te = te.min(t0.elapsed().as_secs_f64());
+    }
+    println!(
+        "input quantisation {:.3} ms, encoder net {:.3} ms",
+        tq * 1e3,
+        te * 1e3
+    );
 }
 
 /// Each layer's least time over 50 runs, on the tile's own activations.

@@ -1299,15 +1299,20 @@ thread_local! {
 /// The most buffers a thread keeps (a tile's layers use about twenty sizes).
 const POOL_SIZE: usize = 32;
 
-/// A buffer of `n` values, holding whatever it held: one of the thread's buffers of exactly
-/// that size (the same layer of an earlier tile), or a new one of zeros. Its user writes every
+/// A buffer of `n` values, holding whatever it held: one of the thread's buffers made for
+/// exactly that size (the same layer of an earlier tile; a layer's output comes back shortened
+/// by its slack, which is refilled with zeros), or a new one of zeros. Its user writes every
 /// value it reads.
 fn take(n: usize) -> Vec<i16> {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         p.iter()
-            .rposition(|v| v.len() == n)
+            .rposition(|v| v.capacity() == n)
             .map(|i| p.swap_remove(i))
+    })
+    .map(|mut v| {
+        v.resize(n, 0);
+        v
     })
     .unwrap_or_else(|| vec![0; n])
 }
@@ -1431,23 +1436,24 @@ impl IntNet {
 
     /// A normalised tile in the encoder's input scale (round half away from zero, saturated).
     pub fn quantise_input(&self, tile: &[f32], h: usize, w: usize) -> Map<i16> {
-        let s = crate::detmath::pow2i(self.input_frac as i64);
         Map {
             c: 1,
             h,
             w,
-            data: tile
-                .iter()
-                .map(|&v| {
-                    if v.is_finite() {
-                        // Clamped first (to integers, so the same value), then rounded.
-                        crate::detmath::round_half_away((v as f64 * s).clamp(-32768.0, 32767.0))
-                            as i16
-                    } else {
-                        0
-                    }
-                })
-                .collect(),
+            data: tile.iter().map(|&v| self.quantise_value(v)).collect(),
+        }
+    }
+
+    /// One input value at the encoder's input scale 2^[`IntNet::input_frac`]: clamped to the
+    /// i16 range, then rounded half away from zero; not finite: 0.
+    #[inline]
+    pub fn quantise_value(&self, v: f32) -> i16 {
+        if v.is_finite() {
+            let s = crate::detmath::pow2i(self.input_frac as i64);
+            // Clamped first (to integers, so the same value), then rounded.
+            crate::detmath::round_half_away((v as f64 * s).clamp(-32768.0, 32767.0)) as i16
+        } else {
+            0
         }
     }
 

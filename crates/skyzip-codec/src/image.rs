@@ -361,6 +361,10 @@ pub fn encode(
     Ok((table, report))
 }
 
+/// Tiles per thread in a band of [`decode`]: with two per thread (one row of six tiles on two
+/// threads, the last one narrow), one thread waited a quarter of the time.
+const BAND_TILES_PER_THREAD: usize = 8;
+
 /// Decodes one coded HDU's pixels.
 pub fn decode(
     p: &Predictor,
@@ -428,8 +432,9 @@ pub fn decode(
         .flat_map(|pl| (0..rects.len()).map(move |k| (pl, k)))
         .collect();
     // The image in its own pixel type, filled band by band: only one band of tiles is ever
-    // decoded at once (rows of tiles, enough of them to keep every thread busy), so memory
-    // grows with the tile row, not the image.
+    // decoded at once (whole rows of tiles, at least BAND_TILES_PER_THREAD per thread, so
+    // that the threads' loads even out before they wait for each other), so memory grows with
+    // the tile row, not the image.
     let mut pixels = match c.bitpix {
         8 => Pixels::U8(vec![0; npix]),
         16 => Pixels::I16(vec![0; npix]),
@@ -439,7 +444,7 @@ pub fn decode(
         _ => Pixels::F64(vec![0.0; npix]),
     };
     let per_row = nx.div_ceil(c.tile).max(1);
-    let band = per_row * (2 * rayon::current_num_threads()).div_ceil(per_row);
+    let band = per_row * (BAND_TILES_PER_THREAD * rayon::current_num_threads()).div_ceil(per_row);
     let mut quantised = 0;
     for chunk in jobs.chunks(band) {
         // Per tile: the pixel values as the HDU stores them (integers, or float bit patterns), and

@@ -359,6 +359,19 @@ impl Predictor {
         (z.data, [z.c, z.h, z.w])
     }
 
+    /// [`Predictor::encode`] of a tile already at the encoder's input scale
+    /// ([`IntNet::quantise_value`] of each value).
+    pub fn encode_quantised(&self, tile: Vec<i16>, w: usize, h: usize) -> (Vec<i64>, [usize; 3]) {
+        let x = Map {
+            c: 1,
+            h,
+            w,
+            data: tile,
+        };
+        let z = self.net.encode(x, EnginePath::Fast);
+        (z.data, [z.c, z.h, z.w])
+    }
+
     /// The decoders' integer outputs for every pixel from a quantised latent: μ and the
     /// variance decoder's v, each as its i16 (see [`Predictor::mean_and_sigma`]).
     pub fn decode(&self, latent: &[i64], shape: [usize; 3]) -> (Vec<i16>, Vec<i16>) {

@@ -81,8 +81,11 @@ fn get_norm(r: &mut Reader, kind: NormKind) -> Result<Norm, Corrupt> {
     Ok(kind.with_params([a, b]))
 }
 
-/// The network's input: the tile normalised, blanks at 0, edge-padded to `pw`×`ph`.
+/// The network's input: the tile normalised and quantised to the encoder's input scale
+/// ([`crate::engine::IntNet::quantise_value`]), blanks at 0, edge-padded to `pw`×`ph`.
+#[allow(clippy::too_many_arguments)]
 fn network_input(
+    net: &crate::engine::IntNet,
     v: &[i64],
     blank: &[bool],
     w: usize,
@@ -90,38 +93,26 @@ fn network_input(
     norm: &Norm,
     pw: usize,
     ph: usize,
-) -> Vec<f32> {
-    let f = |x: i64| {
-        let f = crate::detmath::norm::forward(norm, x as f64) as f32;
-        if f.is_finite() {
-            f
-        } else {
-            0.0
-        }
-    };
+) -> Vec<i16> {
+    let f = |x: i64| net.quantise_value(crate::detmath::norm::forward(norm, x as f64) as f32);
     // Each distinct value is normalised once, remembered over the tile's range of values
-    // when that is not much wider than the tile (NaN: not yet seen; `f` never gives NaN).
+    // when that is not much wider than the tile (`None`: not yet seen).
     let values = v.iter().zip(blank).filter(|(_, &b)| !b).map(|(&x, _)| x);
     let (lo, hi) = values.fold((i64::MAX, i64::MIN), |(l, h), x| (l.min(x), h.max(x)));
     let span = hi
         .checked_sub(lo)
         .filter(|&d| d >= 0 && (d as u64) < 4 * (w * h) as u64);
-    let mut memo = vec![f32::NAN; span.map_or(0, |d| d as usize + 1)];
+    let mut memo = vec![None; span.map_or(0, |d| d as usize + 1)];
     let mut norm_of = |x: i64| match memo.get_mut(x.wrapping_sub(lo) as usize) {
-        Some(m) => {
-            if m.is_nan() {
-                *m = f(x);
-            }
-            *m
-        }
+        Some(m) => *m.get_or_insert_with(|| f(x)),
         _ => f(x),
     };
-    let mut out = vec![0f32; pw * ph];
+    let mut out = vec![0i16; pw * ph];
     for y in 0..h {
         let row = &mut out[y * pw..(y + 1) * pw];
         let (vs, bs) = (&v[y * w..(y + 1) * w], &blank[y * w..(y + 1) * w]);
         for ((r, &x), &b) in row.iter_mut().zip(vs).zip(bs) {
-            *r = if b { 0.0 } else { norm_of(x) };
+            *r = if b { 0 } else { norm_of(x) };
         }
         let edge = row[w - 1];
         row[w..].fill(edge);
@@ -484,7 +475,7 @@ fn quantise(r: i64, e: i64, step: i64) -> i64 {
 /// The encoder's first look at the residual modes: every SAMPLE_PART-th band of SAMPLE_BAND
 /// rows (when those hold at least SAMPLE_MIN pixels with data), and the margin over the
 /// cheapest there within which a mode is costed on the whole tile too.
-const SAMPLE_PART: usize = 4;
+const SAMPLE_PART: usize = 8;
 const SAMPLE_BAND: usize = 8;
 const SAMPLE_MIN: usize = 4096;
 const SAMPLE_MARGIN: f64 = 0.10;
@@ -543,8 +534,8 @@ pub fn encode(
         put_norm(&mut wr, &norm);
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
-        let input = network_input(v, blank, w, h, &norm, pw, ph);
-        let (mut latent, shape) = p.encode(&input, pw, ph);
+        let input = network_input(p.net(), v, blank, w, h, &norm, pw, ph);
+        let (mut latent, shape) = p.encode_quantised(input, pw, ph);
         let per = shape[1] * shape[2];
         let coded = s.eta.unwrap_or(shape[0]).min(shape[0]);
         latent[coded * per..].fill(0);
