@@ -353,10 +353,7 @@ impl Predictor {
 
     /// The latent of a padded, normalised `w`×`h` tile, rounded to integers: ([C, h', w'] values).
     pub fn encode(&self, tile: &[f32], w: usize, h: usize) -> (Vec<i64>, [usize; 3]) {
-        let z = self
-            .net
-            .encode(self.net.quantise_input(tile, h, w), EnginePath::Fast);
-        (z.data, [z.c, z.h, z.w])
+        self.encode_quantised(self.net.quantise_input(tile, h, w).data, w, h)
     }
 
     /// [`Predictor::encode`] of a tile already at the encoder's input scale
