@@ -1,15 +1,48 @@
 use anyhow::{Context, Result};
 use skyzip_fits::{
-    image_sigma, read_image, run_codec, ClassicResult, HduSelector, TileCompression,
+    image_sigma, read_image, run_codec, run_peer, ClassicResult, HduSelector, ImageHdu, PeerCodec,
+    TileCompression,
 };
 use std::path::PathBuf;
 
 /// The codecs compared when none are named: lossless RICE/GZIP/HCOMPRESS, lossy HCOMPRESS at
 /// 2.5/4/10 σ, float quantisation at q = 4 and 16 (fpack's `-q`) and bit-exact floats (GZIP at
-/// q = 0, fpack's `-q 0`).
+/// q = 0, fpack's `-q 0`); on integer images JPEG-XL lossless at effort 7 and 9 and JPEG-LS,
+/// lossless and near-lossless at 1 and 4 σ.
 pub const DEFAULT_CODECS: &str =
     "rice,gzip2,hcompress,hcompress:s=2.5,hcompress:s=4,hcompress:s=10,\
-                                  quantize:q=4,quantize:q=16,gzip2:q=0";
+                                  quantize:q=4,quantize:q=16,gzip2:q=0,\
+                                  jxl:e=7,jxl:e=9,jpegls,jpegls:near=1,jpegls:near=4";
+
+/// One codec of a `--codecs` list: one of fpack's, or a JPEG-XL/JPEG-LS peer.
+pub enum Spec {
+    Fpack(TileCompression),
+    Peer(PeerCodec),
+}
+
+impl Spec {
+    /// The row label on this image.
+    fn label(&self, img: &ImageHdu, sigma: f64) -> String {
+        match self {
+            Spec::Fpack(c) => c.label(img.bitpix()),
+            Spec::Peer(p) => p.label(sigma, img.bscale),
+        }
+    }
+
+    /// Runs the codec on `img` (σ in physical units).
+    pub fn run(
+        &self,
+        img: &ImageHdu,
+        sigma: f64,
+        repeat: usize,
+        keep: Option<&std::path::Path>,
+    ) -> skyzip_fits::Result<ClassicResult> {
+        match self {
+            Spec::Fpack(c) => run_codec(img, c, sigma, repeat, keep),
+            Spec::Peer(p) => run_peer(img, p, sigma, repeat),
+        }
+    }
+}
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
@@ -23,7 +56,9 @@ pub struct Args {
     /// Comma-separated codecs: rice, gzip1, gzip2, plio, hcompress[:s=S][:smooth],
     /// quantize:q=Q (RICE after quantising floats with step σ/Q), and for any of them
     /// :q=Q (0 = lossless floats, GZIP only), :dither=0|1|2, :seed=N, :tile=NXxNY.
-    /// Floats are quantised at q=4 unless told otherwise, as fpack does.
+    /// Floats are quantised at q=4 unless told otherwise, as fpack does. Peers on integer
+    /// images of up to 16 bits (libjxl, CharLS): jxl[:e=1..9] (lossless), jpegls[:near=E]
+    /// (NEAR = E·σ in stored units).
     #[arg(long, default_value = DEFAULT_CODECS)]
     codecs: String,
     /// HDU by 0-based index or EXTNAME.
@@ -32,7 +67,8 @@ pub struct Args {
     /// Timing repeats; speeds are the median.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
-    /// Keep each compressed file in this directory as NAME.CODEC.fits.fz (never overwriting).
+    /// Keep each of fpack's compressed files in this directory as NAME.CODEC.fits.fz (never
+    /// overwriting).
     #[arg(long)]
     keep: Option<PathBuf>,
     /// Print JSON instead of a table.
@@ -53,47 +89,64 @@ struct FileReport {
 }
 
 /// Parses a comma-separated `--codecs` list: each spec as written, and what it means.
-pub fn parse_codecs(list: &str) -> Result<Vec<(String, TileCompression)>> {
+pub fn parse_codecs(list: &str) -> Result<Vec<(String, Spec)>> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            TileCompression::parse(s)
-                .map(|c| (s.to_string(), c))
-                .map_err(anyhow::Error::msg)
+            let spec = match PeerCodec::parse(s) {
+                Some(p) => p.map(Spec::Peer),
+                None => TileCompression::parse(s).map(Spec::Fpack),
+            };
+            spec.map(|c| (s.to_string(), c)).map_err(anyhow::Error::msg)
         })
         .collect::<Result<_>>()
         .context("--codecs")
 }
 
-/// The codecs of `specs` that differ on an image of this BITPIX (a float quantiser is the same
-/// codec as RICE on integers), each with its label, in order; and a note naming those dropped.
-pub fn distinct(
-    specs: &[(String, TileCompression)],
-    bitpix: i32,
-) -> (Vec<(String, &TileCompression)>, Option<String>) {
-    let mut out: Vec<(String, &TileCompression)> = Vec::new();
+/// The codecs of `specs` that differ on this image (a float quantiser is the same codec as RICE
+/// on integers; JPEG-LS at a NEAR that rounds to 0 is lossless JPEG-LS), each with its label, in
+/// order; and a note naming those dropped (and the peers, which code integer images only).
+pub fn distinct<'a>(
+    specs: &'a [(String, Spec)],
+    img: &ImageHdu,
+    sigma: f64,
+) -> (Vec<(String, &'a Spec)>, Option<String>) {
+    let bitpix = img.bitpix();
+    let mut out: Vec<(String, &Spec)> = Vec::new();
     let mut dropped = Vec::new();
+    let mut peers = Vec::new();
     for (text, spec) in specs {
-        let label = spec.label(bitpix);
+        if matches!(spec, Spec::Peer(_)) && bitpix < 0 {
+            peers.push(text.as_str());
+            continue;
+        }
+        let label = spec.label(img, sigma);
         if out.iter().any(|(l, _)| *l == label) {
             dropped.push(format!("{text} (= {label})"));
         } else {
             out.push((label, spec));
         }
     }
-    let note = (!dropped.is_empty()).then(|| {
-        format!(
-            "not run, the same codec as a row above on BITPIX {bitpix}{}: {}",
+    let mut notes = Vec::new();
+    if !dropped.is_empty() {
+        notes.push(format!(
+            "not run, the same codec as a row above on this image{}: {}",
             if bitpix > 0 {
                 " (float quantisation does not apply to integers)"
             } else {
                 ""
             },
             dropped.join(", ")
-        )
-    });
-    (out, note)
+        ));
+    }
+    if !peers.is_empty() {
+        notes.push(format!(
+            "not run, JPEG-XL/JPEG-LS code integer images only: {}",
+            peers.join(", ")
+        ));
+    }
+    (out, (!notes.is_empty()).then(|| notes.join("; ")))
 }
 
 /// One codec's row: its result, or why it could not run on this image (the table goes on).
@@ -117,10 +170,11 @@ pub fn run(args: Args) -> Result<()> {
         let img = read_image(file, &sel)?;
         let sigma = image_sigma(&img);
         let mut results = Vec::new();
-        let (codecs, note) = distinct(&specs, img.bitpix());
+        let (codecs, note) = distinct(&specs, &img, sigma);
         for (label, spec) in codecs {
-            let keep = match &args.keep {
-                Some(dir) => {
+            // Peers write codestreams, not FITS files: nothing to keep.
+            let keep = match (&args.keep, spec) {
+                (Some(dir), Spec::Fpack(_)) => {
                     let stem = file
                         .file_stem()
                         .map(|s| s.to_string_lossy().into_owned())
@@ -144,17 +198,15 @@ pub fn run(args: Args) -> Result<()> {
                     }
                     Some(dest)
                 }
-                None => None,
+                _ => None,
             };
-            results.push(
-                match run_codec(&img, spec, sigma, args.repeat, keep.as_deref()) {
-                    Ok(r) => Outcome::Ran(r),
-                    Err(e) => Outcome::Failed {
-                        codec: label,
-                        failed: e.kind.to_string(),
-                    },
+            results.push(match spec.run(&img, sigma, args.repeat, keep.as_deref()) {
+                Ok(r) => Outcome::Ran(r),
+                Err(e) => Outcome::Failed {
+                    codec: label,
+                    failed: e.kind.to_string(),
                 },
-            );
+            });
         }
         let report = FileReport {
             file: file.display().to_string(),

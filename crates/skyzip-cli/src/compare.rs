@@ -4,9 +4,7 @@
 use crate::interrupt::TempDir;
 use anyhow::{Context, Result};
 use skyzip_codec::{Mode, Options, Predictor};
-use skyzip_fits::{
-    image_sigma, in_sigma, physical_errors, read_image, run_codec, FitsWriter, HduSelector,
-};
+use skyzip_fits::{image_sigma, in_sigma, physical_errors, read_image, FitsWriter, HduSelector};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -31,7 +29,8 @@ pub struct Args {
     /// Max-error levels (in σ) for skyzip's lossy points.
     #[arg(long, default_value = "0.5,1,2,4", value_delimiter = ',')]
     errors: Vec<f64>,
-    /// fpack codecs to run beside it.
+    /// Classical codecs to run beside it (fpack's, JPEG-XL and JPEG-LS; see `skyzip classic
+    /// --help`).
     #[arg(long, default_value = crate::classic::DEFAULT_CODECS)]
     codecs: String,
     /// Timing repeats for fpack's codecs (median); skyzip runs once.
@@ -175,9 +174,9 @@ pub fn run(a: Args) -> Result<()> {
         let single = dir.path().join(format!("img{fi}.fits"));
         write_alone(&img, &single)?;
         let mut rows = Vec::new();
-        let (codecs, note) = crate::classic::distinct(&specs, img.bitpix());
+        let (codecs, note) = crate::classic::distinct(&specs, &img, sigma);
         for (label, spec) in codecs {
-            rows.push(match run_codec(&img, spec, sigma, a.repeat, None) {
+            rows.push(match spec.run(&img, sigma, a.repeat, None) {
                 Ok(r) => Line::Row(Row {
                     codec: r.codec,
                     lossless: r.lossless,
@@ -268,6 +267,10 @@ fn family(codec: &str) -> &str {
         "RICE"
     } else if codec.starts_with("GZIP") {
         "GZIP"
+    } else if codec.starts_with("JPEG-XL") {
+        "JPEG-XL (lossless)"
+    } else if codec.starts_with("JPEG-LS") {
+        "JPEG-LS"
     } else {
         "other"
     }

@@ -177,3 +177,42 @@ fn rice_sizes_agree_with_fpack() {
         );
     }
 }
+
+/// `compare` with no file lists JPEG-XL e7/e9 and JPEG-LS (lossless and near-lossless) beside
+/// skyzip on the bundled frame, with bytes and speeds; without the libraries (outside CI) their
+/// rows say how to install them.
+#[test]
+fn compare_lists_jpeg_xl_and_jpeg_ls() {
+    let o = skyzip(&[
+        "compare",
+        "--errors",
+        "1",
+        "--codecs",
+        "rice,jxl:e=7,jxl:e=9,jpegls,jpegls:near=1",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v[0]["rows"].as_array().unwrap();
+    let required = std::env::var("SKYZIP_REQUIRE_PEERS").as_deref() == Ok("1");
+    for want in ["JPEG-XL e7", "JPEG-XL e9", "JPEG-LS", "JPEG-LS near=7 (1σ)"] {
+        let r = rows
+            .iter()
+            .find(|r| r["codec"] == want)
+            .unwrap_or_else(|| panic!("{want}: {rows:?}"));
+        if let Some(f) = r.get("failed") {
+            assert!(
+                !required && f.as_str().unwrap().contains("apt-get install"),
+                "{r}"
+            );
+            continue;
+        }
+        assert!(r["bytes"].as_u64().unwrap() > 2880, "{r}");
+        assert!(r["encode_mb_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["decode_mb_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["exact"], !want.contains("near"), "{r}");
+        assert_eq!(r["mask_preserved"], true, "{r}");
+    }
+}

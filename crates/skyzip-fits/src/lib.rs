@@ -10,6 +10,7 @@ mod ffi;
 mod header;
 mod image;
 mod noise;
+mod peers;
 mod table;
 mod writer;
 
@@ -24,5 +25,6 @@ pub use image::{
     ImageHdu, Pixels,
 };
 pub use noise::{clipped_background, noise_bits, noise_stats, noise_stats_rows, NoiseStats};
+pub use peers::{header_bytes, peer_versions, run_peer, PeerCodec};
 pub use table::{read_table, read_table_at, Column, Table};
 pub use writer::{remove_unfinished_outputs, rewrite_file, verify_checksums, Checksum, FitsWriter};
