@@ -4,7 +4,8 @@
 //! A value r with scale index s is split as r = q·2^k + low (k from s, so that the Laplace scale
 //! of q is between 4 and 8): q goes through a categorical table of the discretised Laplace
 //! (|q| ≤ Q, plus an escape symbol for the far tails), `low` as k uniform bits, an escaped r as
-//! 64 raw bits. Tables are built once from [`crate::detmath`], so every machine builds the same
+//! 64 uniform bits. Since format 4 the uniform bits go into a plain bit stream after the range
+//! coder's words (format 3 coded them through the range coder: still read). Tables are built once from [`crate::detmath`], so every machine builds the same
 //! integers (the tables decide the bitstream; see the crate docs for what else must agree).
 
 use crate::detmath;
@@ -420,10 +421,118 @@ impl Table {
     }
 }
 
+/// Uniform bits outside the range coder (format 4 on): packed least significant bit first into
+/// little-endian bytes, in the order they are written.
+#[derive(Clone, Default)]
+struct RawWriter {
+    bytes: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl RawWriter {
+    /// The `bits` (≤ 64) low bits of `v`.
+    #[inline]
+    fn put(&mut self, v: u64, bits: u32) {
+        if bits == 0 {
+            return;
+        }
+        let v = if bits == 64 {
+            v
+        } else {
+            v & ((1u64 << bits) - 1)
+        };
+        let free = 64 - self.n;
+        if bits < free {
+            self.acc |= v << self.n;
+            self.n += bits;
+        } else {
+            // Fills the accumulator: 8 bytes out, the rest of v starts the next one.
+            let acc = self.acc | (v << self.n);
+            self.bytes.extend_from_slice(&acc.to_le_bytes());
+            let used = free;
+            self.acc = if used == 64 { 0 } else { v >> used };
+            self.n = bits - used;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let tail = self.n.div_ceil(8) as usize;
+        self.bytes
+            .extend_from_slice(&self.acc.to_le_bytes()[..tail]);
+        self.bytes
+    }
+}
+
+/// Reads what [`RawWriter`] wrote; past the end it fails, as the range decoder does.
+struct RawReader {
+    bytes: Vec<u8>,
+    /// Next byte to load into `acc`.
+    at: usize,
+    acc: u64,
+    /// Valid bits in `acc`.
+    n: u32,
+}
+
+impl RawReader {
+    fn new(bytes: &[u8]) -> RawReader {
+        RawReader {
+            bytes: bytes.to_vec(),
+            at: 0,
+            acc: 0,
+            n: 0,
+        }
+    }
+
+    #[inline]
+    fn refill(&mut self) {
+        // Whole bytes while they fit (at least 57 valid bits after, or the stream's end).
+        if self.at + 8 <= self.bytes.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&self.bytes[self.at..self.at + 8]);
+            let word = u64::from_le_bytes(w);
+            let take = (63 - self.n) / 8;
+            self.acc |= (word & ((1u64 << (8 * take)) - 1)) << self.n;
+            self.n += 8 * take;
+            self.at += take as usize;
+        } else {
+            while self.n <= 56 && self.at < self.bytes.len() {
+                self.acc |= (self.bytes[self.at] as u64) << self.n;
+                self.n += 8;
+                self.at += 1;
+            }
+        }
+    }
+
+    /// `bits` (≤ 32) bits.
+    #[inline]
+    fn get_small(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        if self.n < bits {
+            self.refill();
+            if self.n < bits {
+                return Err(Corrupt(RAN_OUT.into()));
+            }
+        }
+        let v = self.acc & ((1u64 << bits) - 1);
+        self.acc >>= bits;
+        self.n -= bits;
+        Ok(v)
+    }
+
+    fn get(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        if bits <= 32 {
+            return self.get_small(bits);
+        }
+        let lo = self.get_small(32)?;
+        Ok(lo | (self.get_small(bits - 32)? << 32))
+    }
+}
+
 /// A bitstream being written, with the estimated cost of what went in.
 #[derive(Clone)]
 pub struct Writer {
     enc: DefaultRangeEncoder,
+    raw: RawWriter,
     /// Σ −log2 p over every symbol coded (the model's estimate of the size).
     pub est_bits: f64,
 }
@@ -432,21 +541,16 @@ impl Default for Writer {
     fn default() -> Self {
         Writer {
             enc: DefaultRangeEncoder::new(),
+            raw: RawWriter::default(),
             est_bits: 0.0,
         }
     }
 }
 
 impl Writer {
-    fn uniform_bits(&mut self, mut v: u64, mut bits: u32) {
-        while bits > 0 {
-            let c = bits.min(CHUNK);
-            self.enc
-                .encode_symbol((v & ((1 << c) - 1)) as usize, Pow2 { bits: c })
-                .expect("a uniform symbol in range");
-            v >>= c;
-            bits -= c;
-        }
+    #[inline]
+    fn uniform_bits(&mut self, v: u64, bits: u32) {
+        self.raw.put(v, bits);
     }
 
     /// Codes `r` under the Laplace of scale index `s`.
@@ -495,10 +599,21 @@ impl Writer {
         self.est_bits += bits as f64;
     }
 
-    /// The compressed bytes (little-endian 32-bit words).
+    /// The compressed bytes: the number of range-coder words (LEB128: 7 bits a byte, low
+    /// first), the words (little-endian 32-bit), then the uniform bits ([`RawWriter`]).
     pub fn finish(self) -> Vec<u8> {
         let words = self.enc.into_compressed().expect("in-memory backend");
-        words.iter().flat_map(|w| w.to_le_bytes()).collect()
+        let raw = self.raw.finish();
+        let mut out = Vec::with_capacity(5 + 4 * words.len() + raw.len());
+        let mut n = words.len();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend(words.iter().flat_map(|w| w.to_le_bytes()));
+        out.extend_from_slice(&raw);
+        out
     }
 }
 
@@ -515,26 +630,64 @@ pub struct Corrupt(pub String);
 /// A bitstream being read.
 pub struct Reader {
     dec: DefaultRangeDecoder,
+    /// Format 4 on: the uniform bits, apart from the range coder's words.
+    raw: Option<RawReader>,
 }
 
 impl Reader {
-    pub fn new(bytes: &[u8]) -> Result<Reader, Corrupt> {
-        if !bytes.len().is_multiple_of(4) {
+    /// A reader of what [`Writer::finish`] wrote (format 4 on: `split`), or of format 3's
+    /// single range-coded stream (uniform bits inside it).
+    pub fn new(bytes: &[u8], split: bool) -> Result<Reader, Corrupt> {
+        let (words, raw) = if split {
+            // LEB128, at most 5 bytes (a u32).
+            let (mut n, mut at) = (0usize, 0usize);
+            loop {
+                let b = *bytes
+                    .get(at)
+                    .filter(|_| at < 5)
+                    .ok_or_else(|| Corrupt("the stream's word count is damaged".into()))?;
+                n |= ((b & 0x7f) as usize) << (7 * at);
+                at += 1;
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            let end = n
+                .checked_mul(4)
+                .and_then(|b| b.checked_add(at))
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(|| {
+                    Corrupt(format!("{n} range-coder words in {} bytes", bytes.len()))
+                })?;
+            (&bytes[at..end], Some(RawReader::new(&bytes[end..])))
+        } else {
+            (bytes, None)
+        };
+        if !words.len().is_multiple_of(4) {
             return Err(Corrupt(format!(
                 "{} bytes is not a whole number of words",
-                bytes.len()
+                words.len()
             )));
         }
-        let words: Vec<u32> = bytes
+        let words: Vec<u32> = words
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         let dec = DefaultRangeDecoder::from_compressed(words)
             .map_err(|_| Corrupt("cannot start the range decoder".into()))?;
-        Ok(Reader { dec })
+        Ok(Reader { dec, raw })
     }
 
-    fn uniform_bits(&mut self, mut bits: u32) -> Result<u64, Corrupt> {
+    #[inline]
+    fn uniform_bits(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        match &mut self.raw {
+            Some(r) => r.get(bits),
+            None => self.uniform_bits_ranged(bits),
+        }
+    }
+
+    /// Format 3: uniform bits through the range coder, in chunks.
+    fn uniform_bits_ranged(&mut self, mut bits: u32) -> Result<u64, Corrupt> {
         let (mut v, mut at) = (0u64, 0);
         while bits > 0 {
             let c = bits.min(CHUNK);
@@ -707,6 +860,41 @@ mod tests {
     }
 
     #[test]
+    fn raw_bits_round_trip_at_every_width_and_fail_past_the_end() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut items = Vec::new();
+        for i in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bits = [0, 1, 7, 12, 31, 32, 33, 63, 64][(i % 9) as usize].max(i % 65);
+            let v = if bits == 64 {
+                x
+            } else {
+                x & ((1u64 << bits) - 1)
+            };
+            items.push((v, bits));
+        }
+        let mut w = RawWriter::default();
+        items
+            .iter()
+            .for_each(|&(v, b)| w.put(v | if b < 64 { 1u64 << b } else { 0 }, b));
+        let total: u32 = items.iter().map(|i| i.1).sum();
+        let bytes = w.finish();
+        assert_eq!(bytes.len(), total.div_ceil(8) as usize);
+        let mut r = RawReader::new(&bytes);
+        for &(v, b) in &items {
+            assert_eq!(r.get(b).unwrap(), v, "{b} bits");
+        }
+        // What is left is the last byte's padding; beyond it the stream has ended.
+        assert!(r.get(9).is_err());
+        // A word count past the end, or a damaged count, is an error, not a panic.
+        assert!(Reader::new(&[0x85, 0x01, 0, 0], true).is_err());
+        assert!(Reader::new(&[0xff; 6], true).is_err());
+        assert!(Reader::new(&[], true).is_err());
+    }
+
+    #[test]
     fn values_round_trip_at_every_scale_with_near_entropy_cost() {
         let mut vals = Vec::new();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -739,7 +927,7 @@ mod tests {
         }
         let est = w.est_bits;
         let bytes = w.finish();
-        let mut rd = Reader::new(&bytes).unwrap();
+        let mut rd = Reader::new(&bytes, true).unwrap();
         for &(r, s) in &vals {
             assert_eq!(rd.get(s).unwrap(), r);
         }

@@ -267,7 +267,8 @@ fn encode_planes(bits: &[u64], width: Width, xor: bool) -> ExactTile {
         bytes.iter().for_each(|&b| w.put_int(&table, b as i64));
     }
     let est_bits = 8.0 + w.est_bits;
-    let mut out = vec![3u8];
+    // Kind 4: the planes with their uniform bits apart (format 4); kind 3 is format 3's.
+    let mut out = vec![4u8];
     out.extend(w.finish());
     ExactTile {
         bytes: out,
@@ -282,8 +283,8 @@ fn plane_table(freq: &[u64]) -> IntTable {
     IntTable::new(0, &p, 0.0)
 }
 
-fn decode_planes(body: &[u8], width: Width, n: usize) -> Result<Vec<u64>, Corrupt> {
-    let mut r = Reader::new(body)?;
+fn decode_planes(body: &[u8], width: Width, n: usize, split: bool) -> Result<Vec<u64>, Corrupt> {
+    let mut r = Reader::new(body, split)?;
     let xor = r.get_bits(1)? == 1;
     let mut vals = vec![0u64; n];
     for plane in 0..width.bytes() {
@@ -402,7 +403,8 @@ pub fn decode_exact(
             }
             Ok(out)
         }
-        3 => decode_planes(b, width, n),
+        3 => decode_planes(b, width, n, false),
+        4 => decode_planes(b, width, n, true),
         k => Err(Corrupt(format!("exact tile kind {k}"))),
     }
 }
@@ -458,7 +460,7 @@ mod tests {
             let t = encode_planes(&bits, Width::F32, xor);
             assert!(t.bytes.len() < 4 * bits.len(), "{} bytes", t.bytes.len());
             assert_eq!(
-                decode_planes(&t.bytes[1..], Width::F32, bits.len()).unwrap(),
+                decode_planes(&t.bytes[1..], Width::F32, bits.len(), true).unwrap(),
                 bits
             );
         }

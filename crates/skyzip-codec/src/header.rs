@@ -79,14 +79,17 @@ impl CodedHdu {
     /// Reads and checks the keywords of a coded HDU's table header.
     pub fn parse(h: &Header, hdu: usize, path: &Path) -> Result<CodedHdu, CodecError> {
         match h.get("SZFORMAT").and_then(|c| c.raw_value()) {
-            Some(v) if v.trim() == FORMAT_VERSION.to_string() => {}
+            Some(v)
+                if crate::codec::READ_VERSIONS
+                    .iter()
+                    .any(|r| v.trim() == r.to_string()) => {}
             v => {
                 let v = v.map_or("none".to_string(), |v| v.trim().to_string());
                 return Err(CodecError::file(
                     path,
                     format!(
                         "HDU {hdu}: skyzip format version {v} (SZFORMAT); this build reads \
-                         version {FORMAT_VERSION}. Files without SZFORMAT come from a \
+                         versions 3 to {FORMAT_VERSION}. Files without SZFORMAT come from a \
                          pre-release skyzip whose float prediction no release shipped: \
                          compress the original again"
                     ),

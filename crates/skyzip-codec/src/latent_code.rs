@@ -52,7 +52,7 @@ pub fn decode_with<'a>(
     if tables.peek().is_none() {
         return Ok(vec![]);
     }
-    let mut r = Reader::new(bytes)?;
+    let mut r = Reader::new(bytes, true)?;
     tables.map(|t| r.get_int(t)).collect()
 }
 
@@ -115,7 +115,7 @@ pub fn code_residuals(x: &[i64], pred: &[i64]) -> Coded {
 
 /// Decodes residuals written by [`code_residuals`] and adds them to `pred`.
 pub fn decode_residuals(bytes: &[u8], pred: &[i64]) -> Result<Vec<i64>, Corrupt> {
-    let mut r = Reader::new(bytes)?;
+    let mut r = Reader::new(bytes, true)?;
     let s = r.get_bits(SCALE_BITS)? as usize;
     pred.iter().map(|&p| Ok(p + r.get(s)?)).collect()
 }
@@ -150,7 +150,7 @@ pub fn med_prediction(x: &[i64], w: usize) -> Vec<i64> {
 /// Decodes `n` pixels of a `w`-wide image written by [`code_med`], each predicted from the
 /// pixels already decoded.
 pub fn decode_med(bytes: &[u8], w: usize, n: usize) -> Result<Vec<i64>, Corrupt> {
-    let mut r = Reader::new(bytes)?;
+    let mut r = Reader::new(bytes, true)?;
     let s = r.get_bits(SCALE_BITS)? as usize;
     let mut x = vec![0i64; n];
     for k in 0..n {

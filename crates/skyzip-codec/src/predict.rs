@@ -260,8 +260,14 @@ impl Predictor {
                 Some(tables)
             }
         };
-        // σ and the asinh inverse are functions of one i16 each: computed once per model.
-        let all = || (i16::MIN..=i16::MAX).map(|q| q as f64);
+        // σ and the asinh inverse are functions of one i16 each: computed once per model, on
+        // every core (each entry alone, so the tables do not depend on the thread count).
+        use rayon::prelude::*;
+        let all = || {
+            (0..1usize << 16)
+                .into_par_iter()
+                .map(|i| i as f64 - 32768.0)
+        };
         let (vs, ms) = (
             crate::detmath::pow2i(-net.var_frac() as i64),
             crate::detmath::pow2i(-net.mu_frac() as i64),
