@@ -42,6 +42,19 @@ impl Spec {
             Spec::Peer(p) => run_peer(img, p, sigma, repeat),
         }
     }
+
+    /// [`Spec::run`], and the decoded image.
+    pub fn run_decoded(
+        &self,
+        img: &ImageHdu,
+        sigma: f64,
+        repeat: usize,
+    ) -> skyzip_fits::Result<(ClassicResult, ImageHdu)> {
+        match self {
+            Spec::Fpack(c) => skyzip_fits::run_codec_decoded(img, c, sigma, repeat, None),
+            Spec::Peer(p) => skyzip_fits::run_peer_decoded(img, p, sigma, repeat),
+        }
+    }
 }
 
 #[derive(clap::Args)]

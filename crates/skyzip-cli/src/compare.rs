@@ -2,8 +2,10 @@
 //! file and a rate–distortion plot (bits/pixel against RMSE in units of the background σ).
 
 use crate::interrupt::TempDir;
+use crate::phot::{Photometry, Setup};
 use anyhow::{Context, Result};
 use skyzip_codec::{Mode, Options, Predictor};
+use skyzip_eval::photometry::PhotometryCheck;
 use skyzip_fits::{image_sigma, in_sigma, physical_errors, read_image, FitsWriter, HduSelector};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,42 +44,67 @@ pub struct Args {
     /// Write the rate–distortion plot here (one file per image: NAME.STEM.png when several).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Detect sources on each original (5σ over the background, ≥ 5 connected pixels) and
+    /// measure aperture fluxes and centroids on every decoded image: the flux bias and added
+    /// scatter in units of each source's flux error, the centroid shift in pixels.
+    #[arg(long)]
+    photometry: bool,
+    /// Print the tables of a saved `compare --json` report instead of running the codecs.
+    #[arg(long, value_name = "REPORT.json", conflicts_with_all = ["files", "plot", "json"])]
+    from_json: Option<PathBuf>,
+    /// With --from-json: one line per image instead of the tables (lossless against RICE and
+    /// the best classical coder, lossy against HCOMPRESS at equal RMSE/σ, photometry at
+    /// matched bits).
+    #[arg(long, requires = "from_json")]
+    summary: bool,
 }
 
-#[derive(serde::Serialize, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
 struct Row {
     codec: String,
     lossless: bool,
     bytes: u64,
+    #[serde(deserialize_with = "skyzip_eval::photometry::f64_or_nan")]
     bits_per_pixel: f64,
     /// skyzip only: bytes of the coded tiles (the table's heap), and the entropy model's
     /// estimate for them plus the file's other bytes, in bits/pixel.
     tile_bytes: Option<u64>,
     est_bits_per_pixel: Option<f64>,
+    #[serde(deserialize_with = "skyzip_eval::photometry::f64_or_nan")]
     rmse_sigma: f64,
+    #[serde(deserialize_with = "skyzip_eval::photometry::f64_or_nan")]
     max_err_sigma: f64,
     mask_preserved: bool,
     exact: bool,
+    #[serde(deserialize_with = "skyzip_eval::photometry::f64_or_nan")]
     encode_mb_s: f64,
+    #[serde(deserialize_with = "skyzip_eval::photometry::f64_or_nan")]
     decode_mb_s: f64,
+    /// With `--photometry`: the original's sources measured on this codec's decoded image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    photometry: Option<PhotometryCheck>,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 enum Line {
     Row(Row),
     Failed { codec: String, failed: String },
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, serde::Deserialize)]
 struct FileReport {
     file: String,
     shape: String,
     bitpix: i32,
+    #[serde(deserialize_with = "skyzip_eval::photometry::f64_or_nan")]
     sigma: f64,
     rows: Vec<Line>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     note: Option<String>,
+    /// With `--photometry`: how the original's sources were found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    photometry: Option<Setup>,
 }
 
 struct SkyzipMode {
@@ -94,7 +121,7 @@ fn skyzip_row(
     m: &SkyzipMode,
     dir: &Path,
     tag: &str,
-) -> Result<Row> {
+) -> Result<(Row, skyzip_fits::ImageHdu)> {
     let c = dir.join(format!("{tag}.sz.fits"));
     let o = dir.join(format!("{tag}.out.fits"));
     let opts = Options {
@@ -122,7 +149,7 @@ fn skyzip_row(
         Mode::MaxError(e) => format!("skyzip max-error {e}σ"),
     };
     let exact = back.pixels.bit_identical(&img.pixels);
-    Ok(Row {
+    let row = Row {
         codec: label,
         lossless: exact,
         bytes: r.file_bytes,
@@ -135,7 +162,9 @@ fn skyzip_row(
         exact,
         encode_mb_s: enc,
         decode_mb_s: dec,
-    })
+        photometry: None,
+    };
+    Ok((row, back))
 }
 
 /// The files given, each with its name for the tables; none: the bundled sample, written into
@@ -161,6 +190,20 @@ pub(crate) fn write_alone(img: &skyzip_fits::ImageHdu, path: &Path) -> Result<()
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(report) = &a.from_json {
+        crate::files::input(report)?;
+        let text = std::fs::read_to_string(report)
+            .with_context(|| format!("{}: cannot read", report.display()))?;
+        let reports: Vec<FileReport> = serde_json::from_str(&text).with_context(|| {
+            format!("{}: not a `skyzip compare --json` report", report.display())
+        })?;
+        if a.summary {
+            print_summary(&reports);
+        } else {
+            reports.iter().for_each(print_table);
+        }
+        return Ok(());
+    }
     let specs = crate::classic::parse_codecs(&a.codecs)?;
     let p = Predictor::load(&a.model)?;
     let dir = TempDir::new()?;
@@ -174,10 +217,11 @@ pub fn run(a: Args) -> Result<()> {
         let single = dir.path().join(format!("img{fi}.fits"));
         write_alone(&img, &single)?;
         let mut rows = Vec::new();
+        let phot = a.photometry.then(|| Photometry::of(&img, sigma));
         let (codecs, note) = crate::classic::distinct(&specs, &img, sigma);
         for (label, spec) in codecs {
-            rows.push(match spec.run(&img, sigma, a.repeat, None) {
-                Ok(r) => Line::Row(Row {
+            rows.push(match spec.run_decoded(&img, sigma, a.repeat) {
+                Ok((r, decoded)) => Line::Row(Row {
                     codec: r.codec,
                     lossless: r.lossless,
                     bytes: r.bytes as u64,
@@ -190,6 +234,7 @@ pub fn run(a: Args) -> Result<()> {
                     exact: r.exact,
                     encode_mb_s: r.encode_mb_s,
                     decode_mb_s: r.decode_mb_s,
+                    photometry: phot.as_ref().map(|p| p.check(&decoded)),
                 }),
                 Err(e) => Line::Failed {
                     codec: label,
@@ -213,7 +258,7 @@ pub fn run(a: Args) -> Result<()> {
             q,
         }));
         for (k, m) in modes.iter().enumerate() {
-            let row = skyzip_row(
+            let (mut row, back) = skyzip_row(
                 &single,
                 &img,
                 sigma,
@@ -223,6 +268,7 @@ pub fn run(a: Args) -> Result<()> {
                 &format!("f{fi}m{k}"),
             )
             .with_context(|| format!("{}: skyzip", file.display()))?;
+            row.photometry = phot.as_ref().map(|p| p.check(&back));
             rows.push(Line::Row(row));
         }
         let report = FileReport {
@@ -232,6 +278,7 @@ pub fn run(a: Args) -> Result<()> {
             sigma,
             rows,
             note,
+            photometry: phot.map(|p| p.setup),
         };
         if !a.json {
             print_table(&report);
@@ -394,5 +441,238 @@ fn print_table(r: &FileReport) {
     if let Some(n) = &r.note {
         println!("  {n}");
     }
+    if let Some(l) = lossless_summary(r) {
+        println!("  {l}");
+    }
+    if let Some(s) = &r.photometry {
+        print_photometry(r, s);
+    }
     println!();
+}
+
+/// skyzip's bits at an RMSE/σ, interpolated (log bits, linear RMSE) between its lossy points
+/// that bracket it; None outside them.
+fn skyzip_bits_at(r: &FileReport, rmse: f64) -> Option<f64> {
+    let mut pts: Vec<(f64, f64)> = rows(r)
+        .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
+        .map(|c| (c.rmse_sigma, c.bits_per_pixel))
+        .filter(|p| p.0.is_finite() && p.1 > 0.0)
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts.windows(2).find_map(|w| {
+        let ((r0, b0), (r1, b1)) = (w[0], w[1]);
+        (r0 <= rmse && rmse <= r1 && r1 > r0).then(|| {
+            let t = (rmse - r0) / (r1 - r0);
+            (b0.ln() + t * (b1.ln() - b0.ln())).exp()
+        })
+    })
+}
+
+/// One line per image: lossless against RICE and the smallest classical file, lossy against
+/// HCOMPRESS at its RMSE/σ, and (with photometry) the flux scatter at matched bits.
+fn print_summary(reports: &[FileReport]) {
+    println!(
+        "{:<36} {:>8} {:>10}  {:<14}  skyzip/HCOMPRESS bits at HCOMPRESS's RMSE/σ",
+        "image", "vs RICE", "vs best", "best classical"
+    );
+    for r in reports {
+        let name = Path::new(&r.file)
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let ours = rows(r).find(|c| c.codec.starts_with("skyzip lossless"));
+        let rice = rows(r).find(|c| c.codec.starts_with("RICE_1") && (c.exact || r.bitpix < 0));
+        let vs = |b: Option<&Row>| match (ours, b) {
+            (Some(o), Some(b)) => format!("{:.3}", o.bytes as f64 / b.bytes as f64),
+            _ => "-".into(),
+        };
+        let best = if r.bitpix > 0 {
+            rows(r)
+                .filter(|c| c.exact && !c.codec.starts_with("skyzip"))
+                .min_by_key(|c| c.bytes)
+        } else {
+            rice
+        };
+        let lossy: Vec<String> = rows(r)
+            .filter(|c| is_lossy_hcompress(c))
+            .map(|h| {
+                let s = h.codec.split("s=").nth(1).unwrap_or("?");
+                let s = s.split(' ').next().unwrap_or(s);
+                if !h.mask_preserved {
+                    return format!("s={s}: mask lost");
+                }
+                match skyzip_bits_at(r, h.rmse_sigma) {
+                    Some(b) => format!("s={s}@{:.2}σ: {:.2}", h.rmse_sigma, b / h.bits_per_pixel),
+                    None => format!("s={s}@{:.2}σ: out of range", h.rmse_sigma),
+                }
+            })
+            .collect();
+        // The same max-error promise: skyzip at E σ against near-lossless JPEG-LS at E σ.
+        let near: Vec<String> = rows(r)
+            .filter(|c| c.codec.starts_with("JPEG-LS near=") && !c.codec.contains("capped"))
+            .filter_map(|j| {
+                let e = j.codec.rsplit('(').next()?.trim_end_matches(')');
+                let z = rows(r).find(|c| c.codec == format!("skyzip max-error {e}"))?;
+                Some(format!("{e}: {:.2}", z.bits_per_pixel / j.bits_per_pixel))
+            })
+            .collect();
+        println!(
+            "{:<36} {:>8} {:>10}  {:<14}  {}{}",
+            name,
+            vs(rice),
+            vs(best),
+            best.map(|b| b.codec.as_str()).unwrap_or("-"),
+            lossy.join(", "),
+            if near.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; skyzip/JPEG-LS at the same max error: {}",
+                    near.join(", ")
+                )
+            }
+        );
+    }
+    println!(
+        "vs RICE / vs best: skyzip's lossless file over RICE's and over the smallest exact \
+         classical file (RICE, GZIP, HCOMPRESS, JPEG-XL e7/e9, JPEG-LS) on integers; on floats \
+         both are RICE at the same q."
+    );
+    if reports.iter().any(|r| r.photometry.is_some()) {
+        println!();
+        println!(
+            "{:<36} {:>8}  flux scatter/σ_F (bias) at matched bits: HCOMPRESS s | skyzip max-error",
+            "image", "sources"
+        );
+        for r in reports {
+            let Some(s) = &r.photometry else { continue };
+            let name = Path::new(&r.file)
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if s.sources == 0 {
+                println!(
+                    "{:<36} {:>8}  no source to measure ({} detections)",
+                    name, 0, s.detections
+                );
+                continue;
+            }
+            let mut parts = Vec::new();
+            for h in rows(r).filter(|c| is_lossy_hcompress(c) && c.photometry.is_some()) {
+                let z = rows(r)
+                    .filter(|c| c.codec.starts_with("skyzip max-error") && c.photometry.is_some())
+                    .min_by(|a, b| {
+                        (a.bits_per_pixel - h.bits_per_pixel)
+                            .abs()
+                            .total_cmp(&(b.bits_per_pixel - h.bits_per_pixel).abs())
+                    });
+                let (Some(z), Some(ph)) = (z, h.photometry) else {
+                    continue;
+                };
+                let pz = z.photometry.unwrap();
+                let s = h.codec.split("s=").nth(1).unwrap_or("?");
+                parts.push(format!(
+                    "s={} {:.2} bpp {:.2} ({:+.2}) | {} {:.2} bpp {:.2} ({:+.2})",
+                    s.split(' ').next().unwrap_or(s),
+                    h.bits_per_pixel,
+                    ph.scatter,
+                    ph.median_bias,
+                    z.codec.trim_start_matches("skyzip max-error "),
+                    z.bits_per_pixel,
+                    pz.scatter,
+                    pz.median_bias
+                ));
+            }
+            println!("{:<36} {:>8}  {}", name, s.sources, parts.join("; "));
+        }
+    }
+}
+
+/// HCOMPRESS at a scale s > 0 (on floats, "HCOMPRESS_1 q=4" alone is lossless after
+/// quantisation: not one of the lossy points).
+fn is_lossy_hcompress(c: &Row) -> bool {
+    c.codec.starts_with("HCOMPRESS") && c.codec.contains("s=") && !c.exact
+}
+
+fn rows(r: &FileReport) -> impl Iterator<Item = &Row> {
+    r.rows.iter().filter_map(|l| match l {
+        Line::Row(r) => Some(r),
+        Line::Failed { .. } => None,
+    })
+}
+
+/// skyzip's lossless file against the smallest classical one of the same promise: on integers
+/// the exact codecs; on floats RICE at the same q.
+fn lossless_summary(r: &FileReport) -> Option<String> {
+    let ours = rows(r).find(|c| c.codec.starts_with("skyzip lossless"))?;
+    let best = if r.bitpix > 0 {
+        rows(r)
+            .filter(|c| c.exact && !c.codec.starts_with("skyzip"))
+            .min_by_key(|c| c.bytes)?
+    } else {
+        let q = ours.codec.rsplit(' ').next()?;
+        rows(r).find(|c| c.codec == format!("RICE_1 {q}"))?
+    };
+    Some(format!(
+        "lossless: skyzip {} bytes = {:.3}× the smallest classical file of the same promise ({}, {} bytes)",
+        ours.bytes,
+        ours.bytes as f64 / best.bytes as f64,
+        best.codec,
+        best.bytes
+    ))
+}
+
+fn print_photometry(r: &FileReport, s: &Setup) {
+    println!("  {}", crate::phot::method(s));
+    println!(
+        "  {:<26} {:>7} {:>9} {:>11} {:>10} {:>10} {:>5}",
+        "codec", "bpp", "bias/σ_F", "scatter/σ_F", "shift med", "shift max", "lost"
+    );
+    let f = |v: f64, w: usize| {
+        if v.is_finite() {
+            format!("{v:>w$.3}")
+        } else {
+            format!("{:>w$}", "-")
+        }
+    };
+    for c in rows(r) {
+        let Some(p) = &c.photometry else { continue };
+        println!(
+            "  {:<26} {:>7.3} {} {} {} {} {:>5}",
+            c.codec,
+            c.bits_per_pixel,
+            f(p.median_bias, 9),
+            f(p.scatter, 11),
+            f(p.median_shift, 10),
+            f(p.max_shift, 10),
+            p.lost
+        );
+    }
+    // Each lossy HCOMPRESS point beside skyzip's lossy point nearest to it in bits.
+    let lossy = |c: &&Row| !c.exact && c.photometry.is_some();
+    for h in rows(r).filter(lossy).filter(|c| is_lossy_hcompress(c)) {
+        let Some(z) = rows(r)
+            .filter(lossy)
+            .filter(|c| c.codec.starts_with("skyzip"))
+            .min_by(|a, b| {
+                (a.bits_per_pixel - h.bits_per_pixel)
+                    .abs()
+                    .total_cmp(&(b.bits_per_pixel - h.bits_per_pixel).abs())
+            })
+        else {
+            continue;
+        };
+        let (ph, pz) = (h.photometry.unwrap(), z.photometry.unwrap());
+        println!(
+            "  at matched bits: {} {:.3} bpp, bias {:.3} scatter {:.3} | {} {:.3} bpp, bias {:.3} scatter {:.3}",
+            h.codec,
+            h.bits_per_pixel,
+            ph.median_bias,
+            ph.scatter,
+            z.codec,
+            z.bits_per_pixel,
+            pz.median_bias,
+            pz.scatter
+        );
+    }
 }

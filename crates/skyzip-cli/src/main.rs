@@ -14,6 +14,7 @@ mod interrupt;
 mod latents;
 mod model;
 mod pack;
+mod phot;
 mod pixelcode;
 mod seeds_report;
 mod simulate;

@@ -526,3 +526,67 @@ fn integer_codec_export_compresses_and_decodes_exactly() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("export --part codec"), "{}", stderr(&o));
 }
+
+/// `compare --photometry` on the bundled frame: the original's sources measured on every
+/// decoded image (exact codecs change nothing; a lossy one says how much), saved as JSON and
+/// printed again from it (`--from-json`, `--summary`) without running anything.
+#[test]
+fn photometry_is_checked_and_reports_print_from_json() {
+    let d = tempfile::tempdir().unwrap();
+    let o = skyzip(&[
+        "compare",
+        "--photometry",
+        "--errors",
+        "1",
+        "--codecs",
+        "rice,hcompress:s=4",
+        "--repeat",
+        "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let setup = &v[0]["photometry"];
+    assert!(setup["sources"].as_u64().unwrap() >= 3, "{setup}");
+    for r in v[0]["rows"].as_array().unwrap() {
+        let p = &r["photometry"];
+        assert_eq!(p["sources"], setup["sources"], "{r}");
+        assert_eq!(p["lost"], 0, "{r}");
+        if r["exact"] == true {
+            assert_eq!(p["median_bias"], 0.0, "{r}");
+            assert_eq!(p["scatter"], 0.0, "{r}");
+            assert_eq!(p["max_shift"], 0.0, "{r}");
+        } else {
+            assert!(p["scatter"].as_f64().unwrap() > 0.0, "{r}");
+            assert!(p["max_shift"].as_f64().unwrap() < 1.0, "{r}");
+        }
+    }
+    let report = d.path().join("report.json");
+    std::fs::write(&report, &o.stdout).unwrap();
+    let o = skyzip(&["compare", "--from-json", s(&report)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "bundled sample",
+        "HCOMPRESS_1 s=4",
+        "skyzip max-error 1σ",
+        "bias/σ_F",
+        "at matched bits: HCOMPRESS_1 s=4",
+        "lossless: skyzip",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    let o = skyzip(&["compare", "--from-json", s(&report), "--summary"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("optical_ccd_raw_saao_a8280271") && text.contains("s=4@"),
+        "{text}"
+    );
+    // A file that is not a report: one line naming it, exit 2.
+    let bad = d.path().join("bad.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let o = skyzip(&["compare", "--from-json", s(&bad)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
+}

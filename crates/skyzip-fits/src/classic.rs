@@ -143,6 +143,17 @@ pub fn run_codec(
     repeats: usize,
     keep: Option<&Path>,
 ) -> Result<ClassicResult> {
+    run_codec_decoded(img, compression, sigma, repeats, keep).map(|r| r.0)
+}
+
+/// [`run_codec`], and the decoded image.
+pub fn run_codec_decoded(
+    img: &ImageHdu,
+    compression: &TileCompression,
+    sigma: f64,
+    repeats: usize,
+    keep: Option<&Path>,
+) -> Result<(ClassicResult, ImageHdu)> {
     let repeats = repeats.max(1);
     let raw_bytes = (img.npix() * img.pixels.bytes_per_pixel()) as f64;
     let mut enc = Vec::with_capacity(repeats);
@@ -164,7 +175,7 @@ pub fn run_codec(
     let (rmse, max, mask_ok) = physical_errors(img, &d);
     let exact = d.pixels.bit_identical(&img.pixels);
     let npix = img.npix() as f64;
-    Ok(ClassicResult {
+    let r = ClassicResult {
         codec: compression.label(img.bitpix()),
         lossless: exact,
         bytes: m.len(),
@@ -176,7 +187,8 @@ pub fn run_codec(
         exact,
         encode_mb_s: raw_bytes / 1e6 / median(&mut enc),
         decode_mb_s: raw_bytes / 1e6 / median(&mut dec),
-    })
+    };
+    Ok((r, d))
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ mod table;
 mod writer;
 
 pub use classic::{
-    image_sigma, in_sigma, physical_errors, run_codec, ClassicResult, CompressedFile,
+    image_sigma, in_sigma, physical_errors, run_codec, run_codec_decoded, ClassicResult,
+    CompressedFile,
 };
 pub use compress::{Algorithm, Dither, TileCompression};
 pub use error::{ErrorKind, FitsError, Result};
@@ -25,6 +26,6 @@ pub use image::{
     ImageHdu, Pixels,
 };
 pub use noise::{clipped_background, noise_bits, noise_stats, noise_stats_rows, NoiseStats};
-pub use peers::{header_bytes, peer_versions, run_peer, PeerCodec};
+pub use peers::{header_bytes, peer_versions, run_peer, run_peer_decoded, PeerCodec};
 pub use table::{read_table, read_table_at, Column, Table};
 pub use writer::{remove_unfinished_outputs, rewrite_file, verify_checksums, Checksum, FitsWriter};

@@ -212,6 +212,16 @@ pub fn run_peer(
     sigma: f64,
     repeats: usize,
 ) -> Result<ClassicResult> {
+    run_peer_decoded(img, codec, sigma, repeats).map(|r| r.0)
+}
+
+/// [`run_peer`], and the decoded image.
+pub fn run_peer_decoded(
+    img: &ImageHdu,
+    codec: &PeerCodec,
+    sigma: f64,
+    repeats: usize,
+) -> Result<(ClassicResult, ImageHdu)> {
     let (s, lo, bits) = samples(img).map_err(err)?;
     let (nx, ny) = (img.nx(), img.ny() * img.planes());
     let near = codec.near(sigma, img.bscale);
@@ -273,7 +283,7 @@ pub fn run_peer(
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    Ok(ClassicResult {
+    let r = ClassicResult {
         codec: codec.label(sigma, img.bscale),
         lossless: exact,
         bytes,
@@ -285,7 +295,8 @@ pub fn run_peer(
         exact,
         encode_mb_s: raw / 1e6 / median(&mut enc_t),
         decode_mb_s: raw / 1e6 / median(&mut dec_t),
-    })
+    };
+    Ok((r, decoded))
 }
 
 fn threads() -> usize {
