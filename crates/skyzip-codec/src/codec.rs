@@ -38,14 +38,16 @@ pub use crate::container::CMPTYPE;
 pub use crate::header::{coded_hdus, zval, CodedHdu};
 
 /// The file format version, in every coded HDU's SZFORMAT (and the first byte of every tile).
-/// 4: as 3, with each tile's uniform bits outside the range coder and an XXH3-64 tile hash
+/// 5: as 4, with a 3-bit residual mode read before the latent, and mode 4 (lossless tiles): the
+/// values under frequency tables learned as the tile is coded ([`crate::histogram`]), no
+/// latent. 4: as 3, with each tile's uniform bits outside the range coder and an XXH3-64 tile hash
 /// (what this build writes). 3: the integer engine (the same bits on every machine): still
 /// decoded. 1–2 were pre-release formats whose prediction came from a float framework; no
 /// release wrote them and this build refuses them.
 pub const FORMAT_VERSION: u8 = tile::VERSION;
 
 /// Every format version this build decodes, oldest first (the last is [`FORMAT_VERSION`]).
-pub const READ_VERSIONS: [u8; 2] = [3, 4];
+pub const READ_VERSIONS: [u8; 3] = [3, 4, 5];
 
 /// What the coder may change.
 #[derive(Debug, Clone, Copy, PartialEq)]

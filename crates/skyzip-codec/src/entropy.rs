@@ -240,6 +240,11 @@ fn fixed(bits: f64) -> u64 {
     (bits * COST_ONE as f64).round() as u64
 }
 
+/// Bits (as [`IntTable::cost`] gives them) in [`cost_fx`]'s fixed point.
+pub fn fixed_cost(bits: f64) -> u64 {
+    fixed(bits)
+}
+
 fn laplace_mass(a: f64, c: f64, b: f64) -> f64 {
     if a >= 0.0 {
         0.5 * (detmath::exp(-a / b) - detmath::exp(-c / b))
@@ -388,6 +393,11 @@ impl IntTable {
             Some(i) => self.cost[i],
             None => self.cost[self.n] + cost(v, ESCAPE_SCALE),
         }
+    }
+
+    /// −log2 of the escape symbol's probability alone (without a payload).
+    pub fn escape_cost(&self) -> f64 {
+        self.cost[self.n]
     }
 
     fn index(&self, v: i64) -> Option<usize> {
@@ -593,6 +603,14 @@ impl Writer {
         }
     }
 
+    /// Codes a table's escape symbol alone (the caller codes what it stands for).
+    pub fn put_escape_only(&mut self, t: &IntTable) {
+        self.enc
+            .encode_symbol(t.n, &t.model)
+            .expect("escape symbol");
+        self.est_bits += t.cost[t.n];
+    }
+
     /// Codes `v` in 0..2^bits with equal probabilities.
     pub fn put_bits(&mut self, v: u64, bits: u32) {
         self.uniform_bits(v, bits);
@@ -732,6 +750,16 @@ impl Reader {
         } else {
             self.get(ESCAPE_SCALE)
         }
+    }
+
+    /// A table's symbol: Some(value), or None for the escape (what [`Writer::put_escape_only`]
+    /// wrote; the caller reads what follows).
+    pub fn get_int_or_escape(&mut self, t: &IntTable) -> Result<Option<i64>, Corrupt> {
+        let i = self
+            .dec
+            .decode_symbol(&t.model)
+            .map_err(|_| Corrupt(RAN_OUT.into()))?;
+        Ok((i < t.n).then(|| t.lo + i as i64))
     }
 
     pub fn get_bits(&mut self, bits: u32) -> Result<u64, Corrupt> {

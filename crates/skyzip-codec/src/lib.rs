@@ -27,6 +27,7 @@ pub mod entropy;
 pub mod floats;
 pub mod fuzzing;
 pub mod header;
+pub mod histogram;
 pub mod image;
 pub mod latent_code;
 pub mod predict;

@@ -14,12 +14,13 @@
 //! corrupted tile is an error, never a silently wrong image.
 
 use crate::entropy::{cost, cost_fx, snap, Corrupt, Reader, Writer, SCALES};
+use crate::histogram::Predict;
 use crate::predict::Predictor;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
 
 /// The tile format (the file format's version: see [`crate::codec::FORMAT_VERSION`]).
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 const SCALE_BITS: u32 = 7;
 
 /// How the integers of a tile may be coded.
@@ -256,7 +257,7 @@ fn activity_bucket(mean_abs: i64) -> usize {
 }
 
 /// LOCO-I's median edge detector.
-fn med(a: i64, b: i64, c: i64) -> i64 {
+pub(crate) fn med(a: i64, b: i64, c: i64) -> i64 {
     if c >= a.max(b) {
         a.min(b)
     } else if c <= a.min(b) {
@@ -513,6 +514,57 @@ fn behind(bits: u64, lead: u64, (y, rows): (usize, usize), slack: f64) -> bool {
     bits as f64 > lead as f64 * (1.0 + slack + LEAD_MARGIN * left)
 }
 
+/// Bits of the residual mode field: 3 from format 5 on (mode 4, the histogram), 2 before.
+const MODE_BITS: u32 = 3;
+/// The offset predictor is tried on tiles whose values span less than this.
+const OFFSET_RANGE: i64 = 4096;
+
+/// A lossless tile's mode-4 predictor when one is cheaper than the best other mode (`best`
+/// bits, `profile` after each row): costed first on the sample (`sample`: the other modes'
+/// least there and the sample's values, blanks and rows), where it must beat them all, then
+/// on the whole tile, stopped where it falls behind `profile`.
+#[allow(clippy::type_complexity)]
+fn histogram_choice(
+    (v, blank, w, h): (&[i64], &[bool], usize, usize),
+    sample: Option<(u64, (&[i64], &[bool], usize))>,
+    best: u64,
+    profile: &[u64],
+) -> Option<Predict> {
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for (&x, &b) in v.iter().zip(blank) {
+        if !b {
+            lo = lo.min(x);
+            hi = hi.max(x);
+        }
+    }
+    if lo > hi {
+        return None;
+    }
+    let mut cands = vec![Predict::Med];
+    if hi.saturating_sub(lo) < OFFSET_RANGE {
+        cands.push(Predict::Offset(lo));
+    }
+    if let Some((least, (sv, sb, rows))) = sample {
+        cands.retain(|&pr| {
+            crate::histogram::cost(pr, sv, sb, w, rows, |_, _| true).is_some_and(|b| b < least)
+        });
+    }
+    let mut choice = (best, None);
+    for pr in cands {
+        let header = match pr {
+            Predict::Med => 1,
+            Predict::Offset(_) => 65,
+        } * crate::entropy::COST_ONE;
+        let bits = crate::histogram::cost(pr, v, blank, w, h, |y, bits| {
+            !behind(bits + header, profile[y], (y, h), 0.0)
+        });
+        if let Some(b) = bits.map(|b| b + header).filter(|&b| b < choice.0) {
+            choice = (b, Some(pr));
+        }
+    }
+    choice.1
+}
+
 /// A residual mode's cost, its decoded tile and the (value, scale index) it codes per pixel.
 type Costed = (u64, Residuals, Vec<i64>, Vec<(i64, u8)>);
 
@@ -543,43 +595,20 @@ pub fn encode(
         vec![0i64; w * h]
     } else {
         let norm = p.fit_int(v, blank);
-        put_norm(&mut wr, &norm);
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
         let input = network_input(p.net(), v, blank, w, h, &norm, pw, ph);
         let (mut latent, shape) = p.encode_quantised(input, pw, ph);
         let per = shape[1] * shape[2];
-        let coded = s.eta.unwrap_or(shape[0]).min(shape[0]);
-        latent[coded * per..].fill(0);
-        let scales: Vec<usize> = latent[..coded * per]
+        let channels = s.eta.unwrap_or(shape[0]).min(shape[0]);
+        latent[channels * per..].fill(0);
+        let scales: Vec<usize> = latent[..channels * per]
             .chunks(per)
             .map(|ch| {
                 let b = ch.iter().map(|x| x.unsigned_abs() as f64).sum::<f64>() / per as f64;
                 snap(b.max(0.3))
             })
             .collect();
-        // With a learned prior, one bit per channel says whether its table or a per-tile
-        // Laplace scale codes the channel (whichever is cheaper here); without one, no bit.
-        for (c, ch) in latent[..coded * per].chunks(per).enumerate() {
-            let table = p.prior().map(|t| &t[c]).filter(|t| {
-                let learned: f64 = ch.iter().map(|&x| t.cost(x)).sum();
-                let laplace: f64 =
-                    SCALE_BITS as f64 + ch.iter().map(|&x| cost(x, scales[c])).sum::<f64>();
-                let pick = learned < laplace;
-                wr.put_bits(pick as u64, 1);
-                pick
-            });
-            match table {
-                Some(t) => {
-                    prior_channels += 1;
-                    ch.iter().for_each(|&x| wr.put_int(t, x));
-                }
-                None => {
-                    wr.put_bits(scales[c] as u64, SCALE_BITS);
-                    ch.iter().for_each(|&x| wr.put(x, scales[c]));
-                }
-            }
-        }
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
         let step = 2 * s.e + 1;
         // The residual modes are costed (the entropy model's bits, in exact fixed point) on a
@@ -633,6 +662,9 @@ pub fn encode(
             gather(blank, &rows, w),
         );
         let seen = sb.iter().filter(|&&b| !b).count();
+        // The cheapest mode's bits on the sample (when there is one): what mode 4 must beat.
+        let mut sample_least: Option<u64> = None;
+        let sample = (&sv[..], &sb[..], rows.len());
         // The contenders, cheapest on the sample first (so the first full walk is likely the
         // leader that stops the others early).
         let contenders: Vec<Residuals> = if seen >= SAMPLE_MIN && rows.len() < h {
@@ -656,6 +688,7 @@ pub fn encode(
                 .map(|b| b.0)
                 .min()
                 .expect("the first mode runs whole");
+            sample_least = Some(least);
             let mut c: Vec<(u64, Residuals)> = bits
                 .into_iter()
                 .filter(|&(b, _)| b as f64 <= least as f64 * (1.0 + SAMPLE_MARGIN))
@@ -691,12 +724,59 @@ pub fn encode(
                 ));
             }
         }
-        let ((_, mode, out, coded), _) = best.expect("the first contender runs whole");
-        wr.put_bits(mode as u64, 2);
-        for &(q, sidx) in &coded {
-            wr.put(q, sidx as usize);
+        let ((bits, mode, out, codes), profile) = best.expect("the first contender runs whole");
+        // Lossless tiles may go under a model of the values seen instead (mode 4): its
+        // predictors are costed on the sample first and on the whole tile only where one is
+        // cheaper there than every other mode; the tile then needs no latent.
+        let histogram = if s.e == 0 {
+            histogram_choice(
+                (v, blank, w, h),
+                sample_least.map(|l| (l, sample)),
+                bits,
+                &profile,
+            )
+        } else {
+            None
+        };
+        wr.put_bits(if histogram.is_some() { 4 } else { mode as u64 }, MODE_BITS);
+        match histogram {
+            Some(pr) => {
+                crate::histogram::put(&mut wr, pr, v, blank, w, h);
+                v.iter()
+                    .zip(blank)
+                    .map(|(&x, &b)| if b { 0 } else { x })
+                    .collect()
+            }
+            None => {
+                put_norm(&mut wr, &norm);
+                // With a learned prior, one bit per channel says whether its table or a per-tile
+                // Laplace scale codes the channel (whichever is cheaper here); without one, no bit.
+                for (c, ch) in latent[..channels * per].chunks(per).enumerate() {
+                    let table = p.prior().map(|t| &t[c]).filter(|t| {
+                        let learned: f64 = ch.iter().map(|&x| t.cost(x)).sum();
+                        let laplace: f64 =
+                            SCALE_BITS as f64 + ch.iter().map(|&x| cost(x, scales[c])).sum::<f64>();
+                        let pick = learned < laplace;
+                        wr.put_bits(pick as u64, 1);
+                        pick
+                    });
+                    match table {
+                        Some(t) => {
+                            prior_channels += 1;
+                            ch.iter().for_each(|&x| wr.put_int(t, x));
+                        }
+                        None => {
+                            wr.put_bits(scales[c] as u64, SCALE_BITS);
+                            ch.iter().for_each(|&x| wr.put(x, scales[c]));
+                        }
+                    }
+                }
+                for &(q, sidx) in &codes {
+                    wr.put(q, sidx as usize);
+                }
+                out
+            }
         }
-        out
     };
     let est_bits = wr.est_bits;
     let mut bytes = vec![VERSION];
@@ -739,7 +819,18 @@ pub fn decode(
         f => return Err(Corrupt(format!("blank-mask flag {f}"))),
     };
     let mut v = vec![0i64; n];
-    if blank.iter().any(|b| !b) {
+    // Format 5 on: the residual mode first (3 bits; mode 4 codes the values alone).
+    let early_mode = if version >= 5 && blank.iter().any(|b| !b) {
+        Some(rd.get_bits(MODE_BITS)? as usize)
+    } else {
+        None
+    };
+    if early_mode == Some(4) {
+        v = crate::histogram::get(&mut rd, &blank, w, h, (s.lo, s.hi))?;
+        if s.e != 0 {
+            return Err(Corrupt("a histogram tile in a lossy file".into()));
+        }
+    } else if blank.iter().any(|b| !b) {
         let norm = get_norm(&mut rd, p.norm_kind())?;
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
@@ -772,7 +863,10 @@ pub fn decode(
         }
         latent.resize(shape[0] * per, 0);
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
-        let m = rd.get_bits(2)? as usize;
+        let m = match early_mode {
+            Some(m) => m,
+            None => rd.get_bits(2)? as usize,
+        };
         let mode = *MODES
             .get(m)
             .ok_or_else(|| Corrupt(format!("residual mode {m}")))?;
@@ -796,4 +890,58 @@ pub fn decode(
         ));
     }
     Ok((v, blank))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The residual mode a tile was coded with (format 5).
+    fn mode_of(bytes: &[u8]) -> u64 {
+        let mut rd = Reader::new(&bytes[9..], true).unwrap();
+        assert_eq!(rd.get_bits(2).unwrap(), 0, "no blanks in these tiles");
+        rd.get_bits(MODE_BITS).unwrap()
+    }
+
+    fn settings(e: i64) -> Settings {
+        Settings {
+            e,
+            lo: i16::MIN as i64,
+            hi: i16::MAX as i64,
+            eta: None,
+        }
+    }
+
+    #[test]
+    fn lattice_and_count_tiles_go_under_the_histogram_and_come_back_exact() {
+        let p = Predictor::load("default-2").unwrap();
+        let (w, h) = (64, 64);
+        let mut seed = 11u64;
+        let mut noise = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 59) as i64
+        };
+        // A plate: a smooth field with noise, through a nonlinear table (a sparse lattice).
+        let lattice: Vec<i64> = (0..w * h)
+            .map(|k| {
+                let level = ((k % w) / 3 + (k / w) / 4) as i64 + noise() / 8;
+                200 + level * level / 2 + 37 * level
+            })
+            .collect();
+        // Counts: mostly 0, a few photons.
+        let counts: Vec<i64> = (0..w * h).map(|_| (noise() - 12).max(0) / 2).collect();
+        let blank = vec![false; w * h];
+        for (name, v) in [("lattice", &lattice), ("counts", &counts)] {
+            let t = encode(&p, v, &blank, w, h, &settings(0));
+            assert_eq!(mode_of(&t.bytes), 4, "{name}");
+            let (back, b) = decode(&p, &t.bytes, w, h, &settings(0)).unwrap();
+            assert_eq!(&back, v, "{name}");
+            assert!(b.iter().all(|&x| !x));
+            // Lossy tiles never use it.
+            let t = encode(&p, v, &blank, w, h, &settings(2));
+            assert_ne!(mode_of(&t.bytes), 4, "{name}");
+        }
+    }
 }

@@ -134,7 +134,14 @@ fn golden_dir_of(version: u8) -> std::path::PathBuf {
 }
 
 /// What the golden files are: (coded file, input, model, mode).
-const GOLDEN: [(&str, &str, &str, Option<f64>); 10] = [
+const GOLDEN: [(&str, &str, &str, Option<f64>); 11] = [
+    // Format 5 on: a plate-like image whose values lie on a sparse lattice (residual mode 4).
+    (
+        "default-2.lattice.lossless.fits",
+        "lattice.fits",
+        "default-2",
+        None,
+    ),
     ("default-2.lossless.fits", "int16.fits", "default-2", None),
     (
         "default-2.max-error-1.fits",
@@ -236,6 +243,19 @@ fn golden_files_decode_to_their_pinned_hashes_and_encode_to_their_bytes() {
             }
         }
     }
+    // The lattice golden file exercises residual mode 4 (format 5: the 3-bit mode after the
+    // 2-bit blank flag).
+    let lattice = coded_tiles(&golden_dir().join("default-2.lattice.lossless.fits"));
+    let modes: Vec<u64> = lattice
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let mut rd = skyzip_codec::entropy::Reader::new(&t[9..], true).unwrap();
+            assert_eq!(rd.get_bits(2).unwrap(), 0);
+            rd.get_bits(3).unwrap()
+        })
+        .collect();
+    assert!(modes.contains(&4), "{modes:?}");
     let dir = golden_dir();
     for (coded, input, model, mode) in GOLDEN {
         let p = skyzip_codec::Predictor::load(model).unwrap();
@@ -320,6 +340,22 @@ fn write_golden_files() {
     write(
         "int16.fits",
         Pixels::I16(v.iter().map(|&x| x as i16).collect()),
+    );
+    // A photographic plate's kind of values: a smooth field plus the frame's noise passed
+    // through a nonlinear table, so neighbours differ by multiples of a local step.
+    let lowest = v.iter().copied().min().unwrap();
+    write(
+        "lattice.fits",
+        Pixels::I16(
+            v.iter()
+                .enumerate()
+                .map(|(k, &x)| {
+                    let level =
+                        ((k % w) as i64 / 4 + (k / w) as i64 / 3 + (x - lowest) / 16).clamp(0, 200);
+                    (200 + level * level / 2 + 37 * level) as i16
+                })
+                .collect(),
+        ),
     );
     write(
         "f32-nan.fits",

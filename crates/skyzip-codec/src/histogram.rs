@@ -1,0 +1,306 @@
+//! Residual mode 4 (format 5 on, lossless tiles): a non-parametric model learned as the tile is
+//! coded. The learned μ/σ and the Laplace tables of the other modes cannot see a sparse
+//! alphabet — a photographic plate's values pass through a density-to-intensity table, so
+//! neighbours differ by multiples of a local step; counts of a few photons are mostly 0, 1, 2 —
+//! but a frequency table of the values actually seen does.
+//!
+//! Two predictors (one per tile, the encoder keeps the cheaper): the median edge detector on
+//! the decoded values (the residual x − MED(a, b, c): differences of values on the lattice), or
+//! none (x − the tile's minimum: counts), each pixel in one of a few contexts from its decoded
+//! neighbours. Each context keeps integer counts of the symbols it has coded and codes the next
+//! one under a table rebuilt from them after 16, 32, 64, … 4096 symbols and every 4096 after:
+//! the seen symbols with their counts, plus an escape as likely as the number of distinct
+//! symbols (PPM's method C); an escaped symbol follows under a Laplace of the context's mean
+//! |symbol|. Integer counts, integer frequencies, [`crate::detmath`] costs: every machine codes
+//! the same bits.
+
+use crate::entropy::{cost_fx, fixed_cost, snap, Corrupt, IntTable, Reader, Writer};
+use std::collections::HashMap;
+
+/// How a tile predicts the symbol it codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Predict {
+    /// x − MED(a, b, c); one context.
+    Med,
+    /// x − min (the tile's smallest value with data); contexts from the neighbours' sum.
+    Offset(i64),
+}
+
+/// Contexts of the offset predictor: ⌊log2⌋ + 1 of the four causal neighbours' sum, capped.
+const OFFSET_CONTEXTS: usize = 8;
+/// Symbols a context codes before its first table, and the period its tables settle at.
+const FIRST_TABLE: u32 = 16;
+const TABLE_PERIOD: u32 = 4096;
+
+fn hash_map<V>() -> Map<V> {
+    HashMap::default()
+}
+
+/// A multiplicative hasher for the i64 keys (lookups only: nothing depends on the map's order).
+#[derive(Default)]
+pub struct Mix(u64);
+
+impl std::hash::Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.0 = (v as u64 ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        self.0 ^= self.0 >> 31;
+    }
+}
+
+type Map<V> = HashMap<i64, V, std::hash::BuildHasherDefault<Mix>>;
+
+/// One context's model.
+struct Context {
+    counts: Map<u32>,
+    /// Symbols coded, and Σ |symbol| (the escape's Laplace scale).
+    n: u32,
+    abs: u64,
+    /// The current table: its symbols (ascending), where each is, and the table (index i is
+    /// `values[i]`; −1 is the escape).
+    values: Vec<i64>,
+    at: Map<usize>,
+    table: Option<IntTable>,
+}
+
+impl Context {
+    fn new() -> Context {
+        Context {
+            counts: hash_map(),
+            n: 0,
+            abs: 0,
+            values: Vec::new(),
+            at: hash_map(),
+            table: None,
+        }
+    }
+
+    /// The Laplace scale index an escaped symbol is coded at: the context's mean |symbol|.
+    fn escape_scale(&self) -> usize {
+        snap(if self.n == 0 {
+            4.0
+        } else {
+            (self.abs as f64 / self.n as f64).max(0.3)
+        })
+    }
+
+    fn update(&mut self, r: i64) {
+        *self.counts.entry(r).or_insert(0) += 1;
+        self.n += 1;
+        self.abs = self.abs.saturating_add(r.unsigned_abs());
+        if self.n == FIRST_TABLE
+            || (self.n < TABLE_PERIOD && self.n.is_power_of_two() && self.n > FIRST_TABLE)
+            || self.n.is_multiple_of(TABLE_PERIOD)
+        {
+            self.rebuild();
+        }
+    }
+
+    /// The table of the counts so far: each symbol's share of 2^24 in proportion to its count,
+    /// the escape's to the number of distinct symbols, the rounding left to the most frequent
+    /// symbol (the smallest of equals).
+    fn rebuild(&mut self) {
+        let mut values: Vec<i64> = self.counts.keys().copied().collect();
+        values.sort_unstable();
+        let esc = values.len() as u64;
+        let total = self.n as u64 + esc;
+        const T: u64 = 1 << 24;
+        let mut freq: Vec<u32> = values
+            .iter()
+            .map(|v| ((self.counts[v] as u64 * T) / total).max(1) as u32)
+            .collect();
+        freq.push(((esc * T) / total).max(1) as u32);
+        let sum: u64 = freq.iter().map(|&f| f as u64).sum();
+        let top = (0..values.len())
+            .max_by_key(|&i| (freq[i], std::cmp::Reverse(i)))
+            .expect("a rebuilt context has symbols");
+        // The counts never exceed 2^16 per tile, so every share is ≥ 256 and the rounding
+        // (at most one per symbol) fits in the largest.
+        freq[top] = (freq[top] as u64 + T - sum) as u32;
+        self.at = values.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+        self.values = values;
+        self.table = Some(IntTable::from_frequencies(0, freq).expect("frequencies sum to 2^24"));
+    }
+
+    /// What coding `r` costs here (fixed point).
+    fn cost(&self, r: i64) -> u64 {
+        match (&self.table, self.at.get(&r)) {
+            (Some(t), Some(&i)) => fixed_cost(t.cost(i as i64)),
+            (Some(t), None) => fixed_cost(t.escape_cost()) + cost_fx(r, self.escape_scale()),
+            (None, _) => cost_fx(r, self.escape_scale()),
+        }
+    }
+
+    fn put(&self, w: &mut Writer, r: i64) {
+        match (&self.table, self.at.get(&r)) {
+            (Some(t), Some(&i)) => w.put_int(t, i as i64),
+            (Some(t), None) => {
+                w.put_escape_only(t);
+                w.put(r, self.escape_scale());
+            }
+            (None, _) => w.put(r, self.escape_scale()),
+        }
+    }
+
+    fn get(&self, rd: &mut Reader) -> Result<i64, Corrupt> {
+        match &self.table {
+            Some(t) => match rd.get_int_or_escape(t)? {
+                Some(i) => Ok(self.values[i as usize]),
+                None => rd.get(self.escape_scale()),
+            },
+            None => rd.get(self.escape_scale()),
+        }
+    }
+}
+
+/// The walk shared by costing, writing and reading: per non-blank pixel in raster order, the
+/// prediction and context from the decoded neighbours, then `code(context, prediction)` gives
+/// the pixel's value (the encoder's own, or the decoder's). Blank pixels count as their
+/// prediction. `row_done(y)` may stop the walk (None).
+fn walk(
+    predict: Predict,
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    mut code: impl FnMut(&mut Context, i64, usize) -> Result<i64, Corrupt>,
+    mut row_done: impl FnMut(usize) -> bool,
+) -> Result<Option<Vec<i64>>, Corrupt> {
+    let k = match predict {
+        Predict::Med => 1,
+        Predict::Offset(_) => OFFSET_CONTEXTS,
+    };
+    let mut ctx: Vec<Context> = (0..k).map(|_| Context::new()).collect();
+    let mut out: Vec<i64> = Vec::with_capacity(w * h);
+    // Values as the predictors see them (blanks: their prediction).
+    let mut seen = vec![0i64; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let left = (x > 0).then(|| seen[i - 1]);
+            let (ul, u, ur) = if y > 0 {
+                (
+                    (x > 0).then(|| seen[i - w - 1]),
+                    Some(seen[i - w]),
+                    (x + 1 < w).then(|| seen[i - w + 1]),
+                )
+            } else {
+                (None, None, None)
+            };
+            let (p, c) = match predict {
+                Predict::Med => {
+                    let a = left.or(u).unwrap_or(0);
+                    let b = u.unwrap_or(a);
+                    let c = if x > 0 { ul.unwrap_or(b) } else { b };
+                    (crate::tile::med(a, b, c), 0)
+                }
+                Predict::Offset(m) => {
+                    let s = [left, ul, u, ur]
+                        .iter()
+                        .flatten()
+                        .fold(0i64, |acc, &v| acc.saturating_add(v.saturating_sub(m)));
+                    let bucket = (64 - (s.max(0) as u64).leading_zeros()) as usize;
+                    (m, bucket.min(OFFSET_CONTEXTS - 1))
+                }
+            };
+            if blank[i] {
+                seen[i] = p;
+                out.push(0);
+                continue;
+            }
+            let v = code(&mut ctx[c], p, i)?;
+            ctx[c].update(v.wrapping_sub(p));
+            seen[i] = v;
+            out.push(v);
+        }
+        if !row_done(y) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The cost (fixed point) of coding `v` with `predict`, and the bits after each row, stopped
+/// where `keep_going(y, bits)` says so (None).
+pub fn cost(
+    predict: Predict,
+    v: &[i64],
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    mut keep_going: impl FnMut(usize, u64) -> bool,
+) -> Option<u64> {
+    let bits = std::cell::Cell::new(0u64);
+    walk(
+        predict,
+        blank,
+        w,
+        h,
+        |c, p, i| {
+            bits.set(bits.get() + c.cost(v[i].wrapping_sub(p)));
+            Ok(v[i])
+        },
+        |y| keep_going(y, bits.get()),
+    )
+    .expect("costing cannot fail")
+    .map(|_| bits.get())
+}
+
+/// Writes the tile's values (`predict` and its parameter first).
+pub fn put(wr: &mut Writer, predict: Predict, v: &[i64], blank: &[bool], w: usize, h: usize) {
+    match predict {
+        Predict::Med => wr.put_bits(0, 1),
+        Predict::Offset(m) => {
+            wr.put_bits(1, 1);
+            wr.put_bits(m as u64, 64);
+        }
+    }
+    walk(
+        predict,
+        blank,
+        w,
+        h,
+        |c, p, i| {
+            c.put(wr, v[i].wrapping_sub(p));
+            Ok(v[i])
+        },
+        |_| true,
+    )
+    .expect("writing cannot fail");
+}
+
+/// Reads what [`put`] wrote; every value must lie in `lo ..= hi`.
+pub fn get(
+    rd: &mut Reader,
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    (lo, hi): (i64, i64),
+) -> Result<Vec<i64>, Corrupt> {
+    let predict = if rd.get_bits(1)? == 0 {
+        Predict::Med
+    } else {
+        Predict::Offset(rd.get_bits(64)? as i64)
+    };
+    walk(
+        predict,
+        blank,
+        w,
+        h,
+        |c, p, _| {
+            let x = p.wrapping_add(c.get(rd)?);
+            if !(lo..=hi).contains(&x) {
+                return Err(Corrupt(format!("decoded value {x} outside {lo}…{hi}")));
+            }
+            Ok(x)
+        },
+        |_| true,
+    )
+    .map(|o| o.expect("the decoder walks every row"))
+}
