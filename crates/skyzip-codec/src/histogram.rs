@@ -59,26 +59,31 @@ type Map<V> = HashMap<i64, V, std::hash::BuildHasherDefault<Mix>>;
 
 /// One context's model.
 struct Context {
-    counts: Map<u32>,
     /// Symbols coded, and Σ |symbol| (the escape's Laplace scale).
     n: u32,
     abs: u64,
-    /// The current table: its symbols (ascending), where each is, and the table (index i is
-    /// `values[i]`; −1 is the escape).
+    /// The current table's symbols (ascending), where each is, their counts so far, and the
+    /// table (index i is `values[i]`; the last entry the escape) with each symbol's cost.
     values: Vec<i64>,
     at: Map<usize>,
+    counts: Vec<u32>,
     table: Option<IntTable>,
+    cost_fx: Vec<u64>,
+    /// Counts of the symbols not in the table yet.
+    fresh: Map<u32>,
 }
 
 impl Context {
     fn new() -> Context {
         Context {
-            counts: hash_map(),
             n: 0,
             abs: 0,
             values: Vec::new(),
             at: hash_map(),
+            counts: Vec::new(),
             table: None,
+            cost_fx: Vec::new(),
+            fresh: hash_map(),
         }
     }
 
@@ -91,8 +96,13 @@ impl Context {
         })
     }
 
-    fn update(&mut self, r: i64) {
-        *self.counts.entry(r).or_insert(0) += 1;
+    /// Counts `r` (at table index `i`, or a symbol not in the table) and rebuilds the table on
+    /// schedule.
+    fn update(&mut self, r: i64, i: Option<usize>) {
+        match i {
+            Some(i) => self.counts[i] += 1,
+            None => *self.fresh.entry(r).or_insert(0) += 1,
+        }
         self.n += 1;
         self.abs = self.abs.saturating_add(r.unsigned_abs());
         if self.n == FIRST_TABLE
@@ -107,56 +117,87 @@ impl Context {
     /// the escape's to the number of distinct symbols, the rounding left to the most frequent
     /// symbol (the smallest of equals).
     fn rebuild(&mut self) {
-        let mut values: Vec<i64> = self.counts.keys().copied().collect();
-        values.sort_unstable();
-        let esc = values.len() as u64;
+        let mut all: Vec<(i64, u32)> = self
+            .values
+            .iter()
+            .copied()
+            .zip(self.counts.iter().copied())
+            .chain(self.fresh.drain())
+            .collect();
+        all.sort_unstable_by_key(|e| e.0);
+        let esc = all.len() as u64;
         let total = self.n as u64 + esc;
         const T: u64 = 1 << 24;
-        let mut freq: Vec<u32> = values
+        let mut freq: Vec<u32> = all
             .iter()
-            .map(|v| ((self.counts[v] as u64 * T) / total).max(1) as u32)
+            .map(|&(_, c)| ((c as u64 * T) / total).max(1) as u32)
             .collect();
         freq.push(((esc * T) / total).max(1) as u32);
         let sum: u64 = freq.iter().map(|&f| f as u64).sum();
-        let top = (0..values.len())
+        let top = (0..all.len())
             .max_by_key(|&i| (freq[i], std::cmp::Reverse(i)))
             .expect("a rebuilt context has symbols");
         // The counts never exceed 2^16 per tile, so every share is ≥ 256 and the rounding
         // (at most one per symbol) fits in the largest.
         freq[top] = (freq[top] as u64 + T - sum) as u32;
-        self.at = values.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-        self.values = values;
-        self.table = Some(IntTable::from_frequencies(0, freq).expect("frequencies sum to 2^24"));
+        self.at = all.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+        self.values = all.iter().map(|e| e.0).collect();
+        self.counts = all.iter().map(|e| e.1).collect();
+        let table = IntTable::from_frequencies(0, freq).expect("frequencies sum to 2^24");
+        self.cost_fx = (0..=self.values.len() as i64)
+            .map(|i| {
+                if (i as usize) < self.values.len() {
+                    fixed_cost(table.cost(i))
+                } else {
+                    fixed_cost(table.escape_cost())
+                }
+            })
+            .collect();
+        self.table = Some(table);
     }
 
-    /// What coding `r` costs here (fixed point).
-    fn cost(&self, r: i64) -> u64 {
-        match (&self.table, self.at.get(&r)) {
-            (Some(t), Some(&i)) => fixed_cost(t.cost(i as i64)),
-            (Some(t), None) => fixed_cost(t.escape_cost()) + cost_fx(r, self.escape_scale()),
+    /// What coding `r` costs here (fixed point); counts it.
+    fn cost(&mut self, r: i64) -> u64 {
+        let i = self.at.get(&r).copied();
+        let c = match (&self.table, i) {
+            (Some(_), Some(i)) => self.cost_fx[i],
+            (Some(_), None) => self.cost_fx[self.values.len()] + cost_fx(r, self.escape_scale()),
             (None, _) => cost_fx(r, self.escape_scale()),
-        }
+        };
+        self.update(r, i);
+        c
     }
 
-    fn put(&self, w: &mut Writer, r: i64) {
-        match (&self.table, self.at.get(&r)) {
-            (Some(t), Some(&i)) => w.put_int(t, i as i64),
+    fn put(&mut self, w: &mut Writer, r: i64) {
+        let i = self.at.get(&r).copied();
+        match (&self.table, i) {
+            (Some(t), Some(i)) => w.put_int(t, i as i64),
             (Some(t), None) => {
                 w.put_escape_only(t);
                 w.put(r, self.escape_scale());
             }
             (None, _) => w.put(r, self.escape_scale()),
         }
+        self.update(r, i);
     }
 
-    fn get(&self, rd: &mut Reader) -> Result<i64, Corrupt> {
-        match &self.table {
+    fn get(&mut self, rd: &mut Reader) -> Result<i64, Corrupt> {
+        let (r, i) = match &self.table {
             Some(t) => match rd.get_int_or_escape(t)? {
-                Some(i) => Ok(self.values[i as usize]),
-                None => rd.get(self.escape_scale()),
+                Some(i) => (self.values[i as usize], Some(i as usize)),
+                None => {
+                    let r = rd.get(self.escape_scale())?;
+                    // An escaped symbol is one the table lacks (else the stream is damaged).
+                    if self.at.contains_key(&r) {
+                        return Err(Corrupt(format!("escaped symbol {r} is in the table")));
+                    }
+                    (r, None)
+                }
             },
-            None => rd.get(self.escape_scale()),
-        }
+            None => (rd.get(self.escape_scale())?, None),
+        };
+        self.update(r, i);
+        Ok(r)
     }
 }
 
@@ -215,7 +256,6 @@ fn walk(
                 continue;
             }
             let v = code(&mut ctx[c], p, i)?;
-            ctx[c].update(v.wrapping_sub(p));
             seen[i] = v;
             out.push(v);
         }

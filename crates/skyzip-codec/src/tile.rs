@@ -520,13 +520,14 @@ const MODE_BITS: u32 = 3;
 const OFFSET_RANGE: i64 = 4096;
 
 /// A lossless tile's mode-4 predictor when one is cheaper than the best other mode (`best`
-/// bits, `profile` after each row): costed first on the sample (`sample`: the other modes'
-/// least there and the sample's values, blanks and rows), where it must beat them all, then
-/// on the whole tile, stopped where it falls behind `profile`.
+/// bits, `profile` after each row): costed first on the sample (`sample`: the cheapest other
+/// mode's bits there after each row, and the sample's values, blanks and rows), stopped where it
+/// falls behind them and kept only where it beats them at the end, then on the whole tile,
+/// stopped where it falls behind `profile`.
 #[allow(clippy::type_complexity)]
 fn histogram_choice(
     (v, blank, w, h): (&[i64], &[bool], usize, usize),
-    sample: Option<(u64, (&[i64], &[bool], usize))>,
+    sample: Option<(&[u64], (&[i64], &[bool], usize))>,
     best: u64,
     profile: &[u64],
 ) -> Option<Predict> {
@@ -544,9 +545,13 @@ fn histogram_choice(
     if hi.saturating_sub(lo) < OFFSET_RANGE {
         cands.push(Predict::Offset(lo));
     }
-    if let Some((least, (sv, sb, rows))) = sample {
+    if let Some((lead, (sv, sb, rows))) = sample {
+        let least = lead[rows - 1];
         cands.retain(|&pr| {
-            crate::histogram::cost(pr, sv, sb, w, rows, |_, _| true).is_some_and(|b| b < least)
+            crate::histogram::cost(pr, sv, sb, w, rows, |y, b| {
+                !behind(b, lead[y], (y, rows), SAMPLE_MARGIN)
+            })
+            .is_some_and(|b| b < least)
         });
     }
     let mut choice = (best, None);
@@ -662,8 +667,9 @@ pub fn encode(
             gather(blank, &rows, w),
         );
         let seen = sb.iter().filter(|&&b| !b).count();
-        // The cheapest mode's bits on the sample (when there is one): what mode 4 must beat.
-        let mut sample_least: Option<u64> = None;
+        // The cheapest mode's bits on the sample after each row (when there is a sample): what
+        // mode 4 must beat.
+        let mut sample_lead: Option<Vec<u64>> = None;
         let sample = (&sv[..], &sb[..], rows.len());
         // The contenders, cheapest on the sample first (so the first full walk is likely the
         // leader that stops the others early).
@@ -688,7 +694,7 @@ pub fn encode(
                 .map(|b| b.0)
                 .min()
                 .expect("the first mode runs whole");
-            sample_least = Some(least);
+            sample_lead = Some(lead.clone());
             let mut c: Vec<(u64, Residuals)> = bits
                 .into_iter()
                 .filter(|&(b, _)| b as f64 <= least as f64 * (1.0 + SAMPLE_MARGIN))
@@ -731,7 +737,7 @@ pub fn encode(
         let histogram = if s.e == 0 {
             histogram_choice(
                 (v, blank, w, h),
-                sample_least.map(|l| (l, sample)),
+                sample_lead.as_deref().map(|l| (l, sample)),
                 bits,
                 &profile,
             )
