@@ -1,5 +1,5 @@
-//! Residual mode 4 (format 5 on, lossless tiles): a non-parametric model learned as the tile is
-//! coded. The learned μ/σ and the Laplace tables of the other modes cannot see a sparse
+//! Residual mode 4 (format 5 on): a non-parametric model learned as the tile is coded, lossless
+//! or on the max-error quantiser's step (near-lossless, as JPEG-LS's NEAR). The learned μ/σ and the Laplace tables of the other modes cannot see a sparse
 //! alphabet — a photographic plate's values pass through a density-to-intensity table, so
 //! neighbours differ by multiples of a local step; counts of a few photons are mostly 0, 1, 2 —
 //! but a frequency table of the values actually seen does.
@@ -201,12 +201,38 @@ impl Context {
     }
 }
 
+/// The quantiser a tile's symbols go through: residuals on a step of 2e + 1 (e = 0: lossless),
+/// every value clamped to the pixel type's range.
+#[derive(Debug, Clone, Copy)]
+pub struct Quant {
+    pub e: i64,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+impl Quant {
+    fn step(&self) -> i64 {
+        2 * self.e + 1
+    }
+
+    /// The symbol of residual r: ⌊(r + e)/(2e + 1)⌋ (r itself when lossless).
+    fn symbol(&self, r: i64) -> i64 {
+        if self.e == 0 {
+            r
+        } else {
+            (r + self.e).div_euclid(self.step())
+        }
+    }
+}
+
 /// The walk shared by costing, writing and reading: per non-blank pixel in raster order, the
-/// prediction and context from the decoded neighbours, then `code(context, prediction)` gives
-/// the pixel's value (the encoder's own, or the decoder's). Blank pixels count as their
-/// prediction. `row_done(y)` may stop the walk (None).
+/// prediction and context from the decoded neighbours, then `code(context, prediction, pixel)`
+/// gives the pixel's symbol (the encoder's own, or the decoder's), and the decoded value is the
+/// prediction plus the symbol's step, clamped. Blank pixels count as their prediction.
+/// `row_done(y)` may stop the walk (None). Returns the decoded values (0 for blanks).
 fn walk(
     predict: Predict,
+    quant: Quant,
     blank: &[bool],
     w: usize,
     h: usize,
@@ -217,6 +243,7 @@ fn walk(
         Predict::Med => 1,
         Predict::Offset(_) => OFFSET_CONTEXTS,
     };
+    let step = quant.step();
     let mut ctx: Vec<Context> = (0..k).map(|_| Context::new()).collect();
     let mut out: Vec<i64> = Vec::with_capacity(w * h);
     // Values as the predictors see them (blanks: their prediction).
@@ -245,7 +272,8 @@ fn walk(
                     let s = [left, ul, u, ur]
                         .iter()
                         .flatten()
-                        .fold(0i64, |acc, &v| acc.saturating_add(v.saturating_sub(m)));
+                        .fold(0i64, |acc, &v| acc.saturating_add(v.saturating_sub(m)))
+                        / step;
                     let bucket = (64 - (s.max(0) as u64).leading_zeros()) as usize;
                     (m, bucket.min(OFFSET_CONTEXTS - 1))
                 }
@@ -255,7 +283,10 @@ fn walk(
                 out.push(0);
                 continue;
             }
-            let v = code(&mut ctx[c], p, i)?;
+            let q = code(&mut ctx[c], p, i)?;
+            let v = p
+                .saturating_add(q.saturating_mul(step))
+                .clamp(quant.lo, quant.hi);
             seen[i] = v;
             out.push(v);
         }
@@ -266,12 +297,12 @@ fn walk(
     Ok(Some(out))
 }
 
-/// The cost (fixed point) of coding `v` with `predict`, and the bits after each row, stopped
-/// where `keep_going(y, bits)` says so (None).
+/// The cost (fixed point) of coding `v` with `predict` under `quant`, stopped where
+/// `keep_going(y, bits after row y)` says so (None).
 pub fn cost(
     predict: Predict,
-    v: &[i64],
-    blank: &[bool],
+    quant: Quant,
+    (v, blank): (&[i64], &[bool]),
     w: usize,
     h: usize,
     mut keep_going: impl FnMut(usize, u64) -> bool,
@@ -279,12 +310,14 @@ pub fn cost(
     let bits = std::cell::Cell::new(0u64);
     walk(
         predict,
+        quant,
         blank,
         w,
         h,
         |c, p, i| {
-            bits.set(bits.get() + c.cost(v[i].wrapping_sub(p)));
-            Ok(v[i])
+            let q = quant.symbol(v[i].saturating_sub(p));
+            bits.set(bits.get() + c.cost(q));
+            Ok(q)
         },
         |y| keep_going(y, bits.get()),
     )
@@ -292,8 +325,15 @@ pub fn cost(
     .map(|_| bits.get())
 }
 
-/// Writes the tile's values (`predict` and its parameter first).
-pub fn put(wr: &mut Writer, predict: Predict, v: &[i64], blank: &[bool], w: usize, h: usize) {
+/// Writes the tile's values (`predict` and its parameter first); returns them as decoded.
+pub fn put(
+    wr: &mut Writer,
+    predict: Predict,
+    quant: Quant,
+    (v, blank): (&[i64], &[bool]),
+    w: usize,
+    h: usize,
+) -> Vec<i64> {
     match predict {
         Predict::Med => wr.put_bits(0, 1),
         Predict::Offset(m) => {
@@ -303,44 +343,34 @@ pub fn put(wr: &mut Writer, predict: Predict, v: &[i64], blank: &[bool], w: usiz
     }
     walk(
         predict,
+        quant,
         blank,
         w,
         h,
         |c, p, i| {
-            c.put(wr, v[i].wrapping_sub(p));
-            Ok(v[i])
+            let q = quant.symbol(v[i].saturating_sub(p));
+            c.put(wr, q);
+            Ok(q)
         },
         |_| true,
     )
-    .expect("writing cannot fail");
+    .expect("writing cannot fail")
+    .expect("the encoder walks every row")
 }
 
-/// Reads what [`put`] wrote; every value must lie in `lo ..= hi`.
+/// Reads what [`put`] wrote.
 pub fn get(
     rd: &mut Reader,
+    quant: Quant,
     blank: &[bool],
     w: usize,
     h: usize,
-    (lo, hi): (i64, i64),
 ) -> Result<Vec<i64>, Corrupt> {
     let predict = if rd.get_bits(1)? == 0 {
         Predict::Med
     } else {
         Predict::Offset(rd.get_bits(64)? as i64)
     };
-    walk(
-        predict,
-        blank,
-        w,
-        h,
-        |c, p, _| {
-            let x = p.wrapping_add(c.get(rd)?);
-            if !(lo..=hi).contains(&x) {
-                return Err(Corrupt(format!("decoded value {x} outside {lo}…{hi}")));
-            }
-            Ok(x)
-        },
-        |_| true,
-    )
-    .map(|o| o.expect("the decoder walks every row"))
+    walk(predict, quant, blank, w, h, |c, _, _| c.get(rd), |_| true)
+        .map(|o| o.expect("the decoder walks every row"))
 }

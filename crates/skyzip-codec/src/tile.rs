@@ -14,7 +14,7 @@
 //! corrupted tile is an error, never a silently wrong image.
 
 use crate::entropy::{cost, cost_fx, snap, Corrupt, Reader, Writer, SCALES};
-use crate::histogram::Predict;
+use crate::histogram::{Predict, Quant};
 use crate::predict::Predictor;
 use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
@@ -516,7 +516,7 @@ fn behind(bits: u64, lead: u64, (y, rows): (usize, usize), slack: f64) -> bool {
 
 /// Bits of the residual mode field: 3 from format 5 on (mode 4, the histogram), 2 before.
 const MODE_BITS: u32 = 3;
-/// The offset predictor is tried on tiles whose values span less than this.
+/// The offset predictor is tried on tiles whose values span fewer steps than this.
 const OFFSET_RANGE: i64 = 4096;
 
 /// A lossless tile's mode-4 predictor when one is cheaper than the best other mode (`best`
@@ -527,6 +527,7 @@ const OFFSET_RANGE: i64 = 4096;
 #[allow(clippy::type_complexity)]
 fn histogram_choice(
     (v, blank, w, h): (&[i64], &[bool], usize, usize),
+    quant: Quant,
     sample: Option<(&[u64], (&[i64], &[bool], usize))>,
     best: u64,
     profile: &[u64],
@@ -542,13 +543,13 @@ fn histogram_choice(
         return None;
     }
     let mut cands = vec![Predict::Med];
-    if hi.saturating_sub(lo) < OFFSET_RANGE {
+    if hi.saturating_sub(lo) / (2 * quant.e + 1) < OFFSET_RANGE {
         cands.push(Predict::Offset(lo));
     }
     if let Some((lead, (sv, sb, rows))) = sample {
         let least = lead[rows - 1];
         cands.retain(|&pr| {
-            crate::histogram::cost(pr, sv, sb, w, rows, |y, b| {
+            crate::histogram::cost(pr, quant, (sv, sb), w, rows, |y, b| {
                 !behind(b, lead[y], (y, rows), SAMPLE_MARGIN)
             })
             .is_some_and(|b| b < least)
@@ -560,7 +561,7 @@ fn histogram_choice(
             Predict::Med => 1,
             Predict::Offset(_) => 65,
         } * crate::entropy::COST_ONE;
-        let bits = crate::histogram::cost(pr, v, blank, w, h, |y, bits| {
+        let bits = crate::histogram::cost(pr, quant, (v, blank), w, h, |y, bits| {
             !behind(bits + header, profile[y], (y, h), 0.0)
         });
         if let Some(b) = bits.map(|b| b + header).filter(|&b| b < choice.0) {
@@ -734,25 +735,21 @@ pub fn encode(
         // Lossless tiles may go under a model of the values seen instead (mode 4): its
         // predictors are costed on the sample first and on the whole tile only where one is
         // cheaper there than every other mode; the tile then needs no latent.
-        let histogram = if s.e == 0 {
-            histogram_choice(
-                (v, blank, w, h),
-                sample_lead.as_deref().map(|l| (l, sample)),
-                bits,
-                &profile,
-            )
-        } else {
-            None
+        let quant = Quant {
+            e: s.e,
+            lo: s.lo,
+            hi: s.hi,
         };
+        let histogram = histogram_choice(
+            (v, blank, w, h),
+            quant,
+            sample_lead.as_deref().map(|l| (l, sample)),
+            bits,
+            &profile,
+        );
         wr.put_bits(if histogram.is_some() { 4 } else { mode as u64 }, MODE_BITS);
         match histogram {
-            Some(pr) => {
-                crate::histogram::put(&mut wr, pr, v, blank, w, h);
-                v.iter()
-                    .zip(blank)
-                    .map(|(&x, &b)| if b { 0 } else { x })
-                    .collect()
-            }
+            Some(pr) => crate::histogram::put(&mut wr, pr, quant, (v, blank), w, h),
             None => {
                 put_norm(&mut wr, &norm);
                 // With a learned prior, one bit per channel says whether its table or a per-tile
@@ -832,10 +829,12 @@ pub fn decode(
         None
     };
     if early_mode == Some(4) {
-        v = crate::histogram::get(&mut rd, &blank, w, h, (s.lo, s.hi))?;
-        if s.e != 0 {
-            return Err(Corrupt("a histogram tile in a lossy file".into()));
-        }
+        let quant = Quant {
+            e: s.e,
+            lo: s.lo,
+            hi: s.hi,
+        };
+        v = crate::histogram::get(&mut rd, quant, &blank, w, h)?;
     } else if blank.iter().any(|b| !b) {
         let norm = get_norm(&mut rd, p.norm_kind())?;
         let d = p.divisor();
@@ -945,9 +944,14 @@ mod tests {
             let (back, b) = decode(&p, &t.bytes, w, h, &settings(0)).unwrap();
             assert_eq!(&back, v, "{name}");
             assert!(b.iter().all(|&x| !x));
-            // Lossy tiles never use it.
+            // Near-lossless: within the bound, whichever mode codes it.
             let t = encode(&p, v, &blank, w, h, &settings(2));
-            assert_ne!(mode_of(&t.bytes), 4, "{name}");
+            let (back, _) = decode(&p, &t.bytes, w, h, &settings(2)).unwrap();
+            assert_eq!(back, t.decoded, "{name}");
+            assert!(
+                back.iter().zip(v).all(|(a, b)| (a - b).abs() <= 2),
+                "{name}"
+            );
         }
     }
 }

@@ -134,13 +134,20 @@ fn golden_dir_of(version: u8) -> std::path::PathBuf {
 }
 
 /// What the golden files are: (coded file, input, model, mode).
-const GOLDEN: [(&str, &str, &str, Option<f64>); 11] = [
-    // Format 5 on: a plate-like image whose values lie on a sparse lattice (residual mode 4).
+const GOLDEN: [(&str, &str, &str, Option<f64>); 12] = [
+    // Format 5 on: a plate-like image whose values lie on a sparse lattice (residual mode 4,
+    // lossless and near-lossless).
     (
         "default-2.lattice.lossless.fits",
         "lattice.fits",
         "default-2",
         None,
+    ),
+    (
+        "default-2.lattice.max-error-1.fits",
+        "lattice.fits",
+        "default-2",
+        Some(1.0),
     ),
     ("default-2.lossless.fits", "int16.fits", "default-2", None),
     (
@@ -245,17 +252,22 @@ fn golden_files_decode_to_their_pinned_hashes_and_encode_to_their_bytes() {
     }
     // The lattice golden file exercises residual mode 4 (format 5: the 3-bit mode after the
     // 2-bit blank flag).
-    let lattice = coded_tiles(&golden_dir().join("default-2.lattice.lossless.fits"));
-    let modes: Vec<u64> = lattice
-        .iter()
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let mut rd = skyzip_codec::entropy::Reader::new(&t[9..], true).unwrap();
-            assert_eq!(rd.get_bits(2).unwrap(), 0);
-            rd.get_bits(3).unwrap()
-        })
-        .collect();
-    assert!(modes.contains(&4), "{modes:?}");
+    for name in [
+        "default-2.lattice.lossless.fits",
+        "default-2.lattice.max-error-1.fits",
+    ] {
+        let lattice = coded_tiles(&golden_dir().join(name));
+        let modes: Vec<u64> = lattice
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                let mut rd = skyzip_codec::entropy::Reader::new(&t[9..], true).unwrap();
+                assert_eq!(rd.get_bits(2).unwrap(), 0);
+                rd.get_bits(3).unwrap()
+            })
+            .collect();
+        assert!(modes.contains(&4), "{name}: {modes:?}");
+    }
     let dir = golden_dir();
     for (coded, input, model, mode) in GOLDEN {
         let p = skyzip_codec::Predictor::load(model).unwrap();
