@@ -557,9 +557,10 @@ fn histogram_choice(
     }
     let mut choice = (best, None);
     for pr in cands {
-        let header = match pr {
-            Predict::Med => 1,
-            Predict::Offset(_) => 65,
+        // The predictor bit, and the minimum (lossless offset) or the grid's origin (lossy).
+        let header = match (pr, quant.e) {
+            (Predict::Med, 0) => 1,
+            _ => 65,
         } * crate::entropy::COST_ONE;
         let bits = crate::histogram::cost(pr, quant, (v, blank), w, h, |y, bits| {
             !behind(bits + header, profile[y], (y, h), 0.0)
@@ -739,6 +740,13 @@ pub fn encode(
             e: s.e,
             lo: s.lo,
             hi: s.hi,
+            origin: v
+                .iter()
+                .zip(blank)
+                .filter(|(_, &b)| !b)
+                .map(|(&x, _)| x)
+                .min()
+                .unwrap_or(0),
         };
         let histogram = histogram_choice(
             (v, blank, w, h),
@@ -833,6 +841,7 @@ pub fn decode(
             e: s.e,
             lo: s.lo,
             hi: s.hi,
+            origin: 0,
         };
         v = crate::histogram::get(&mut rd, quant, &blank, w, h)?;
     } else if blank.iter().any(|b| !b) {
