@@ -24,6 +24,14 @@ static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl CompressedFile {
     /// Compresses `img` into a new FITS file, as fpack would.
     pub fn compress(img: &ImageHdu, compression: &TileCompression) -> Result<CompressedFile> {
+        CompressedFile::write(img, Some(compression))
+    }
+
+    /// `img` as the only HDU of a new temporary file, tile-compressed or (None) as it is.
+    pub(crate) fn write(
+        img: &ImageHdu,
+        compression: Option<&TileCompression>,
+    ) -> Result<CompressedFile> {
         let path = std::env::temp_dir().join(format!(
             "skyzip-classic-{}-{}.fits",
             std::process::id(),
@@ -33,7 +41,7 @@ impl CompressedFile {
         crate::writer::track(&path);
         let mut file = CompressedFile { path, len: 0 };
         let h = Handle::create(&file.path)?;
-        write_image_hdu(&h, img, Some(compression))?;
+        write_image_hdu(&h, img, compression)?;
         h.close()?;
         file.len = std::fs::metadata(&file.path)
             .map_err(|e| FitsError::new(&file.path, ErrorKind::Io(e.to_string())))?
@@ -135,6 +143,34 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// A codec's result on `img` from what it wrote and decoded: `bytes` of file, the decoded
+/// image, and the seconds each encode and decode took (speeds are their medians).
+pub(crate) fn measured(
+    img: &ImageHdu,
+    codec: String,
+    bytes: usize,
+    decoded: &ImageHdu,
+    sigma: f64,
+    (enc, dec): (&mut [f64], &mut [f64]),
+) -> ClassicResult {
+    let raw_bytes = (img.npix() * img.pixels.bytes_per_pixel()) as f64;
+    let (rmse, max, mask_ok) = physical_errors(img, decoded);
+    let exact = decoded.pixels.bit_identical(&img.pixels);
+    ClassicResult {
+        codec,
+        lossless: exact,
+        bytes,
+        bits_per_pixel: bytes as f64 * 8.0 / img.npix() as f64,
+        ratio: raw_bytes / bytes as f64,
+        rmse_sigma: in_sigma(rmse, sigma),
+        max_err_sigma: in_sigma(max, sigma),
+        mask_preserved: mask_ok,
+        exact,
+        encode_mb_s: raw_bytes / 1e6 / median(enc),
+        decode_mb_s: raw_bytes / 1e6 / median(dec),
+    }
+}
+
 /// Runs one codec `repeats` times on `img`, with σ given (see [`image_sigma`]).
 pub fn run_codec(
     img: &ImageHdu,
@@ -155,7 +191,6 @@ pub fn run_codec_decoded(
     keep: Option<&Path>,
 ) -> Result<(ClassicResult, ImageHdu)> {
     let repeats = repeats.max(1);
-    let raw_bytes = (img.npix() * img.pixels.bytes_per_pixel()) as f64;
     let mut enc = Vec::with_capacity(repeats);
     let mut dec = Vec::with_capacity(repeats);
     let mut last = None;
@@ -172,22 +207,14 @@ pub fn run_codec_decoded(
     if let Some(dest) = keep {
         m.save(dest)?;
     }
-    let (rmse, max, mask_ok) = physical_errors(img, &d);
-    let exact = d.pixels.bit_identical(&img.pixels);
-    let npix = img.npix() as f64;
-    let r = ClassicResult {
-        codec: compression.label(img.bitpix()),
-        lossless: exact,
-        bytes: m.len(),
-        bits_per_pixel: m.len() as f64 * 8.0 / npix,
-        ratio: raw_bytes / m.len() as f64,
-        rmse_sigma: in_sigma(rmse, sigma),
-        max_err_sigma: in_sigma(max, sigma),
-        mask_preserved: mask_ok,
-        exact,
-        encode_mb_s: raw_bytes / 1e6 / median(&mut enc),
-        decode_mb_s: raw_bytes / 1e6 / median(&mut dec),
-    };
+    let r = measured(
+        img,
+        compression.label(img.bitpix()),
+        m.len(),
+        &d,
+        sigma,
+        (&mut enc, &mut dec),
+    );
     Ok((r, d))
 }
 

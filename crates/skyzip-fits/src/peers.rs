@@ -13,15 +13,12 @@
 //! Blank (BLANK) pixels are coded as their stored value: exact in the lossless modes; in
 //! near-lossless mode a blank may come back as another value, and the row says so (mask).
 
-use crate::classic::{in_sigma, physical_errors, ClassicResult};
+use crate::classic::{measured, ClassicResult, CompressedFile};
 use crate::error::{ErrorKind, FitsError, Result};
-use crate::ffi::Handle;
 use crate::image::{ImageHdu, Pixels};
-use crate::writer::write_image_hdu;
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -176,31 +173,12 @@ fn rebuild(img: &ImageHdu, s: &[u16], lo: i64) -> ImageHdu {
     out
 }
 
-static HEADER_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Bytes of the FITS header the image needs as an uncompressed single-HDU file (the file's
 /// length less its padded data): what a peer's codestream is wrapped in to make a whole file.
 pub fn header_bytes(img: &ImageHdu) -> Result<usize> {
-    let path = std::env::temp_dir().join(format!(
-        "skyzip-peer-header-{}-{}.fits",
-        std::process::id(),
-        HEADER_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&path);
-    crate::writer::track(&path);
-    let result = (|| {
-        let h = Handle::create(&path)?;
-        write_image_hdu(&h, img, None)?;
-        h.close()?;
-        let len = std::fs::metadata(&path)
-            .map_err(|e| FitsError::new(&path, ErrorKind::Io(e.to_string())))?
-            .len() as usize;
-        let data = (img.npix() * img.pixels.bytes_per_pixel()).div_ceil(2880) * 2880;
-        Ok(len - data)
-    })();
-    let _ = std::fs::remove_file(&path);
-    crate::writer::untrack(&path);
-    result
+    let file = CompressedFile::write(img, None)?;
+    let data = (img.npix() * img.pixels.bytes_per_pixel()).div_ceil(2880) * 2880;
+    Ok(file.len() - data)
 }
 
 /// Runs a peer on `img` (σ in physical units): codestream bytes + FITS header as the file size,
@@ -231,6 +209,10 @@ pub fn run_peer_decoded(
         )));
     }
     let header = header_bytes(img)?;
+    let lib = match codec {
+        PeerCodec::Jxl { effort } => Lib::Jxl(jxl().map_err(|e| err(e.clone()))?, *effort),
+        PeerCodec::JpegLs { .. } => Lib::Charls(charls().map_err(|e| err(e.clone()))?),
+    };
     let mut enc_t = Vec::new();
     let mut dec_t = Vec::new();
     let mut spent = 0.0;
@@ -238,22 +220,16 @@ pub fn run_peer_decoded(
     // Timing repeats while they are cheap: JPEG-XL at effort 9 runs at ~1 MB/s.
     while enc_t.len() < repeats.max(1) && (enc_t.is_empty() || spent < 3.0) {
         let t = Instant::now();
-        let code = match codec {
-            PeerCodec::Jxl { effort } => jxl()
-                .map_err(|e| err(e.clone()))?
-                .encode(&s, nx, ny, *effort),
-            PeerCodec::JpegLs { .. } => charls()
-                .map_err(|e| err(e.clone()))?
-                .encode(&s, nx, ny, bits, near),
+        let code = match &lib {
+            Lib::Jxl(j, effort) => j.encode(&s, nx, ny, *effort),
+            Lib::Charls(c) => c.encode(&s, nx, ny, bits, near),
         }
         .map_err(err)?;
         enc_t.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
-        let back = match codec {
-            PeerCodec::Jxl { .. } => jxl().map_err(|e| err(e.clone()))?.decode(&code, nx, ny),
-            PeerCodec::JpegLs { .. } => charls()
-                .map_err(|e| err(e.clone()))?
-                .decode(&code, nx, ny, bits),
+        let back = match &lib {
+            Lib::Jxl(j, _) => j.decode(&code, nx, ny),
+            Lib::Charls(c) => c.decode(&code, nx, ny, bits),
         }
         .map_err(err)?;
         dec_t.push(t.elapsed().as_secs_f64());
@@ -275,28 +251,21 @@ pub fn run_peer_decoded(
         )));
     }
     let decoded = rebuild(img, &back, lo);
-    let (rmse, max, mask_ok) = physical_errors(img, &decoded);
-    let exact = decoded.pixels.bit_identical(&img.pixels);
-    let bytes = code_len + header;
-    let raw = (img.npix() * img.pixels.bytes_per_pixel()) as f64;
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let r = ClassicResult {
-        codec: codec.label(sigma, img.bscale),
-        lossless: exact,
-        bytes,
-        bits_per_pixel: bytes as f64 * 8.0 / img.npix() as f64,
-        ratio: raw / bytes as f64,
-        rmse_sigma: in_sigma(rmse, sigma),
-        max_err_sigma: in_sigma(max, sigma),
-        mask_preserved: mask_ok,
-        exact,
-        encode_mb_s: raw / 1e6 / median(&mut enc_t),
-        decode_mb_s: raw / 1e6 / median(&mut dec_t),
-    };
+    let r = measured(
+        img,
+        codec.label(sigma, img.bscale),
+        code_len + header,
+        &decoded,
+        sigma,
+        (&mut enc_t, &mut dec_t),
+    );
     Ok((r, decoded))
+}
+
+/// The loaded library a peer runs on (and JPEG-XL's effort).
+enum Lib {
+    Jxl(&'static Jxl, u32),
+    Charls(&'static Charls),
 }
 
 fn threads() -> usize {
