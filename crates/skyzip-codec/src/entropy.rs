@@ -236,13 +236,9 @@ struct Table {
 /// One bit in [`cost_fx`]'s fixed point.
 pub const COST_ONE: u64 = 1 << 16;
 
-fn fixed(bits: f64) -> u64 {
-    (bits * COST_ONE as f64).round() as u64
-}
-
 /// Bits (as [`IntTable::cost`] gives them) in [`cost_fx`]'s fixed point.
-pub fn fixed_cost(bits: f64) -> u64 {
-    fixed(bits)
+pub fn fixed(bits: f64) -> u64 {
+    (bits * COST_ONE as f64).round() as u64
 }
 
 fn laplace_mass(a: f64, c: f64, b: f64) -> f64 {
@@ -594,10 +590,7 @@ impl Writer {
                 self.est_bits += t.cost[i];
             }
             None => {
-                self.enc
-                    .encode_symbol(t.n, &t.model)
-                    .expect("escape symbol");
-                self.est_bits += t.cost[t.n];
+                self.put_escape_only(t);
                 self.put(v, ESCAPE_SCALE);
             }
         }
@@ -741,14 +734,9 @@ impl Reader {
     }
 
     pub fn get_int(&mut self, t: &IntTable) -> Result<i64, Corrupt> {
-        let i = self
-            .dec
-            .decode_symbol(&t.model)
-            .map_err(|_| Corrupt(RAN_OUT.into()))?;
-        if i < t.n {
-            Ok(t.lo + i as i64)
-        } else {
-            self.get(ESCAPE_SCALE)
+        match self.get_int_or_escape(t)? {
+            Some(v) => Ok(v),
+            None => self.get(ESCAPE_SCALE),
         }
     }
 

@@ -14,7 +14,7 @@
 //! |symbol|. Integer counts, integer frequencies, [`crate::detmath`] costs: every machine codes
 //! the same bits.
 
-use crate::entropy::{cost_fx, fixed_cost, snap, Corrupt, IntTable, Reader, Writer};
+use crate::entropy::{cost_fx, fixed, snap, Corrupt, IntTable, Reader, Writer};
 use std::collections::HashMap;
 
 /// How a tile predicts the symbol it codes.
@@ -22,8 +22,9 @@ use std::collections::HashMap;
 pub enum Predict {
     /// x − MED(a, b, c); one context.
     Med,
-    /// x − min (the tile's smallest value with data); contexts from the neighbours' sum.
-    Offset(i64),
+    /// x − the tile's smallest value with data ([`Quant::origin`]); contexts from the
+    /// neighbours' sum.
+    Offset,
 }
 
 /// Contexts of the offset predictor: ⌊log2⌋ + 1 of the four causal neighbours' sum, capped.
@@ -147,9 +148,9 @@ impl Context {
         self.cost_fx = (0..=self.values.len() as i64)
             .map(|i| {
                 if (i as usize) < self.values.len() {
-                    fixed_cost(table.cost(i))
+                    fixed(table.cost(i))
                 } else {
-                    fixed_cost(table.escape_cost())
+                    fixed(table.escape_cost())
                 }
             })
             .collect();
@@ -271,7 +272,7 @@ fn walk(
 ) -> Result<Option<Vec<i64>>, Corrupt> {
     let k = match predict {
         Predict::Med => 1,
-        Predict::Offset(_) => OFFSET_CONTEXTS,
+        Predict::Offset => OFFSET_CONTEXTS,
     };
     let lossy = quant.e > 0;
     let mut ctx: Vec<Context> = (0..k).map(|_| Context::new()).collect();
@@ -299,9 +300,9 @@ fn walk(
                     let c = if x > 0 { ul.unwrap_or(b) } else { b };
                     (crate::tile::med(a, b, c), 0)
                 }
-                Predict::Offset(m) => {
+                Predict::Offset => {
                     // Lossy indices count from the origin already.
-                    let base = if lossy { 0 } else { m };
+                    let base = if lossy { 0 } else { quant.origin };
                     let s = [left, ul, u, ur]
                         .iter()
                         .flatten()
@@ -368,18 +369,10 @@ pub fn put(
     w: usize,
     h: usize,
 ) -> Vec<i64> {
-    // Lossless: the predictor, and the offset predictor's minimum; lossy: the predictor and
-    // the grid's origin.
-    match predict {
-        Predict::Med => wr.put_bits(0, 1),
-        Predict::Offset(m) => {
-            wr.put_bits(1, 1);
-            if quant.e == 0 {
-                wr.put_bits(m as u64, 64);
-            }
-        }
-    }
-    if quant.e > 0 {
+    // The predictor, then the origin (the tile's minimum) where it is used: by the offset
+    // predictor, and by the lossy grid.
+    wr.put_bits((predict == Predict::Offset) as u64, 1);
+    if predict == Predict::Offset || quant.e > 0 {
         wr.put_bits(quant.origin as u64, 64);
     }
     walk(
@@ -407,13 +400,12 @@ pub fn get(
     w: usize,
     h: usize,
 ) -> Result<Vec<i64>, Corrupt> {
-    let offset = rd.get_bits(1)? == 1;
-    let predict = match (offset, quant.e == 0) {
-        (false, _) => Predict::Med,
-        (true, true) => Predict::Offset(rd.get_bits(64)? as i64),
-        (true, false) => Predict::Offset(0),
+    let predict = if rd.get_bits(1)? == 1 {
+        Predict::Offset
+    } else {
+        Predict::Med
     };
-    if quant.e > 0 {
+    if predict == Predict::Offset || quant.e > 0 {
         quant.origin = rd.get_bits(64)? as i64;
     }
     walk(predict, quant, blank, w, h, |c, _, _| c.get(rd), |_| true)
@@ -438,11 +430,7 @@ mod tests {
             .collect();
         let mut blank = vec![false; w * h];
         blank[100..130].iter_mut().for_each(|b| *b = true);
-        for (predict, e) in [
-            (Predict::Med, 3),
-            (Predict::Offset(0), 7),
-            (Predict::Med, 0),
-        ] {
+        for (predict, e) in [(Predict::Med, 3), (Predict::Offset, 7), (Predict::Med, 0)] {
             let quant = Quant {
                 e,
                 lo: 0,

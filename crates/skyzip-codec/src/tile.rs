@@ -519,32 +519,23 @@ const MODE_BITS: u32 = 3;
 /// The offset predictor is tried on tiles whose values span fewer steps than this.
 const OFFSET_RANGE: i64 = 4096;
 
-/// A lossless tile's mode-4 predictor when one is cheaper than the best other mode (`best`
-/// bits, `profile` after each row): costed first on the sample (`sample`: the cheapest other
-/// mode's bits there after each row, and the sample's values, blanks and rows), stopped where it
-/// falls behind them and kept only where it beats them at the end, then on the whole tile,
-/// stopped where it falls behind `profile`.
+/// A tile's mode-4 predictor when one is cheaper than the best other mode (`best` bits,
+/// `profile` after each row), for values from `quant.origin` (the tile's smallest) to `hi`:
+/// costed first on the sample (`sample`: the cheapest other mode's bits there after each row,
+/// and the sample's values, blanks and rows), stopped where it falls behind them and kept only
+/// where it beats them at the end, then on the whole tile, stopped where it falls behind
+/// `profile`.
 #[allow(clippy::type_complexity)]
 fn histogram_choice(
     (v, blank, w, h): (&[i64], &[bool], usize, usize),
-    quant: Quant,
+    (quant, hi): (Quant, i64),
     sample: Option<(&[u64], (&[i64], &[bool], usize))>,
     best: u64,
     profile: &[u64],
 ) -> Option<Predict> {
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for (&x, &b) in v.iter().zip(blank) {
-        if !b {
-            lo = lo.min(x);
-            hi = hi.max(x);
-        }
-    }
-    if lo > hi {
-        return None;
-    }
     let mut cands = vec![Predict::Med];
-    if hi.saturating_sub(lo) / (2 * quant.e + 1) < OFFSET_RANGE {
-        cands.push(Predict::Offset(lo));
+    if hi.saturating_sub(quant.origin) / (2 * quant.e + 1) < OFFSET_RANGE {
+        cands.push(Predict::Offset);
     }
     if let Some((lead, (sv, sb, rows))) = sample {
         let least = lead[rows - 1];
@@ -736,21 +727,23 @@ pub fn encode(
         // Lossless tiles may go under a model of the values seen instead (mode 4): its
         // predictors are costed on the sample first and on the whole tile only where one is
         // cheaper there than every other mode; the tile then needs no latent.
+        // The tile's smallest and largest values with data (there are some: flag ≠ 1).
+        let (lo, hi) = v
+            .iter()
+            .zip(blank)
+            .filter(|(_, &b)| !b)
+            .fold((i64::MAX, i64::MIN), |(lo, hi), (&x, _)| {
+                (lo.min(x), hi.max(x))
+            });
         let quant = Quant {
             e: s.e,
             lo: s.lo,
             hi: s.hi,
-            origin: v
-                .iter()
-                .zip(blank)
-                .filter(|(_, &b)| !b)
-                .map(|(&x, _)| x)
-                .min()
-                .unwrap_or(0),
+            origin: lo,
         };
         let histogram = histogram_choice(
             (v, blank, w, h),
-            quant,
+            (quant, hi),
             sample_lead.as_deref().map(|l| (l, sample)),
             bits,
             &profile,

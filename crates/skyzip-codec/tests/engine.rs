@@ -68,11 +68,31 @@ fn integer_engine_golden_outputs() {
     assert_eq!(hashes[0], "04b2294ac8120645", "{hashes:?}");
 }
 
+/// A row of docs/results/codec/engine-bytes.json: its real file, mode and options.
+fn bytes_case(
+    dir: &std::path::Path,
+    r: &serde_json::Value,
+) -> (
+    std::path::PathBuf,
+    skyzip_codec::Mode,
+    skyzip_codec::Options,
+) {
+    let mode = match r["mode"].as_str().unwrap() {
+        "lossless" => skyzip_codec::Mode::Lossless,
+        _ => skyzip_codec::Mode::MaxError(1.0),
+    };
+    let opts = skyzip_codec::Options {
+        mode,
+        ..skyzip_codec::Options::default()
+    };
+    (dir.join(r["file"].as_str().unwrap()), mode, opts)
+}
+
 #[test]
 fn integer_engine_bytes_within_a_percent_of_the_float_format() {
     // docs/results/codec/engine-bytes.json holds the tile bytes the float format (burn's
     // prediction) wrote on every real file; the integer engine must stay within +1 %.
-    use skyzip_codec::{compress, Mode, Options, Predictor};
+    use skyzip_codec::{compress, Predictor};
     let Some(dir) = skyzip_testdata::real_dir() else {
         return;
     };
@@ -86,15 +106,7 @@ fn integer_engine_bytes_within_a_percent_of_the_float_format() {
     let rows = table["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 22);
     for r in rows {
-        let f = dir.join(r["file"].as_str().unwrap());
-        let mode = match r["mode"].as_str().unwrap() {
-            "lossless" => Mode::Lossless,
-            _ => Mode::MaxError(1.0),
-        };
-        let opts = Options {
-            mode,
-            ..Options::default()
-        };
+        let (f, mode, opts) = bytes_case(&dir, r);
         let rep = compress(&f, &tmp.path().join("o.fits"), &p, &opts, true).unwrap();
         let got: usize = rep.images.iter().map(|i| i.tile_bytes).sum();
         let float = r["float_tile_bytes"].as_u64().unwrap() as f64;
@@ -281,7 +293,7 @@ fn golden_files_decode_to_their_pinned_hashes_and_encode_to_their_bytes() {
 #[ignore = "re-measures docs/results/codec/engine-bytes.json's integer, fast and default2 columns \
             (the float baseline stays) after a format change"]
 fn write_engine_bytes() {
-    use skyzip_codec::{compress, Mode, Options, Predictor};
+    use skyzip_codec::{compress, Predictor};
     let dir = skyzip_testdata::real_dir().expect("the development images");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../docs/results/codec/engine-bytes.json");
@@ -298,15 +310,7 @@ fn write_engine_bytes() {
         .map(|(k, m)| (*k, Predictor::load(m).unwrap()))
         .collect();
     for r in table["rows"].as_array_mut().unwrap() {
-        let f = dir.join(r["file"].as_str().unwrap());
-        let mode = match r["mode"].as_str().unwrap() {
-            "lossless" => Mode::Lossless,
-            _ => Mode::MaxError(1.0),
-        };
-        let opts = Options {
-            mode,
-            ..Options::default()
-        };
+        let (f, _, opts) = bytes_case(&dir, r);
         for (key, p) in &models {
             let rep = compress(&f, &tmp.path().join("o.fits"), p, &opts, true).unwrap();
             let tiles: usize = rep.images.iter().map(|i| i.tile_bytes).sum();
