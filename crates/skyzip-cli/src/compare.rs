@@ -330,10 +330,7 @@ const PLOT_RMSE_LIMIT: f64 = 20.0;
 fn rd_plot(path: &Path, r: &FileReport) -> Result<()> {
     let mut fams: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut off = Vec::new();
-    for row in r.rows.iter().filter_map(|l| match l {
-        Line::Row(r) => Some(r),
-        Line::Failed { .. } => None,
-    }) {
+    for row in rows(r) {
         if row.rmse_sigma.is_nan() || row.rmse_sigma > PLOT_RMSE_LIMIT {
             off.push(format!("{} at {:.1e}σ", row.codec, row.rmse_sigma));
             continue;
@@ -476,28 +473,22 @@ fn print_summary(reports: &[FileReport]) {
         "image", "vs RICE", "vs best", "best classical"
     );
     for r in reports {
-        let name = Path::new(&r.file)
-            .file_stem()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let ours = rows(r).find(|c| c.codec.starts_with("skyzip lossless"));
-        let rice = rows(r).find(|c| c.codec.starts_with("RICE_1") && (c.exact || r.bitpix < 0));
+        let name = stem(r);
+        let (ours, best) = lossless_pair(r);
+        // On floats the best of the same promise is RICE at the same q already.
+        let rice = if r.bitpix > 0 {
+            rows(r).find(|c| c.codec.starts_with("RICE_1") && c.exact)
+        } else {
+            best
+        };
         let vs = |b: Option<&Row>| match (ours, b) {
             (Some(o), Some(b)) => format!("{:.3}", o.bytes as f64 / b.bytes as f64),
             _ => "-".into(),
         };
-        let best = if r.bitpix > 0 {
-            rows(r)
-                .filter(|c| c.exact && !c.codec.starts_with("skyzip"))
-                .min_by_key(|c| c.bytes)
-        } else {
-            rice
-        };
         let lossy: Vec<String> = rows(r)
             .filter(|c| is_lossy_hcompress(c))
             .map(|h| {
-                let s = h.codec.split("s=").nth(1).unwrap_or("?");
-                let s = s.split(' ').next().unwrap_or(s);
+                let s = hcompress_scale(h);
                 if !h.mask_preserved {
                     return format!("s={s}: mask lost");
                 }
@@ -546,10 +537,7 @@ fn print_summary(reports: &[FileReport]) {
         );
         for r in reports {
             let Some(s) = &r.photometry else { continue };
-            let name = Path::new(&r.file)
-                .file_stem()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = stem(r);
             if s.sources == 0 {
                 println!(
                     "{:<36} {:>8}  no source to measure ({} detections)",
@@ -559,21 +547,16 @@ fn print_summary(reports: &[FileReport]) {
             }
             let mut parts = Vec::new();
             for h in rows(r).filter(|c| is_lossy_hcompress(c) && c.photometry.is_some()) {
-                let z = rows(r)
-                    .filter(|c| c.codec.starts_with("skyzip max-error") && c.photometry.is_some())
-                    .min_by(|a, b| {
-                        (a.bits_per_pixel - h.bits_per_pixel)
-                            .abs()
-                            .total_cmp(&(b.bits_per_pixel - h.bits_per_pixel).abs())
-                    });
+                let z = nearest_in_bits(r, h, |c| {
+                    c.codec.starts_with("skyzip max-error") && c.photometry.is_some()
+                });
                 let (Some(z), Some(ph)) = (z, h.photometry) else {
                     continue;
                 };
                 let pz = z.photometry.unwrap();
-                let s = h.codec.split("s=").nth(1).unwrap_or("?");
                 parts.push(format!(
                     "s={} {:.2} bpp {:.2} ({:+.2}) | {} {:.2} bpp {:.2} ({:+.2})",
-                    s.split(' ').next().unwrap_or(s),
+                    hcompress_scale(h),
                     h.bits_per_pixel,
                     ph.scatter,
                     ph.median_bias,
@@ -601,17 +584,49 @@ fn rows(r: &FileReport) -> impl Iterator<Item = &Row> {
     })
 }
 
-/// skyzip's lossless file against the smallest classical one of the same promise: on integers
-/// the exact codecs; on floats RICE at the same q.
-fn lossless_summary(r: &FileReport) -> Option<String> {
-    let ours = rows(r).find(|c| c.codec.starts_with("skyzip lossless"))?;
+/// The report's image name without its directory and extension.
+fn stem(r: &FileReport) -> String {
+    Path::new(&r.file)
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The `s` of an HCOMPRESS row's label ("HCOMPRESS_1 s=4 q=4" → "4").
+fn hcompress_scale(c: &Row) -> &str {
+    let s = c.codec.split("s=").nth(1).unwrap_or("?");
+    s.split(' ').next().unwrap_or(s)
+}
+
+/// skyzip's lossless row and the smallest classical file of the same promise: on integers the
+/// exact codecs; on floats RICE at the same q.
+fn lossless_pair(r: &FileReport) -> (Option<&Row>, Option<&Row>) {
+    let ours = rows(r).find(|c| c.codec.starts_with("skyzip lossless"));
     let best = if r.bitpix > 0 {
         rows(r)
             .filter(|c| c.exact && !c.codec.starts_with("skyzip"))
-            .min_by_key(|c| c.bytes)?
+            .min_by_key(|c| c.bytes)
     } else {
-        let q = ours.codec.rsplit(' ').next()?;
-        rows(r).find(|c| c.codec == format!("RICE_1 {q}"))?
+        ours.and_then(|o| o.codec.rsplit(' ').next())
+            .and_then(|q| rows(r).find(|c| c.codec == format!("RICE_1 {q}")))
+    };
+    (ours, best)
+}
+
+/// The row of those `pick` takes nearest to `h` in bits per pixel.
+fn nearest_in_bits<'a>(r: &'a FileReport, h: &Row, pick: impl Fn(&Row) -> bool) -> Option<&'a Row> {
+    rows(r).filter(|c| pick(c)).min_by(|a, b| {
+        (a.bits_per_pixel - h.bits_per_pixel)
+            .abs()
+            .total_cmp(&(b.bits_per_pixel - h.bits_per_pixel).abs())
+    })
+}
+
+/// skyzip's lossless file against the smallest classical one of the same promise: on integers
+/// the exact codecs; on floats RICE at the same q.
+fn lossless_summary(r: &FileReport) -> Option<String> {
+    let (Some(ours), Some(best)) = lossless_pair(r) else {
+        return None;
     };
     Some(format!(
         "lossless: skyzip {} bytes = {:.3}× the smallest classical file of the same promise ({}, {} bytes)",
@@ -651,15 +666,7 @@ fn print_photometry(r: &FileReport, s: &Setup) {
     // Each lossy HCOMPRESS point beside skyzip's lossy point nearest to it in bits.
     let lossy = |c: &&Row| !c.exact && c.photometry.is_some();
     for h in rows(r).filter(lossy).filter(|c| is_lossy_hcompress(c)) {
-        let Some(z) = rows(r)
-            .filter(lossy)
-            .filter(|c| c.codec.starts_with("skyzip"))
-            .min_by(|a, b| {
-                (a.bits_per_pixel - h.bits_per_pixel)
-                    .abs()
-                    .total_cmp(&(b.bits_per_pixel - h.bits_per_pixel).abs())
-            })
-        else {
+        let Some(z) = nearest_in_bits(r, h, |c| lossy(&c) && c.codec.starts_with("skyzip")) else {
             continue;
         };
         let (ph, pz) = (h.photometry.unwrap(), z.photometry.unwrap());

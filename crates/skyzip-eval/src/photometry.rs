@@ -141,7 +141,12 @@ pub struct Source {
 /// sky annulus from r + 3 to r + 8.
 pub fn aperture_radius(pixels: usize) -> (f64, (f64, f64)) {
     let r = (1.5 * (pixels as f64 / std::f64::consts::PI).sqrt()).clamp(2.0, 12.0);
-    (r, (r + 3.0, r + 8.0))
+    (r, annulus(r))
+}
+
+/// The sky annulus around an aperture of radius `r`.
+fn annulus(r: f64) -> (f64, f64) {
+    (r + 3.0, r + 8.0)
 }
 
 /// Measures each detection — (x, y, pixels), brightest first — on the original `img` (noise σ):
@@ -218,8 +223,7 @@ pub struct PhotometryCheck {
 pub fn check(sources: &[Source], decoded: &[f32], nx: usize, ny: usize) -> PhotometryCheck {
     let (mut dev, mut shift, mut lost) = (Vec::new(), Vec::new(), 0);
     for s in sources {
-        let ann = (s.r + 3.0, s.r + 8.0);
-        let m = aperture(decoded, nx, ny, (s.x, s.y), s.r, ann)
+        let m = aperture(decoded, nx, ny, (s.x, s.y), s.r, annulus(s.r))
             .and_then(|a| centroid(decoded, nx, ny, (s.x, s.y), s.r, a.sky).map(|c| (a.flux, c)));
         match m {
             Some((f, c)) => {
