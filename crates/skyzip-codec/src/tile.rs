@@ -823,8 +823,9 @@ pub fn decode(
         f => return Err(Corrupt(format!("blank-mask flag {f}"))),
     };
     let mut v = vec![0i64; n];
+    let any_data = blank.iter().any(|b| !b);
     // Format 5 on: the residual mode first (3 bits; mode 4 codes the values alone).
-    let early_mode = if version >= 5 && blank.iter().any(|b| !b) {
+    let early_mode = if version >= 5 && any_data {
         Some(rd.get_bits(MODE_BITS)? as usize)
     } else {
         None
@@ -837,7 +838,7 @@ pub fn decode(
             origin: 0,
         };
         v = crate::histogram::get(&mut rd, quant, &blank, w, h)?;
-    } else if blank.iter().any(|b| !b) {
+    } else if any_data {
         let norm = get_norm(&mut rd, p.norm_kind())?;
         let d = p.divisor();
         let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
