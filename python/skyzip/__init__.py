@@ -120,7 +120,8 @@ def compress(
     lossless (the default): integers exact; floats exact after quantisation at σ/q (fpack's
     -q; ``q=0`` keeps every float bit, NaN payloads and -0.0 included). ``max_error=E``: every
     pixel within E·σ of the original (σ: the image's background noise). ``rmse=R``: the
-    largest max-error whose RMSE stays within R·σ (real trials, as the CLI's --target-rmse). NaNs (and an integer
+    smaller file of the largest max-error whose RMSE stays within R·σ and the RMSE mode at R
+    (no per-pixel bound), by real trials, as the CLI's --target-rmse. NaNs (and an integer
     image's BLANK, from the header) are kept as the mask in every mode. Unsigned and int8 arrays
     are stored as FITS stores them (BZERO); the header's BSCALE/BZERO are not used (the array is
     already physical). Raises SkyzipError on bad input."""

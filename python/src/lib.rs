@@ -264,8 +264,9 @@ fn check_mode(max_error: Option<f64>, rmse: Option<f64>) -> R<()> {
     Ok(())
 }
 
-/// The options for `src`: with `rmse`, the largest max-error whose RMSE stays within rmse·σ
-/// (the CLI's --target-rmse: real compress and decompress trials in `work`).
+/// The options for `src`: with `rmse`, the smaller file of the largest max-error whose RMSE
+/// stays within rmse·σ and the RMSE mode at rmse (the CLI's --target-rmse: real compress and
+/// decompress trials in `work`).
 fn resolve(
     src: &Path,
     work: &Path,
@@ -278,21 +279,9 @@ fn resolve(
     let mut opts = options(max_error, q, tile);
     if let Some(r) = rmse {
         let load = |name: &str| Predictor::load(name);
-        let (e, _) = skyzip_codec::rate::search_max_error(
-            src,
-            work,
-            p,
-            &load,
-            &opts,
-            skyzip_codec::rate::Target::Rmse(r),
-            &|_| {},
-        )
-        .map_err(err)?;
-        opts.mode = if e > 0.0 {
-            Mode::MaxError(e)
-        } else {
-            Mode::Lossless
-        };
+        let (mode, _, _) =
+            skyzip_codec::rate::within_rmse(src, work, p, &load, &opts, r, &|_| {}).map_err(err)?;
+        opts.mode = mode;
     }
     Ok(opts)
 }

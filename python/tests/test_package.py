@@ -172,7 +172,8 @@ def test_every_real_image_matches_the_cli(real_files, cli, tmp_path):
 
 
 def test_rmse_is_the_clis_target_rmse(cli, tmp_path):
-    """rmse=R: the largest max-error whose RMSE stays within R·σ (the CLI's --target-rmse)."""
+    """rmse=R: the smaller of the largest max-error within R·σ RMSE and the RMSE mode (the
+    CLI's --target-rmse)."""
     rng = np.random.default_rng(6)
     a = (1000 + 20 * rng.standard_normal((256, 384))).round().astype("int16")
     src = tmp_path / "noisy.fits"

@@ -50,6 +50,7 @@ fn skyzip_speed(
         codec: match mode {
             Mode::Lossless => "skyzip lossless".into(),
             Mode::MaxError(e) => format!("skyzip max-error {e}σ"),
+            Mode::Rmse(r) => format!("skyzip rmse {r}σ"),
         },
         bits_per_pixel: 8.0 * bytes as f64 / npix,
         encode_mb_s: raw_bytes / 1e6 / median(enc),

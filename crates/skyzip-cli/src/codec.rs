@@ -41,6 +41,13 @@ pub struct CompressArgs {
     /// Every pixel within E·σ of the original (σ: the image's background noise).
     #[arg(long, value_name = "E")]
     max_error: Option<f64>,
+    /// The RMSE mode: the smallest file whose RMSE stays within R·σ in every image HDU, with
+    /// no per-pixel bound (a dead-zone quantiser with rate–distortion-optimised decisions and
+    /// centroid reconstruction: below about 1σ of RMSE the noise is not coded). Masks are
+    /// kept; `verify` checks the RMSE.
+    #[arg(long, value_name = "R",
+          conflicts_with_all = ["lossless", "max_error", "quality", "target_bpp", "target_rmse"])]
+    rmse: Option<f64>,
     /// A quality level 1–10, shorthand for the max-error ladder E = 2^(5−Q) σ (1: 16σ, 5: 1σ,
     /// 9: σ/16) and 10 = lossless.
     #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=10),
@@ -53,7 +60,9 @@ pub struct CompressArgs {
     /// bits/pixel.
     #[arg(long, value_name = "B", conflicts_with_all = ["lossless", "max_error", "target_rmse"])]
     target_bpp: Option<f64>,
-    /// Rate control: the largest max-error (in σ) whose RMSE stays within R·σ (every image HDU).
+    /// Rate control: the smaller file of the largest max-error (in σ) whose RMSE stays within
+    /// R·σ in every image HDU (a per-pixel bound too) and the RMSE mode at R (`--rmse R`);
+    /// it says which it kept.
     #[arg(long, value_name = "R", conflicts_with_all = ["lossless", "max_error"])]
     target_rmse: Option<f64>,
     /// Floats: quantisation step σ/q as fpack's -q (|error| ≤ step/2); 0 = bit-exact floats
@@ -141,6 +150,8 @@ fn run_compress_jobs(a: CompressArgs, jobs: Vec<crate::archive::Job>) -> Result<
 struct Done {
     report: skyzip_codec::Report,
     max_error: f64,
+    /// --target-rmse kept the RMSE mode's file (smaller than the bounded one).
+    rmse_mode: bool,
     trials: usize,
 }
 
@@ -151,9 +162,10 @@ fn options(a: &CompressArgs) -> Options {
         None => a.max_error,
     };
     Options {
-        mode: match max_error {
-            Some(e) => Mode::MaxError(e),
-            None => Mode::Lossless,
+        mode: match (max_error, a.rmse) {
+            (_, Some(r)) => Mode::Rmse(r),
+            (Some(e), None) => Mode::MaxError(e),
+            (None, None) => Mode::Lossless,
         },
         q: a.q,
         tile: a.tile,
@@ -166,22 +178,19 @@ fn run_one(a: &CompressArgs, p: &Predictor, out: &Path) -> Result<Done> {
     let mut opts = options(a);
     let mut trials = 0;
     if a.target_bpp.is_some() || a.target_rmse.is_some() {
-        let (e, n) = search_error(a, p, &opts)?;
+        let (mode, n) = search_error(a, p, &opts)?;
         trials = n;
-        opts.mode = if e > 0.0 {
-            Mode::MaxError(e)
-        } else {
-            Mode::Lossless
-        };
+        opts.mode = mode;
     }
     let report = skyzip_codec::compress(&a.input, out, p, &opts, true)?;
     let max_error = match opts.mode {
-        Mode::Lossless => 0.0,
+        Mode::Lossless | Mode::Rmse(_) => 0.0,
         Mode::MaxError(e) => e,
     };
     Ok(Done {
         report,
         max_error,
+        rmse_mode: matches!(opts.mode, Mode::Rmse(_)),
         trials,
     })
 }
@@ -190,7 +199,13 @@ fn print_report(a: &CompressArgs, d: &Done, shown_as: &Path, secs: f64) {
     let r = &d.report;
     let in_bytes = std::fs::metadata(&a.input).map(|m| m.len()).unwrap_or(0);
     let npix: usize = r.images.iter().map(|i| i.nx * i.ny * i.planes).sum();
-    if d.trials > 0 {
+    if d.trials > 0 && d.rmse_mode {
+        println!(
+            "rate control: the RMSE mode (no per-pixel bound), smaller than the largest \
+             max-error within the target, after {} trials",
+            d.trials
+        );
+    } else if d.trials > 0 {
         println!(
             "rate control: max-error {:.4} σ after {} trials",
             d.max_error, d.trials
@@ -295,9 +310,10 @@ fn auto_one(a: &CompressArgs, output: &Path, talk: bool) -> Result<(String, Done
     Ok((name, done))
 }
 
-/// The max-error meeting --target-bpp or --target-rmse (skyzip_codec::rate), with a spinner,
-/// and how many trials it took.
-fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(f64, usize)> {
+/// The mode meeting --target-bpp (the smallest max-error within it) or --target-rmse (the
+/// smaller file of the largest max-error within it and the RMSE mode at it), with a spinner
+/// (skyzip_codec::rate), and how many trials it took.
+fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(Mode, usize)> {
     let target = match (a.target_bpp, a.target_rmse) {
         (Some(b), _) => {
             if b.is_nan() || b <= 0.0 {
@@ -333,15 +349,29 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(f64,
         "auto" => Predictor::load(name),
         m => Predictor::load(m),
     };
-    let r = skyzip_codec::rate::search_max_error(
-        &a.input,
-        dir.path(),
-        p,
-        &load,
-        opts,
-        target,
-        &on_trial,
-    );
+    let r = match target {
+        Target::Rmse(r) => {
+            skyzip_codec::rate::within_rmse(&a.input, dir.path(), p, &load, opts, r, &on_trial)
+                .map(|(mode, _, n)| (mode, n))
+        }
+        Target::Bpp(_) => skyzip_codec::rate::search_max_error(
+            &a.input,
+            dir.path(),
+            p,
+            &load,
+            opts,
+            target,
+            &on_trial,
+        )
+        .map(|(e, n)| {
+            let mode = if e > 0.0 {
+                Mode::MaxError(e)
+            } else {
+                Mode::Lossless
+            };
+            (mode, n)
+        }),
+    };
     bar.finish_and_clear();
     Ok(r?)
 }

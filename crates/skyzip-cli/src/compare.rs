@@ -31,6 +31,11 @@ pub struct Args {
     /// Max-error levels (in σ) for skyzip's lossy points.
     #[arg(long, default_value = "0.5,1,2,4", value_delimiter = ',')]
     errors: Vec<f64>,
+    /// RMSE targets (in σ) for skyzip's RMSE mode (no per-pixel bound: dead zone,
+    /// rate–distortion decisions, centroid reconstruction); the default brackets HCOMPRESS's
+    /// RMSE at s = 2.5, 4 and 10. `--rmse none`: no RMSE-mode points.
+    #[arg(long, default_value = "0.35,0.6,1,1.5", value_parser = levels)]
+    rmse: Levels,
     /// Classical codecs to run beside it (fpack's, JPEG-XL and JPEG-LS; see `skyzip classic
     /// --help`).
     #[arg(long, default_value = crate::classic::DEFAULT_CODECS)]
@@ -57,6 +62,23 @@ pub struct Args {
     /// matched bits).
     #[arg(long, requires = "from_json")]
     summary: bool,
+}
+
+/// A list of levels in σ (`none`: empty).
+#[derive(Clone)]
+struct Levels(Vec<f64>);
+
+fn levels(s: &str) -> Result<Levels, String> {
+    if s.trim() == "none" {
+        return Ok(Levels(Vec::new()));
+    }
+    s.split(',')
+        .map(|v| match v.trim().parse::<f64>() {
+            Ok(x) if x >= 0.0 && x.is_finite() => Ok(x),
+            _ => Err(format!("'{v}' is not a level ≥ 0 in σ")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Levels)
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Clone)]
@@ -147,6 +169,7 @@ fn skyzip_row(
         Mode::Lossless if img.pixels.is_float() => format!("skyzip lossless q={}", m.q),
         Mode::Lossless => "skyzip lossless".to_string(),
         Mode::MaxError(e) => format!("skyzip max-error {e}σ"),
+        Mode::Rmse(r) => format!("skyzip rmse {r}σ"),
     };
     let exact = back.pixels.bit_identical(&img.pixels);
     let row = Row {
@@ -257,6 +280,10 @@ pub fn run(a: Args) -> Result<()> {
             mode: Mode::MaxError(e),
             q,
         }));
+        modes.extend(a.rmse.0.iter().map(|&r| SkyzipMode {
+            mode: Mode::Rmse(r),
+            q,
+        }));
         for (k, m) in modes.iter().enumerate() {
             let (mut row, back) = skyzip_row(
                 &single,
@@ -304,7 +331,9 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn family(codec: &str) -> &str {
-    if codec.starts_with("skyzip") {
+    if codec.starts_with("skyzip rmse") {
+        "skyzip RMSE mode"
+    } else if codec.starts_with("skyzip") {
         "skyzip"
     } else if codec.starts_with("HCOMPRESS") {
         "HCOMPRESS"
@@ -447,15 +476,23 @@ fn print_table(r: &FileReport) {
     println!();
 }
 
-/// skyzip's bits at an RMSE/σ, interpolated (log bits, linear RMSE) between its lossy points
-/// that bracket it; None outside them.
-fn skyzip_bits_at(r: &FileReport, rmse: f64) -> Option<f64> {
+/// One of skyzip's rate–distortion curves: its points of one lossy mode (`prefix`: "skyzip
+/// max-error" or "skyzip rmse") and its lossless point at the default q, as (RMSE/σ, bits per
+/// pixel), by RMSE.
+fn skyzip_curve(r: &FileReport, prefix: &str) -> Vec<(f64, f64)> {
+    let lossless = format!("skyzip lossless{}", if r.bitpix < 0 { " q=4" } else { "" });
     let mut pts: Vec<(f64, f64)> = rows(r)
-        .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
+        .filter(|c| (c.codec.starts_with(prefix) || c.codec == lossless) && c.mask_preserved)
         .map(|c| (c.rmse_sigma, c.bits_per_pixel))
         .filter(|p| p.0.is_finite() && p.1 > 0.0)
         .collect();
-    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    pts
+}
+
+/// A curve's bits at an RMSE/σ, interpolated (log bits, linear RMSE) between the points that
+/// bracket it; None outside them.
+fn bits_at(pts: &[(f64, f64)], rmse: f64) -> Option<f64> {
     pts.windows(2).find_map(|w| {
         let ((r0, b0), (r1, b1)) = (w[0], w[1]);
         (r0 <= rmse && rmse <= r1 && r1 > r0).then(|| {
@@ -465,11 +502,23 @@ fn skyzip_bits_at(r: &FileReport, rmse: f64) -> Option<f64> {
     })
 }
 
+/// A curve's RMSE/σ at a number of bits per pixel, interpolated the same way; None outside
+/// it (or where the curve does not fall with bits there).
+fn rmse_at(pts: &[(f64, f64)], bits: f64) -> Option<f64> {
+    pts.windows(2).find_map(|w| {
+        let ((r0, b0), (r1, b1)) = (w[0], w[1]);
+        (b1 <= bits && bits <= b0 && b0 > b1).then(|| {
+            let t = (b0.ln() - bits.ln()) / (b0.ln() - b1.ln());
+            r0 + t * (r1 - r0)
+        })
+    })
+}
+
 /// One line per image: lossless against RICE and the smallest classical file, lossy against
 /// HCOMPRESS at its RMSE/σ, and (with photometry) the flux scatter at matched bits.
 fn print_summary(reports: &[FileReport]) {
     println!(
-        "{:<36} {:>8} {:>10}  {:<14}  skyzip/HCOMPRESS bits at HCOMPRESS's RMSE/σ",
+        "{:<36} {:>8} {:>10}  {:<14}  skyzip/HCOMPRESS bits at HCOMPRESS's RMSE/σ: max-error | RMSE mode",
         "image", "vs RICE", "vs best", "best classical"
     );
     for r in reports {
@@ -492,10 +541,16 @@ fn print_summary(reports: &[FileReport]) {
                 if !h.mask_preserved {
                     return format!("s={s}: mask lost");
                 }
-                match skyzip_bits_at(r, h.rmse_sigma) {
-                    Some(b) => format!("s={s}@{:.2}σ: {:.2}", h.rmse_sigma, b / h.bits_per_pixel),
-                    None => format!("s={s}@{:.2}σ: out of range", h.rmse_sigma),
-                }
+                let ratio = |prefix: &str| match bits_at(&skyzip_curve(r, prefix), h.rmse_sigma) {
+                    Some(b) => format!("{:.2}", b / h.bits_per_pixel),
+                    None => "out of range".into(),
+                };
+                format!(
+                    "s={s}@{:.2}σ: {} | {}",
+                    h.rmse_sigma,
+                    ratio("skyzip max-error"),
+                    ratio("skyzip rmse")
+                )
             })
             .collect();
         // The same max-error promise: skyzip at E σ against near-lossless JPEG-LS at E σ.
@@ -529,10 +584,35 @@ fn print_summary(reports: &[FileReport]) {
          classical file (RICE, GZIP, HCOMPRESS, JPEG-XL e7/e9, JPEG-LS) on integers; on floats \
          both are RICE at the same q."
     );
+    // The RMSE mode against the max-error mode at the same bits.
+    if reports
+        .iter()
+        .any(|r| rows(r).any(|c| c.codec.starts_with("skyzip rmse")))
+    {
+        println!();
+        println!(
+            "{:<36}  RMSE/σ at each max-error point's bits: max-error → RMSE mode",
+            "image"
+        );
+        for r in reports {
+            let curve = skyzip_curve(r, "skyzip rmse");
+            let parts: Vec<String> = rows(r)
+                .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
+                .map(|c| {
+                    let e = c.codec.trim_start_matches("skyzip max-error ");
+                    match rmse_at(&curve, c.bits_per_pixel) {
+                        Some(m) => format!("{e} {:.3} → {m:.3}", c.rmse_sigma),
+                        None => format!("{e} {:.3} → out of range", c.rmse_sigma),
+                    }
+                })
+                .collect();
+            println!("{:<36}  {}", stem(r), parts.join(", "));
+        }
+    }
     if reports.iter().any(|r| r.photometry.is_some()) {
         println!();
         println!(
-            "{:<36} {:>8}  flux scatter/σ_F (bias) at matched bits: HCOMPRESS s | skyzip max-error",
+            "{:<36} {:>8}  flux scatter/σ_F (bias) at matched bits: HCOMPRESS s | skyzip's nearest lossy point",
             "image", "sources"
         );
         for r in reports {
@@ -548,7 +628,8 @@ fn print_summary(reports: &[FileReport]) {
             let mut parts = Vec::new();
             for h in rows(r).filter(|c| is_lossy_hcompress(c) && c.photometry.is_some()) {
                 let z = nearest_in_bits(r, h, |c| {
-                    c.codec.starts_with("skyzip max-error") && c.photometry.is_some()
+                    (c.codec.starts_with("skyzip max-error") || c.codec.starts_with("skyzip rmse"))
+                        && c.photometry.is_some()
                 });
                 let (Some(z), Some(ph)) = (z, h.photometry) else {
                     continue;
@@ -560,7 +641,7 @@ fn print_summary(reports: &[FileReport]) {
                     h.bits_per_pixel,
                     ph.scatter,
                     ph.median_bias,
-                    z.codec.trim_start_matches("skyzip max-error "),
+                    z.codec.trim_start_matches("skyzip "),
                     z.bits_per_pixel,
                     pz.scatter,
                     pz.median_bias

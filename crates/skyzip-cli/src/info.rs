@@ -47,6 +47,13 @@ struct SkyzipReport {
     bitpix: i32,
     mode: String,
     max_error_sigma: f64,
+    /// The RMSE mode: its target and the decoded RMSE the encoder measured (σ), its step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rmse_target_sigma: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rmse_sigma: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<i64>,
     q: f64,
     model: String,
     model_hash: String,
@@ -80,6 +87,9 @@ fn skyzip_report(file: &Path, index: usize) -> Result<Option<SkyzipReport>> {
         bitpix: c.bitpix,
         mode: c.mode.clone(),
         max_error_sigma: c.max_error,
+        rmse_target_sigma: c.step.map(|_| c.rmse_target),
+        rmse_sigma: c.step.map(|_| c.rmse),
+        step: c.step,
         q: c.q,
         model: c.model_name.clone(),
         model_hash: c.model_hash.clone(),
@@ -194,6 +204,9 @@ fn print_file(reports: &[HduReport]) {
             );
             let mode = if z.mode == "max-error" {
                 format!("max-error {} σ", z.max_error_sigma)
+            } else if let (Some(t), Some(r), Some(s)) = (z.rmse_target_sigma, z.rmse_sigma, z.step)
+            {
+                format!("rmse ≤ {t} σ (decoded {r:.4} σ, step {s}, no per-pixel bound)")
             } else if z.bitpix < 0 && z.q == 0.0 {
                 "lossless, floats bit-exact (q = 0)".into()
             } else if z.bitpix < 0 {

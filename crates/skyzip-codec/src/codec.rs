@@ -47,7 +47,7 @@ pub use crate::header::{coded_hdus, zval, CodedHdu};
 pub const FORMAT_VERSION: u8 = tile::VERSION;
 
 /// Every format version this build decodes, oldest first (the last is [`FORMAT_VERSION`]).
-pub const READ_VERSIONS: [u8; 3] = [3, 4, 5];
+pub const READ_VERSIONS: [u8; 4] = [3, 4, 5, 6];
 
 /// What the coder may change.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +56,10 @@ pub enum Mode {
     Lossless,
     /// |error| ≤ E·σ for every pixel (σ: the image's background noise).
     MaxError(f64),
+    /// RMSE ≤ R·σ over each image, without a per-pixel bound: the smallest file the RMSE mode's
+    /// quantiser (dead zone, rate–distortion decisions, centroid reconstruction) finds
+    /// within it. NaN/BLANK masks are kept as in every mode.
+    Rmse(f64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,6 +100,11 @@ pub struct HduReport {
     /// σ of the image (physical units) and the largest |error| allowed in integer units.
     pub sigma: f64,
     pub max_error_int: i64,
+    /// The RMSE mode's quantiser step in coded integers (1 in the other modes, and where the
+    /// RMSE mode fell back to lossless), and the decoded image's RMSE in σ (measured on the
+    /// pixels the decoder will produce).
+    pub step: i64,
+    pub rmse: f64,
     /// Float quantisation step (physical units), when any tile was quantised.
     pub delta: Option<f64>,
     /// Tiles, and how many of them were float tiles coded bit-exactly.
@@ -149,13 +158,20 @@ pub fn compress(
             format!("q = {} must be ≥ 0 (0: bit-exact floats)", opts.q),
         ));
     }
-    if let Mode::MaxError(e) = opts.mode {
-        if !(e >= 0.0 && e.is_finite()) {
+    match opts.mode {
+        Mode::MaxError(e) if !(e >= 0.0 && e.is_finite()) => {
             return Err(CodecError::file(
                 input,
                 format!("max error {e} must be ≥ 0 (units of σ)"),
             ));
         }
+        Mode::Rmse(r) if !(r >= 0.0 && r.is_finite()) => {
+            return Err(CodecError::file(
+                input,
+                format!("RMSE target {r} must be ≥ 0 (units of σ)"),
+            ));
+        }
+        _ => {}
     }
     if let Some(k) = opts.eta {
         let n = p.latent_channels();
@@ -420,6 +436,8 @@ pub fn verify(
             )));
         }
         let (pixels, _) = image::decode(p, &c, &t, compressed, img.blank)?;
+        // The RMSE mode promises no per-pixel bound: its image RMSE is checked below.
+        let rmse_mode = c.step.is_some_and(|s| s > 1);
         // The bound in stored units: the integer bound, or for quantised floats the bound in
         // steps plus the half step of quantisation.
         let bound = match (&c.quant, img.pixels.is_float()) {
@@ -427,6 +445,7 @@ pub fn verify(
             _ => c.error_int as f64,
         };
         let mut worst = 0f64;
+        let (mut sq, mut n) = (0f64, 0usize);
         for i in 0..img.pixels.len() {
             let (a, b) = (img.pixels.raw_f64(i), pixels.raw_f64(i));
             let blank =
@@ -456,6 +475,16 @@ pub fn verify(
                 Pixels::F64(_) => b.abs() * f64::EPSILON,
                 _ => 0.0,
             };
+            if rmse_mode {
+                let d = a - b;
+                if !d.is_finite() {
+                    return Err(fail(format!("pixel {i}: original {a}, decoded {b}")));
+                }
+                sq += d * d;
+                n += 1;
+                worst = worst.max(d.abs());
+                continue;
+            }
             // NaN-safe: an error that is not ≤ the bound (NaN included) fails.
             let within = e <= bound + ulp;
             if !within {
@@ -464,6 +493,17 @@ pub fn verify(
                 )));
             }
             worst = worst.max(e);
+        }
+        if rmse_mode && n > 0 {
+            // Within the target, with room for a float type's rounding of each value.
+            let rmse = (sq / n as f64).sqrt();
+            let allowed = c.rmse_target * c.sigma * (1.0 + 1e-6);
+            if rmse.is_nan() || rmse > allowed {
+                return Err(fail(format!(
+                    "RMSE {rmse:.6e} beyond the target {} σ = {allowed:.6e}",
+                    c.rmse_target
+                )));
+            }
         }
         let ih = container::table_to_image(&t.header);
         let (want, got) = (kept_cards(&img.header), kept_cards(&ih));

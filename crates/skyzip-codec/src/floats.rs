@@ -221,6 +221,7 @@ pub fn encode_exact(
         lo: EXACT_RANGE.0,
         hi: EXACT_RANGE.1,
         eta,
+        rdo: None,
     };
     let t = tile::encode(p, &v, &blank, w, h, &s);
     let est_bits = 8.0 * bytes.len() as f64 + t.est_bits;
@@ -375,6 +376,7 @@ pub fn decode_exact(
                 lo: EXACT_RANGE.0,
                 hi: EXACT_RANGE.1,
                 eta,
+                rdo: None,
             };
             let (v, blank) = tile::decode(p, b, w, h, &s)?;
             let mut out: Vec<u64> = v

@@ -51,6 +51,7 @@ fn tile_settings(data: &[u8]) -> Option<(usize, usize, Settings, &[u8])> {
             lo,
             hi,
             eta: None,
+            rdo: None,
         },
         &data[4..],
     ))

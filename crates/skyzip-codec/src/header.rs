@@ -71,6 +71,12 @@ pub struct CodedHdu {
     pub error_int: i64,
     pub sigma: f64,
     pub quant: Option<Quantiser>,
+    /// The RMSE mode (format 6): the quantiser step in coded units (SZSTEP; 1 where the mode
+    /// fell back to lossless), the RMSE target (ZVAL RMSE) and the decoded RMSE the encoder
+    /// measured (SZRMSE), both in σ. None, 0, 0 in the other modes.
+    pub step: Option<i64>,
+    pub rmse_target: f64,
+    pub rmse: f64,
     /// The image was the file's primary HDU.
     pub primary: bool,
 }
@@ -150,6 +156,20 @@ impl CodedHdu {
             None
         };
         let num = |name: &str| zval(h, name).and_then(|v| v.parse::<f64>().ok());
+        let mode = zval(h, "MODE").unwrap_or_default();
+        let step = match mode.as_str() {
+            "rmse" => {
+                let s = key_i64(h, "SZSTEP", path)?;
+                if !(1..=1 << 24).contains(&s) || error_int != 0 {
+                    return Err(CodecError::file(
+                        path,
+                        format!("SZSTEP = {s} with SZERRINT = {error_int}"),
+                    ));
+                }
+                Some(s)
+            }
+            _ => None,
+        };
         Ok(CodedHdu {
             hdu,
             bitpix,
@@ -161,7 +181,7 @@ impl CodedHdu {
                 .unwrap_or_else(|| "default".into()),
             model_hash: zval(h, "MODEL")
                 .ok_or_else(|| CodecError::file(path, "no model hash (ZNAME MODEL)"))?,
-            mode: zval(h, "MODE").unwrap_or_default(),
+            mode,
             max_error: num("MAXERR").unwrap_or(0.0),
             q: num("Q").unwrap_or(0.0),
             norm: zval(h, "NORM").unwrap_or_default(),
@@ -175,6 +195,9 @@ impl CodedHdu {
             error_int,
             sigma: h.f64("SZSIGMA").unwrap_or(f64::NAN),
             quant,
+            step,
+            rmse_target: num("RMSE").unwrap_or(0.0),
+            rmse: h.f64("SZRMSE").unwrap_or(0.0),
             primary: container::was_primary(h),
         })
     }
@@ -186,7 +209,7 @@ impl CodedHdu {
     /// HISTORY cards for a decoded image that is not bit-exact (empty when it is).
     pub(crate) fn history(&self, quantised_tiles: usize, bscale: f64) -> Vec<Card> {
         let lossy = match self.bitpix {
-            b if b > 0 => self.error_int > 0,
+            b if b > 0 => self.error_int > 0 || self.step.is_some_and(|s| s > 1),
             _ => quantised_tiles > 0,
         };
         if !lossy {
@@ -209,15 +232,34 @@ impl CodedHdu {
                 format!("{} stored integers", self.error_int),
             ),
         };
-        lines.push(format!(
-            "  mode {}: max |error| {:.4} sigma = {e_data:.6e} data units",
-            self.mode,
-            e_data / self.sigma
-        ));
-        lines.push(format!(
-            "  ({how}); background sigma {:.6e} data units",
-            self.sigma
-        ));
+        match self.step {
+            Some(step) => {
+                lines.push(format!(
+                    "  mode rmse: RMSE {:.4} sigma (target {} sigma, --rmse); no per-pixel",
+                    self.rmse, self.rmse_target
+                ));
+                lines.push(format!(
+                    "  bound; quantiser step {step} {}; background sigma {:.6e} data units",
+                    if self.quant.is_some() {
+                        "quantisation steps"
+                    } else {
+                        "stored integers"
+                    },
+                    self.sigma
+                ));
+            }
+            None => {
+                lines.push(format!(
+                    "  mode {}: max |error| {:.4} sigma = {e_data:.6e} data units",
+                    self.mode,
+                    e_data / self.sigma
+                ));
+                lines.push(format!(
+                    "  ({how}); background sigma {:.6e} data units",
+                    self.sigma
+                ));
+            }
+        }
         if self.mode == "max-error" {
             lines.push(format!(
                 "  requested max error {} sigma (--max-error)",

@@ -157,15 +157,19 @@ impl Context {
         self.table = Some(table);
     }
 
-    /// What coding `r` costs here (fixed point); counts it.
-    fn cost(&mut self, r: i64) -> u64 {
-        let i = self.at.get(&r).copied();
-        let c = match (&self.table, i) {
-            (Some(_), Some(i)) => self.cost_fx[i],
+    /// What coding `r` would cost here (fixed point).
+    fn price(&self, r: i64) -> u64 {
+        match (&self.table, self.at.get(&r)) {
+            (Some(_), Some(&i)) => self.cost_fx[i],
             (Some(_), None) => self.cost_fx[self.values.len()] + cost_fx(r, self.escape_scale()),
             (None, _) => cost_fx(r, self.escape_scale()),
-        };
-        self.update(r, i);
+        }
+    }
+
+    /// What coding `r` costs here (fixed point); counts it.
+    fn cost(&mut self, r: i64) -> u64 {
+        let c = self.price(r);
+        self.update(r, self.at.get(&r).copied());
         c
     }
 
@@ -215,6 +219,9 @@ pub struct Quant {
     pub lo: i64,
     pub hi: i64,
     pub origin: i64,
+    /// The RMSE mode's 1/λ (encoder only; 0: the nearest index, as the other modes): each
+    /// pixel's symbol is then chosen for D·(1/λ) + R, see [`Quant::choose`].
+    pub rdo: u64,
 }
 
 impl Quant {
@@ -245,6 +252,29 @@ impl Quant {
         } else {
             self.index(x, i).saturating_sub(p)
         }
+    }
+
+    /// The symbol the encoder codes for value x at pixel i given the prediction p under
+    /// context c, and what its squared error is worth (fixed-point bits). The nearest index
+    /// (worth 0) unless the RMSE mode asks for more: then of the nearest, its neighbour toward
+    /// the prediction and the prediction itself, the one of least D·(1/λ) + R.
+    fn choose(&self, c: &Context, x: i64, p: i64, i: usize) -> (i64, u64) {
+        let s0 = self.symbol_of(x, p, i);
+        if self.rdo == 0 || self.e == 0 {
+            return (s0, 0);
+        }
+        let mut best = (s0, u64::MAX, 0);
+        for s in [s0, s0 - s0.signum(), 0] {
+            let d = x
+                .saturating_sub(self.value(p.saturating_add(s), i))
+                .unsigned_abs();
+            let worth = d.saturating_mul(d).saturating_mul(self.rdo);
+            let j = worth.saturating_add(c.price(s));
+            if j < best.1 {
+                best = (s, j, worth);
+            }
+        }
+        (best.0, best.2)
     }
 
     /// Lossy: the value of grid index q at pixel i.
@@ -332,7 +362,8 @@ fn walk(
     Ok(Some(out))
 }
 
-/// The cost (fixed point) of coding `v` with `predict` under `quant`, stopped where
+/// The cost (fixed point; in the RMSE mode D·(1/λ) + R) of coding `v` with `predict` under
+/// `quant`, stopped where
 /// `keep_going(y, bits after row y)` says so (None).
 pub fn cost(
     predict: Predict,
@@ -350,8 +381,8 @@ pub fn cost(
         w,
         h,
         |c, p, i| {
-            let q = quant.symbol_of(v[i], p, i);
-            bits.set(bits.get() + c.cost(q));
+            let (q, worth) = quant.choose(c, v[i], p, i);
+            bits.set(bits.get().saturating_add(c.cost(q)).saturating_add(worth));
             Ok(q)
         },
         |y| keep_going(y, bits.get()),
@@ -382,7 +413,7 @@ pub fn put(
         w,
         h,
         |c, p, i| {
-            let q = quant.symbol_of(v[i], p, i);
+            let (q, _) = quant.choose(c, v[i], p, i);
             c.put(wr, q);
             Ok(q)
         },
@@ -436,6 +467,7 @@ mod tests {
                 lo: 0,
                 hi: 65535,
                 origin: 1000,
+                rdo: 0,
             };
             let mut wr = Writer::default();
             let enc = put(&mut wr, predict, quant, (&v, &blank), w, h);

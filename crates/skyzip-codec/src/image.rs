@@ -110,11 +110,16 @@ fn fmt_f64(v: f64) -> String {
     format!("{v:E}")
 }
 
-/// A coded tile: its bytes and in which column they go.
+/// A coded tile: its bytes and in which column they go, and the decoder's squared error
+/// summed over its pixels with data (physical units; the decoder's pixels are the encoder's,
+/// as the tile hash checks).
 struct CodedTile {
     bytes: Vec<u8>,
     exact: bool,
     est_bits: f64,
+    sq_err: f64,
+    /// Pixels with data.
+    n: usize,
 }
 
 /// The pixel indices (into the HDU's raster) of a tile, row by row.
@@ -136,19 +141,38 @@ fn encode_tile(
     dom: Domain,
     plane: usize,
     rect: (usize, usize, usize, usize),
-    e: i64,
+    (e, rdo): (i64, Option<tile::Rdo>),
     eta: Option<usize>,
 ) -> CodedTile {
     let (tw, th) = (rect.2, rect.3);
     let idx: Vec<usize> = tile_indices((img.nx(), img.ny()), plane, rect).collect();
-    let quantised = |v: Vec<i64>, blank: Vec<bool>, lo: i64, hi: i64| {
-        let t = tile::encode(p, &v, &blank, tw, th, &Settings { e, lo, hi, eta });
-        CodedTile {
-            bytes: t.bytes,
-            exact: false,
-            est_bits: t.est_bits,
-        }
-    };
+    // `error(k, decoded)`: the physical error of the tile's k-th pixel.
+    let quantised =
+        |v: Vec<i64>, blank: Vec<bool>, lo: i64, hi: i64, error: &dyn Fn(usize, i64) -> f64| {
+            let s = Settings {
+                e,
+                lo,
+                hi,
+                eta,
+                rdo,
+            };
+            let t = tile::encode(p, &v, &blank, tw, th, &s);
+            let exact_ints = e == 0 && rdo.is_none() && lo != floats::QUANT_RANGE.0;
+            let sq_err = match exact_ints {
+                true => 0.0,
+                false => (0..v.len())
+                    .filter(|&k| !blank[k])
+                    .map(|k| error(k, t.decoded[k]).powi(2))
+                    .sum(),
+            };
+            CodedTile {
+                bytes: t.bytes,
+                exact: false,
+                est_bits: t.est_bits,
+                sq_err,
+                n: blank.iter().filter(|&&b| !b).count(),
+            }
+        };
     match dom {
         Domain::Int { lo, hi, blank } => {
             let v: Vec<i64> = idx
@@ -156,7 +180,8 @@ fn encode_tile(
                 .map(|&i| img.pixels.raw_i64(i).unwrap_or(0))
                 .collect();
             let b = v.iter().map(|&x| Some(x) == blank).collect();
-            quantised(v, b, lo, hi)
+            let unit = img.bscale.abs();
+            quantised(v.clone(), b, lo, hi, &|k, d| (v[k] - d) as f64 * unit)
         }
         Domain::Float { width, quant } => {
             let x: Vec<f64> = idx.iter().map(|&i| img.pixels.raw_f64(i)).collect();
@@ -179,7 +204,8 @@ fn encode_tile(
             match v {
                 Some(v) => {
                     let (lo, hi) = floats::QUANT_RANGE;
-                    quantised(v, blank, lo, hi)
+                    let q = q.expect("quantised with a quantiser");
+                    quantised(v, blank, lo, hi, &|k, d| x[k] - q.restore(d, idx[k] as u64))
                 }
                 None => {
                     let bits: Vec<u64> = idx.iter().map(|&i| img.pixels.raw_bits(i)).collect();
@@ -188,6 +214,8 @@ fn encode_tile(
                         bytes: t.bytes,
                         exact: true,
                         est_bits: t.est_bits,
+                        sq_err: 0.0,
+                        n: blank.iter().filter(|&&b| !b).count(),
                     }
                 }
             }
@@ -203,7 +231,14 @@ pub fn encode(
     opts: &Options,
     hdu: usize,
 ) -> Result<(Table, HduReport), String> {
-    let (dom, sigma) = domain(img, opts.q);
+    // The RMSE mode quantises floats finely (its own step does the rest): a step of σ/q
+    // with q ≥ RMSE_FLOAT_Q, so that its steps can be chosen finely and the quantisation
+    // costs almost none of the RMSE.
+    let q = match opts.mode {
+        Mode::Rmse(_) if opts.q > 0.0 => opts.q.max(RMSE_FLOAT_Q),
+        _ => opts.q,
+    };
+    let (dom, sigma) = domain(img, q);
     if let (Domain::Int { lo, hi, blank }, Pixels::I64(v)) = (dom, &img.pixels) {
         // The coder's integers keep a bit of headroom: int64 values beyond ±2^62 cannot be
         // coded, and are refused rather than clamped.
@@ -221,16 +256,22 @@ pub fn encode(
     let (nx, ny, planes) = (img.nx(), img.ny(), img.planes());
     let e = match (opts.mode, dom) {
         (Mode::Lossless, _) => 0,
-        (Mode::MaxError(_), Domain::Float { quant: None, .. }) if opts.q == 0.0 => {
+        (Mode::MaxError(_), Domain::Float { quant: None, .. }) if q == 0.0 => {
             return Err(format!(
                 "HDU {hdu}: q = 0 codes floats bit-exactly; a max error needs q > 0"
             ))
         }
+        (Mode::Rmse(_), Domain::Float { quant: None, .. }) if q == 0.0 => {
+            return Err(format!(
+                "HDU {hdu}: q = 0 codes floats bit-exactly; an RMSE target needs q > 0"
+            ))
+        }
+        (Mode::Rmse(_), _) => 0,
         // Nothing quantised (σ = 0): every tile is bit-exact.
         (Mode::MaxError(_), Domain::Float { quant: None, .. }) => 0,
         (Mode::MaxError(emax), Domain::Float { .. }) => {
             // Quantisation costs δ/2 = σ/(2q); the residual step the rest.
-            (emax * opts.q - 0.5).floor().max(0.0) as i64
+            (emax * q - 0.5).floor().max(0.0) as i64
         }
         (Mode::MaxError(emax), Domain::Int { .. }) => {
             (emax * sigma / img.bscale.abs()).floor().max(0.0) as i64
@@ -241,10 +282,34 @@ pub fn encode(
     let jobs: Vec<(usize, (usize, usize, usize, usize))> = (0..planes)
         .flat_map(|pl| rects.iter().map(move |&r| (pl, r)))
         .collect();
-    let coded: Vec<CodedTile> = jobs
-        .par_iter()
-        .map(|&(pl, r)| encode_tile(p, img, dom, pl, r, e, opts.eta))
-        .collect();
+    // The tiles of `which` (indices into `jobs`), coded.
+    let code = |which: &[usize], rdo: Option<tile::Rdo>| -> Vec<CodedTile> {
+        which
+            .par_iter()
+            .map(|&k| {
+                let (pl, r) = jobs[k];
+                encode_tile(p, img, dom, pl, r, (e, rdo), opts.eta)
+            })
+            .collect()
+    };
+    let (coded, step) = match (opts.mode, dom) {
+        (Mode::Rmse(r), Domain::Int { .. } | Domain::Float { quant: Some(_), .. })
+            if r > 0.0 && sigma > 0.0 =>
+        {
+            let unit = match dom {
+                Domain::Float { quant: Some(q), .. } => q.delta,
+                _ => img.bscale.abs(),
+            };
+            rmse_search(&code, jobs.len(), r * sigma, unit)
+        }
+        _ => (code(&(0..jobs.len()).collect::<Vec<_>>(), None), 1),
+    };
+    let with_data: usize = coded.iter().map(|t| t.n).sum();
+    let sq_err: f64 = coded.iter().map(|t| t.sq_err).sum();
+    let rmse = match (sigma > 0.0, with_data) {
+        (true, n) if n > 0 => (sq_err / n as f64).sqrt() / sigma,
+        _ => 0.0,
+    };
     let tile_bytes = coded.iter().map(|t| t.bytes.len()).sum();
     let est_bits: f64 = coded.iter().map(|t| t.est_bits).sum();
     let exact_tiles = coded.iter().filter(|t| t.exact).count();
@@ -279,16 +344,21 @@ pub fn encode(
     let (mode, maxerr) = match opts.mode {
         Mode::Lossless => ("lossless", 0.0),
         Mode::MaxError(e) => ("max-error", e),
+        Mode::Rmse(_) => ("rmse", 0.0),
     };
     let zv = [
         ("MODEL", format!("'{}'", p.hash)),
         ("MODE", format!("'{mode}'")),
         ("MAXERR", fmt_f64(maxerr)),
-        ("Q", fmt_f64(opts.q)),
+        ("Q", fmt_f64(q)),
         ("NORM", format!("'{}'", p.norm_kind().name())),
     ];
     let eta = opts.eta.map(|k| ("ETA", k.to_string()));
-    let zv: Vec<_> = zv.into_iter().chain(eta).collect();
+    let target = match opts.mode {
+        Mode::Rmse(r) => Some(("RMSE", fmt_f64(r))),
+        _ => None,
+    };
+    let zv: Vec<_> = zv.into_iter().chain(eta).chain(target).collect();
     for (i, (name, val)) in zv.iter().enumerate() {
         set(Card::string(&format!("ZNAME{}", i + 1), name, ""));
         set(Card::new(&format!("ZVAL{:<4}= {val:>20}", i + 1)));
@@ -309,6 +379,18 @@ pub fn encode(
         &fmt_f64(sigma),
         "background noise sigma",
     ));
+    if let Mode::Rmse(_) = opts.mode {
+        set(Card::value(
+            "SZSTEP",
+            &step.to_string(),
+            "RMSE mode: quantiser step in coded units",
+        ));
+        set(Card::value(
+            "SZRMSE",
+            &fmt_f64(rmse),
+            "RMSE of the decoded image in sigma",
+        ));
+    }
     if let Some(q) = quant {
         set(Card::value(
             "SZZERO",
@@ -354,11 +436,158 @@ pub fn encode(
         est_bits,
         sigma,
         max_error_int: e,
+        step,
+        rmse,
         delta: quant.map(|q| q.delta),
         tiles: jobs.len(),
         exact_tiles,
     };
     Ok((table, report))
+}
+
+/// The RMSE mode's 1/λ at quantiser step Δ and slope κ: λ = κ·Δ² squared units a bit
+/// (high-rate theory gives ln 2/6 ≈ 0.12 for a uniform quantiser; larger κ widen the dead
+/// zone, which pays at low rates).
+fn rdo_at(step: i64, kappa: f64) -> tile::Rdo {
+    let lambda = kappa * (step as f64).powi(2);
+    tile::Rdo {
+        step,
+        inv_lambda: ((crate::entropy::COST_ONE as f64 / lambda).round() as u64).max(1),
+    }
+}
+
+/// The slopes the RMSE mode's search tries.
+const KAPPAS: [f64; 3] = [0.15, 0.3, 0.6];
+
+/// The RMSE mode's float quantisation: σ/16 at least.
+const RMSE_FLOAT_Q: f64 = 16.0;
+
+/// The largest step the RMSE mode may take.
+const MAX_STEP: i64 = 1 << 24;
+
+/// Tiles the search codes at each trial: all of an image of up to SEARCH_TILES tiles, else
+/// every m-th, at least SEARCH_TILES of them.
+const SEARCH_TILES: usize = 8;
+
+/// Sums of coded tiles: (bytes, squared error, pixels with data).
+fn totals(t: &[CodedTile]) -> (usize, f64, usize) {
+    t.iter().fold((0, 0.0, 0), |(b, s, n), t| {
+        (b + t.bytes.len(), s + t.sq_err, n + t.n)
+    })
+}
+
+/// Codes the tiles of the given indices with the given RMSE quantiser (None: lossless).
+type CodeTiles<'a> = &'a dyn Fn(&[usize], Option<tile::Rdo>) -> Vec<CodedTile>;
+
+/// The RMSE mode's search: the smallest file whose image RMSE, measured on the pixels the
+/// decoder will produce, stays within `target` (physical units; `unit` a coded integer's size).
+/// RMSE need not grow steadily with the step (the dead zone and the residual modes switch as
+/// it grows), so a search on the step alone can land badly: on a sample of the tiles it scans
+/// steps from a quarter to eight times the high-rate guess Δ = √12·R (a factor √2 apart) for
+/// each slope κ and keeps the slope of the fewest bytes at the target (interpolated between
+/// the steps either side of it); on the
+/// whole image, at that slope, bisection then finds the largest step within the target
+/// between that step (10 % lower at a time while the whole image misses) and the next one up.
+/// Returns the tiles and the step (1: lossless, where no step of 2 or more meets the target).
+fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<CodedTile>, i64) {
+    let all: Vec<usize> = (0..ntiles).collect();
+    // Every m-th tile in a scrambled order, not every m-th in raster order (which could take
+    // one column of tiles).
+    let every = (ntiles / SEARCH_TILES).clamp(1, 4) as u64;
+    let mut sample: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&k| ((k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40).is_multiple_of(every))
+        .collect();
+    if sample.len() < ntiles.min(SEARCH_TILES) / 2 {
+        sample = all.clone();
+    }
+    // A hair under the target: a float image's decoded values are rounded to its type.
+    let goal = (target * (1.0 - 1e-5)).powi(2);
+    let meets = |(_, sq, n): (usize, f64, usize)| n == 0 || sq <= goal * n as f64;
+    let guess = (target / unit * 12f64.sqrt()).clamp(2.0, MAX_STEP as f64);
+    let mut grid: Vec<i64> = Vec::new();
+    let mut s = (guess / 4.0).max(2.0);
+    while s <= (guess * 8.0).min(MAX_STEP as f64) {
+        let k = s.round() as i64;
+        if grid.last() != Some(&k) {
+            grid.push(k);
+        }
+        s *= std::f64::consts::SQRT_2;
+    }
+    // Per κ the sample's bytes at the target, interpolated (log bytes, linear RMSE) between the
+    // last step within it and the next step that misses it; of those the fewest: (bytes, κ,
+    // the step within, the step that misses).
+    let rmse_of = |(_, sq, n): (usize, f64, usize)| (sq / n.max(1) as f64).sqrt();
+    let mut best: Option<(f64, f64, i64, Option<i64>)> = None;
+    for &kappa in &KAPPAS {
+        let mut within: Option<(i64, f64, f64)> = None;
+        let mut fails = 0;
+        let mut cand = None;
+        for &step in &grid {
+            let t = totals(&code(&sample, Some(rdo_at(step, kappa))));
+            if meets(t) {
+                fails = 0;
+                within = Some((step, t.0 as f64, rmse_of(t)));
+                cand = Some((t.0 as f64, step, None));
+            } else {
+                fails += 1;
+                if let (Some((s0, b0, r0)), 1) = (within, fails) {
+                    let (b1, r1) = (t.0.max(1) as f64, rmse_of(t));
+                    let at = if r1 > r0 {
+                        ((target - r0) / (r1 - r0)).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    };
+                    // detmath's ln/exp, not libm's: the encoder's choice is the same on
+                    // every machine (the golden files pin its bytes).
+                    use crate::detmath::{exp, ln};
+                    cand = Some((exp(ln(b0) + at * (ln(b1) - ln(b0))), s0, Some(step)));
+                }
+                // Two misses in a row: larger steps only miss by more.
+                if fails == 2 {
+                    break;
+                }
+            }
+        }
+        if let Some((b, s0, next)) = cand {
+            if best.is_none_or(|x| b < x.0) {
+                best = Some((b, kappa, s0, next));
+            }
+        }
+    }
+    let Some((_, kappa, step, next)) = best else {
+        return (code(&all, None), 1);
+    };
+    // The whole image at that κ: the largest step within the target, bracketed from the
+    // sample's choice and narrowed to 1/64 of the step.
+    let whole = |step: i64| {
+        let t = code(&all, Some(rdo_at(step, kappa)));
+        let ok = meets(totals(&t));
+        (t, ok)
+    };
+    let (mut lo, mut hi) = (step, next.unwrap_or(step * 2).min(MAX_STEP));
+    let mut kept = loop {
+        let (t, ok) = whole(lo);
+        if ok {
+            break t;
+        }
+        if lo == 2 {
+            return (code(&all, None), 1);
+        }
+        hi = lo;
+        lo = ((lo as f64 * 0.9) as i64).clamp(2, lo - 1);
+    };
+    while hi - lo > (lo / 64).max(1) {
+        let m = lo + (hi - lo) / 2;
+        let (t, ok) = whole(m);
+        if ok {
+            (lo, kept) = (m, t);
+        } else {
+            hi = m;
+        }
+    }
+    (kept, lo)
 }
 
 /// Tiles per thread in a band of [`decode`]: with two per thread (one row of six tiles on two
@@ -427,6 +656,10 @@ pub fn decode(
         lo,
         hi,
         eta: c.eta,
+        rdo: c.step.filter(|&s| s >= 2).map(|step| tile::Rdo {
+            step,
+            inv_lambda: 0,
+        }),
     };
     let jobs: Vec<(usize, usize)> = (0..planes)
         .flat_map(|pl| (0..rects.len()).map(move |k| (pl, k)))

@@ -1,6 +1,7 @@
 //! Rate control: the max-error that meets a size or an RMSE target, found by real compress (and,
-//! for RMSE, decompress) trials. Used by `skyzip compress --target-bpp/--target-rmse` and by
-//! the Python package's `rmse=`.
+//! for RMSE, decompress) trials, and for an RMSE target the smaller of that bounded file and the
+//! RMSE mode's. Used by `skyzip compress --target-bpp/--target-rmse` and by the Python
+//! package's `rmse=`.
 
 use crate::codec::{compress, decompress, Mode, Options};
 use crate::predict::Predictor;
@@ -117,4 +118,32 @@ pub fn search_max_error(
     }
     // The size target holds from `hi` on; the RMSE target up to `lo`.
     Ok((if size { hi } else { lo }, trials.get()))
+}
+
+/// An RMSE target R (σ units): the smaller file of the largest max-error whose RMSE stays within
+/// R·σ ([`search_max_error`]: a per-pixel bound too) and the RMSE mode at R (no per-pixel bound;
+/// the RMSE mode alone when no max-error setting meets R), by the bytes each writes; of equal
+/// sizes the bounded one. Returns the mode, the max-error the search found and the trials.
+pub fn within_rmse(
+    input: &Path,
+    work: &Path,
+    p: &Predictor,
+    load: &dyn Fn(&str) -> Result<Predictor, CodecError>,
+    opts: &Options,
+    r: f64,
+    on_trial: &dyn Fn(f64),
+) -> Result<(Mode, f64, usize), CodecError> {
+    let (e, trials) = search_max_error(input, work, p, load, opts, Target::Rmse(r), on_trial)?;
+    let bounded = if e > 0.0 {
+        Mode::MaxError(e)
+    } else {
+        Mode::Lossless
+    };
+    let bytes = |mode: Mode| {
+        let t = Options { mode, ..*opts };
+        compress(input, &work.join("pick.fits"), p, &t, true).map(|r| r.file_bytes)
+    };
+    let (b, m) = (bytes(bounded)?, bytes(Mode::Rmse(r))?);
+    let mode = if m < b { Mode::Rmse(r) } else { bounded };
+    Ok((mode, e, trials + 2))
 }

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
 
 /// The tile format (the file format's version: see [`crate::codec::FORMAT_VERSION`]).
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 const SCALE_BITS: u32 = 7;
 
 /// How the integers of a tile may be coded.
@@ -34,6 +34,33 @@ pub struct Settings {
     /// A tunable model's rate: only the first η latent channels are coded, the others are
     /// zero (the prefix mask it was trained with). None: every channel.
     pub eta: Option<usize>,
+    /// The RMSE mode (format 6; `e` is then 0): no per-pixel bound. None in the lossless and
+    /// max-error modes.
+    pub rdo: Option<Rdo>,
+}
+
+/// The RMSE mode's quantiser: residuals on any step ≥ 2, each pixel's index chosen for rate
+/// and distortion together (D + λ·R, which widens the zero bin: a dead zone where the noise
+/// is not worth its bits), and the nonzero bins reconstructed at the tile's measured centroid
+/// of each (|index| = 1, |index| ≥ 2: the conditional mean, pulled toward the prediction),
+/// both sent in the tile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rdo {
+    /// The quantiser step in integer units (≥ 2).
+    pub step: i64,
+    /// The encoder's 1/λ: fixed-point bits ([`crate::entropy::COST_ONE`] a bit) that one unit²
+    /// of squared error is worth. The decoder does not use it.
+    pub inv_lambda: u64,
+}
+
+impl Settings {
+    /// The residual step: 1 when lossless, 2e + 1 in the max-error mode, the RMSE mode's own.
+    pub fn step(&self) -> i64 {
+        match self.rdo {
+            Some(r) => r.step,
+            None => 2 * self.e + 1,
+        }
+    }
 }
 
 /// A coded tile.
@@ -155,9 +182,9 @@ fn predictions(
 ) -> (Vec<i64>, Vec<usize>) {
     let Geometry { w, h, pw } = g;
     let (mu, var) = p.decode(latent, shape);
-    let step = (2 * s.e + 1) as f64;
+    let step = s.step() as f64;
     let (lo, hi) = (s.lo as f64, s.hi as f64);
-    let unit = s.e == 0;
+    let unit = s.step() == 1;
     let mut pred = Vec::with_capacity(w * h);
     let mut scale = Vec::with_capacity(w * h);
     for y in 0..h {
@@ -306,6 +333,7 @@ fn walk(
     w: usize,
     h: usize,
     s: &Settings,
+    theta: [i64; 2],
     code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
     row_done: impl FnMut(usize) -> bool,
 ) -> Result<Option<Vec<i64>>, Corrupt> {
@@ -315,21 +343,21 @@ fn walk(
         ($unit:expr) => {
             match mode {
                 Residuals::Model => {
-                    walk_with::<$unit, 0>(pred, scale, blank, w, h, s, code, row_done)
+                    walk_with::<$unit, 0>(pred, scale, blank, w, h, s, theta, code, row_done)
                 }
                 Residuals::MedContext => {
-                    walk_with::<$unit, 1>(pred, scale, blank, w, h, s, code, row_done)
+                    walk_with::<$unit, 1>(pred, scale, blank, w, h, s, theta, code, row_done)
                 }
                 Residuals::MedModel => {
-                    walk_with::<$unit, 2>(pred, scale, blank, w, h, s, code, row_done)
+                    walk_with::<$unit, 2>(pred, scale, blank, w, h, s, theta, code, row_done)
                 }
                 Residuals::Adaptive => {
-                    walk_with::<$unit, 3>(pred, scale, blank, w, h, s, code, row_done)
+                    walk_with::<$unit, 3>(pred, scale, blank, w, h, s, theta, code, row_done)
                 }
             }
         };
     }
-    if s.e == 0 {
+    if s.step() == 1 {
         go!(true)
     } else {
         go!(false)
@@ -353,11 +381,12 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
     w: usize,
     h: usize,
     s: &Settings,
+    theta: [i64; 2],
     mut code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
     mut row_done: impl FnMut(usize) -> bool,
 ) -> Result<Option<Vec<i64>>, Corrupt> {
     let mode = MODES[MODE];
-    let step = if UNIT { 1 } else { 2 * s.e + 1 };
+    let step = if UNIT { 1 } else { s.step() };
     let n = w * h;
     // Every pixel's value in raster order (0 for blanks).
     let mut out = Vec::with_capacity(n);
@@ -458,9 +487,12 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
                     st.n /= 2;
                 }
             }
-            let xv = base
-                .saturating_add(q.saturating_mul(step))
-                .clamp(s.lo, s.hi);
+            let xv = if UNIT {
+                base.saturating_add(q)
+            } else {
+                base.saturating_add(reconstruction(q, step, theta))
+            }
+            .clamp(s.lo, s.hi);
             out.push(xv);
             // The model mode reads no neighbours: nothing to keep for them.
             if MODE != 0 {
@@ -473,6 +505,46 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
         }
     }
     Ok(Some(out))
+}
+
+/// The residual that index q stands for: q·step, less the class's centroid offset θ toward
+/// zero (θ = 0 outside the RMSE mode: the bin centre).
+#[inline(always)]
+fn reconstruction(q: i64, step: i64, theta: [i64; 2]) -> i64 {
+    let t = theta[(q.unsigned_abs() > 1) as usize];
+    let r = q.saturating_mul(step);
+    match q.signum() {
+        1 => r - t,
+        -1 => r + t,
+        _ => 0,
+    }
+}
+
+/// The RMSE mode's choice of index for residual r at scale index `sidx`: of the nearest bin,
+/// its neighbours and 0, the one of least D·(1/λ) + R (fixed-point bits). Returns it and that
+/// cost.
+#[inline]
+fn rdo_index(r: i64, sidx: usize, step: i64, theta: [i64; 2], inv_lambda: u64) -> (i64, u64) {
+    let k = (r.unsigned_abs() as i64 + step / 2) / step;
+    let sign = if r < 0 { -1 } else { 1 };
+    let mut best = (0i64, u64::MAX);
+    for m in [k, k - 1, k + 1, 0] {
+        if m < 0 {
+            continue;
+        }
+        let q = sign * m;
+        let d = r
+            .saturating_sub(reconstruction(q, step, theta))
+            .unsigned_abs();
+        let j = d
+            .saturating_mul(d)
+            .saturating_mul(inv_lambda)
+            .saturating_add(cost_fx(q, sidx));
+        if j < best.1 {
+            best = (q, j);
+        }
+    }
+    best
 }
 
 /// The quantised residual of r: ⌊(r + e) / (2e + 1)⌋ (r itself when lossless).
@@ -514,6 +586,21 @@ fn behind(bits: u64, lead: u64, (y, rows): (usize, usize), slack: f64) -> bool {
     bits as f64 > lead as f64 * (1.0 + slack + LEAD_MARGIN * left)
 }
 
+/// The max error of mode 4's grid: the max-error mode's; in the RMSE mode the largest odd
+/// grid within its step ((step − 1)/2: mode 4 quantises with a dither and no dead zone, every
+/// |error| ≤ that).
+fn histogram_e(s: &Settings) -> i64 {
+    match s.rdo {
+        Some(r) => (r.step - 1) / 2,
+        None => s.e,
+    }
+}
+
+/// Bits of each centroid offset θ ∈ 0…step/2 (the RMSE mode).
+fn theta_bits(step: i64) -> u32 {
+    64 - ((step / 2) as u64).leading_zeros()
+}
+
 /// Bits of the residual mode field: 3 from format 5 on (mode 4, the histogram), 2 before.
 const MODE_BITS: u32 = 3;
 /// The offset predictor is tried on tiles whose values span fewer steps than this.
@@ -526,6 +613,7 @@ const OFFSET_RANGE: i64 = 4096;
 /// where it beats them at the end, then on the whole tile, stopped where it falls behind
 /// `profile`.
 #[allow(clippy::type_complexity)]
+/// In the RMSE mode the costs compared are D·(1/λ) + R.
 fn histogram_choice(
     (v, blank, w, h): (&[i64], &[bool], usize, usize),
     (quant, hi): (Quant, i64),
@@ -608,20 +696,26 @@ pub fn encode(
             })
             .collect();
         let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
-        let step = 2 * s.e + 1;
+        let step = s.step();
         // The residual modes are costed (the entropy model's bits, in exact fixed point) on a
         // sample of the tile's rows; those within SAMPLE_MARGIN of the cheapest there are
         // costed on the whole tile, cheapest first, keeping what each would code. A contender
         // stops at a check row where it is too far behind the cheapest full walk so far (the
         // leader: its bits after each row, see `behind`), and the tile codes the cheapest
         // full walk (2 bits say which; the first of equals).
+        // In the RMSE mode "bits" are D·(1/λ) + R, what its decisions minimise, and the
+        // walk also sums, per class of nonzero index, how far the residuals lie inside their
+        // bins' outer points (their centroid offsets θ).
+        let centroid = std::cell::Cell::new([(0i64, 0i64); 2]);
         let cost_of = |mode: Residuals,
                        (v, pred, scale, blank): (&[i64], &[i64], &[usize], &[bool]),
                        coded: &mut Vec<(i64, u8)>,
                        profile: &mut Vec<u64>,
                        leader: Option<&[u64]>,
-                       slack: f64| {
+                       slack: f64,
+                       theta: [i64; 2]| {
             let bits = std::cell::Cell::new(0u64);
+            centroid.set([(0, 0); 2]);
             coded.clear();
             profile.clear();
             let rows = v.len() / w;
@@ -633,9 +727,28 @@ pub fn encode(
                 w,
                 rows,
                 s,
+                theta,
                 |i, sidx, base| {
-                    let q = quantise(v[i] - base, s.e, step);
-                    bits.set(bits.get() + cost_fx(q, sidx));
+                    let r = v[i] - base;
+                    let q = match s.rdo {
+                        None => {
+                            let q = quantise(r, s.e, step);
+                            bits.set(bits.get() + cost_fx(q, sidx));
+                            q
+                        }
+                        Some(rdo) => {
+                            let (q, j) = rdo_index(r, sidx, step, theta, rdo.inv_lambda);
+                            bits.set(bits.get().saturating_add(j));
+                            if q != 0 {
+                                let mut c = centroid.get();
+                                let k = &mut c[(q.unsigned_abs() > 1) as usize];
+                                k.0 = k.0.saturating_add(q.saturating_mul(step) - q.signum() * r);
+                                k.1 += 1;
+                                centroid.set(c);
+                            }
+                            q
+                        }
+                    };
                     coded.push((q, sidx as u8));
                     Ok(q)
                 },
@@ -647,6 +760,12 @@ pub fn encode(
             .expect("costing cannot fail");
             (bits.get(), out)
         };
+        // The RMSE mode's first guess at the centroid offsets, for choosing the mode.
+        let theta0 = match s.rdo {
+            Some(_) => [step / 4, step / 8],
+            None => [0, 0],
+        };
+        let mut best_centroid = [(0, 0); 2];
         let mut coded = Vec::with_capacity(w * h);
         let mut profile = Vec::with_capacity(h);
         // The sample: every SAMPLE_PART-th band of SAMPLE_BAND rows, walked as one image.
@@ -674,7 +793,15 @@ pub fn encode(
             for &m in &MODES {
                 let leader = (!lead.is_empty()).then_some(lead.as_slice());
                 let sample = (&sv[..], &sp[..], &ss[..], &sb[..]);
-                let (b, out) = cost_of(m, sample, &mut coded, &mut profile, leader, SAMPLE_MARGIN);
+                let (b, out) = cost_of(
+                    m,
+                    sample,
+                    &mut coded,
+                    &mut profile,
+                    leader,
+                    SAMPLE_MARGIN,
+                    theta0,
+                );
                 if out.is_some() {
                     if bits.iter().all(|&(least, _)| b < least) {
                         std::mem::swap(&mut lead, &mut profile);
@@ -708,6 +835,7 @@ pub fn encode(
                 &mut profile,
                 leader,
                 0.0,
+                theta0,
             );
             let Some(out) = out else { continue };
             // The cheapest wins; of equals, the first in the modes' order.
@@ -715,6 +843,7 @@ pub fn encode(
                 .as_ref()
                 .is_none_or(|(b, _)| (bits, mode as u8) < (b.0, b.1 as u8))
             {
+                best_centroid = centroid.get();
                 let (spare, spare_profile) =
                     best.map_or_else(|| (Vec::new(), Vec::new()), |(b, p)| (b.3, p));
                 best = Some((
@@ -723,7 +852,36 @@ pub fn encode(
                 ));
             }
         }
-        let ((bits, mode, out, codes), profile) = best.expect("the first contender runs whole");
+        let ((bits, mode, mut out, mut codes), profile) =
+            best.expect("the first contender runs whole");
+        // The RMSE mode: the chosen mode walked again with each class's reconstruction at
+        // the centroid the first walk measured (rounded, within the bin's inner half).
+        let theta = match s.rdo {
+            None => [0, 0],
+            Some(_) => {
+                let theta = best_centroid
+                    .map(|(sum, n)| {
+                        if n == 0 {
+                            0
+                        } else {
+                            (2 * sum + n).div_euclid(2 * n)
+                        }
+                    })
+                    .map(|t| t.clamp(0, step / 2));
+                let (_, fin) = cost_of(
+                    mode,
+                    (v, &pred, &scale, blank),
+                    &mut coded,
+                    &mut Vec::new(),
+                    None,
+                    0.0,
+                    theta,
+                );
+                out = fin.expect("a walk without a leader runs whole");
+                codes = std::mem::take(&mut coded);
+                theta
+            }
+        };
         // Lossless tiles may go under a model of the values seen instead (mode 4): its
         // predictors are costed on the sample first and on the whole tile only where one is
         // cheaper there than every other mode; the tile then needs no latent.
@@ -736,10 +894,11 @@ pub fn encode(
                 (lo.min(x), hi.max(x))
             });
         let quant = Quant {
-            e: s.e,
+            e: histogram_e(s),
             lo: s.lo,
             hi: s.hi,
             origin: lo,
+            rdo: s.rdo.map_or(0, |r| r.inv_lambda),
         };
         let histogram = histogram_choice(
             (v, blank, w, h),
@@ -774,6 +933,11 @@ pub fn encode(
                             ch.iter().for_each(|&x| wr.put(x, scales[c]));
                         }
                     }
+                }
+                if s.rdo.is_some() {
+                    theta
+                        .iter()
+                        .for_each(|&t| wr.put_bits(t as u64, theta_bits(step)));
                 }
                 for &(q, sidx) in &codes {
                     wr.put(q, sidx as usize);
@@ -832,10 +996,11 @@ pub fn decode(
     };
     if early_mode == Some(4) {
         let quant = Quant {
-            e: s.e,
+            e: histogram_e(s),
             lo: s.lo,
             hi: s.hi,
             origin: 0,
+            rdo: 0,
         };
         v = crate::histogram::get(&mut rd, quant, &blank, w, h)?;
     } else if any_data {
@@ -878,6 +1043,18 @@ pub fn decode(
         let mode = *MODES
             .get(m)
             .ok_or_else(|| Corrupt(format!("residual mode {m}")))?;
+        let mut theta = [0i64; 2];
+        if s.rdo.is_some() {
+            for t in &mut theta {
+                *t = rd.get_bits(theta_bits(s.step()))? as i64;
+                if *t > s.step() / 2 {
+                    return Err(Corrupt(format!(
+                        "centroid offset {t} of a step {}",
+                        s.step()
+                    )));
+                }
+            }
+        }
         v = walk(
             mode,
             &pred,
@@ -886,6 +1063,7 @@ pub fn decode(
             w,
             h,
             s,
+            theta,
             |_, sidx, _| rd.get(sidx),
             |_| true,
         )?
@@ -917,6 +1095,58 @@ mod tests {
             lo: i16::MIN as i64,
             hi: i16::MAX as i64,
             eta: None,
+            rdo: None,
+        }
+    }
+
+    #[test]
+    fn rmse_mode_tiles_decode_to_what_the_encoder_saw() {
+        use skyzip_fits::{read_image, HduSelector};
+        let p = Predictor::load("default-2").unwrap();
+        let img = read_image(&skyzip_testdata::sample(), &HduSelector::FirstImage).unwrap();
+        let (w, h) = (96, 64);
+        let v: Vec<i64> = (0..w * h)
+            .map(|k| {
+                img.pixels
+                    .raw_i64((k / w + 150) * img.nx() + k % w + 150)
+                    .unwrap()
+            })
+            .collect();
+        // A blank patch and a blank row start.
+        let blank: Vec<bool> = (0..w * h)
+            .map(|k| (10..20).contains(&(k % w)) && (5..30).contains(&(k / w)) || k < 7)
+            .collect();
+        let mse = |d: &[i64]| {
+            let n = blank.iter().filter(|&&b| !b).count() as f64;
+            (0..w * h)
+                .filter(|&k| !blank[k])
+                .map(|k| ((v[k] - d[k]) as f64).powi(2))
+                .sum::<f64>()
+                / n
+        };
+        for step in [2, 5, 16, 60] {
+            let at = |inv_lambda| Settings {
+                rdo: Some(Rdo { step, inv_lambda }),
+                ..settings(0)
+            };
+            let lambda = 0.15 * (step * step) as f64;
+            let t = encode(&p, &v, &blank, w, h, &at((65536.0 / lambda) as u64));
+            let (back, b) = decode(&p, &t.bytes, w, h, &at(0)).unwrap();
+            assert_eq!(back, t.decoded, "step {step}");
+            assert_eq!(b, blank);
+            assert!(back
+                .iter()
+                .zip(&blank)
+                .all(|(&x, &b)| !b || (-32768..=32767).contains(&x)));
+            // Distortion alone (the largest 1/λ): nearest bins, more bits, less error.
+            let near = encode(&p, &v, &blank, w, h, &at(u64::MAX / (1 << 40)));
+            assert!(near.bytes.len() >= t.bytes.len(), "step {step}");
+            assert!(
+                mse(&near.decoded) <= mse(&t.decoded) * 1.0001,
+                "step {step}"
+            );
+            // Error of the order of a uniform quantiser's at the step (or the noise's).
+            assert!(mse(&t.decoded) < (step * step) as f64, "step {step}");
         }
     }
 

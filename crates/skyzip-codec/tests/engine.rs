@@ -1,6 +1,7 @@
 //! The integer engine's pinned outputs (CI runs this file under emulated CPUs too).
 
 use skyzip_codec::engine::{FloatNet, Map, NetShape};
+use skyzip_codec::Mode;
 
 /// The float weights the bundled `default-1` was quantised from.
 fn float_default() -> FloatNet {
@@ -146,51 +147,101 @@ fn golden_dir_of(version: u8) -> std::path::PathBuf {
 }
 
 /// What the golden files are: (coded file, input, model, mode).
-const GOLDEN: [(&str, &str, &str, Option<f64>); 12] = [
+const GOLDEN: [(&str, &str, &str, Mode); 15] = [
+    // Format 6 on: the RMSE mode (dead zone, rate–distortion decisions, centroid
+    // reconstruction), on integers and on floats with a NaN mask.
+    (
+        "default-2.rmse-0.6.fits",
+        "int16.fits",
+        "default-2",
+        Mode::Rmse(0.6),
+    ),
+    (
+        "default-2.f32.rmse-0.6.fits",
+        "f32-nan.fits",
+        "default-2",
+        Mode::Rmse(0.6),
+    ),
+    (
+        "fast-1.rmse-0.6.fits",
+        "int16.fits",
+        "fast-1",
+        Mode::Rmse(0.6),
+    ),
     // Format 5 on: a plate-like image whose values lie on a sparse lattice (residual mode 4,
     // lossless and near-lossless).
     (
         "default-2.lattice.lossless.fits",
         "lattice.fits",
         "default-2",
-        None,
+        Mode::Lossless,
     ),
     (
         "default-2.lattice.max-error-1.fits",
         "lattice.fits",
         "default-2",
-        Some(1.0),
+        Mode::MaxError(1.0),
     ),
-    ("default-2.lossless.fits", "int16.fits", "default-2", None),
+    (
+        "default-2.lossless.fits",
+        "int16.fits",
+        "default-2",
+        Mode::Lossless,
+    ),
     (
         "default-2.max-error-1.fits",
         "int16.fits",
         "default-2",
-        Some(1.0),
+        Mode::MaxError(1.0),
     ),
     (
         "default-2.f32.lossless.fits",
         "f32-nan.fits",
         "default-2",
-        None,
+        Mode::Lossless,
     ),
-    ("default-1.lossless.fits", "int16.fits", "default-1", None),
+    (
+        "default-1.lossless.fits",
+        "int16.fits",
+        "default-1",
+        Mode::Lossless,
+    ),
     (
         "default-1.max-error-1.fits",
         "int16.fits",
         "default-1",
-        Some(1.0),
+        Mode::MaxError(1.0),
     ),
     (
         "default-1.f32.lossless.fits",
         "f32-nan.fits",
         "default-1",
-        None,
+        Mode::Lossless,
     ),
-    ("rate-1.lossless.fits", "int16.fits", "rate-1", None),
-    ("rate-1.max-error-1.fits", "int16.fits", "rate-1", Some(1.0)),
-    ("fast-1.lossless.fits", "int16.fits", "fast-1", None),
-    ("fast-1.max-error-1.fits", "int16.fits", "fast-1", Some(1.0)),
+    (
+        "rate-1.lossless.fits",
+        "int16.fits",
+        "rate-1",
+        Mode::Lossless,
+    ),
+    (
+        "rate-1.max-error-1.fits",
+        "int16.fits",
+        "rate-1",
+        Mode::MaxError(1.0),
+    ),
+    (
+        "fast-1.lossless.fits",
+        "int16.fits",
+        "fast-1",
+        Mode::Lossless,
+    ),
+    (
+        "fast-1.max-error-1.fits",
+        "int16.fits",
+        "fast-1",
+        Mode::MaxError(1.0),
+    ),
 ];
 
 /// sha256 (16 hex digits) of an image's pixels as stored (bit patterns, NaNs included).
@@ -221,12 +272,9 @@ fn coded_tiles(path: &std::path::Path) -> Vec<Vec<u8>> {
     out
 }
 
-fn golden_options(mode: Option<f64>) -> skyzip_codec::Options {
+fn golden_options(mode: Mode) -> skyzip_codec::Options {
     skyzip_codec::Options {
-        mode: match mode {
-            None => skyzip_codec::Mode::Lossless,
-            Some(e) => skyzip_codec::Mode::MaxError(e),
-        },
+        mode,
         tile: 64,
         ..skyzip_codec::Options::default()
     }
@@ -257,7 +305,7 @@ fn golden_files_decode_to_their_pinned_hashes_and_encode_to_their_bytes() {
             let load = |n: &str| skyzip_codec::Predictor::load(n);
             skyzip_codec::decompress(&dir.join(coded), &out, &load, true).unwrap();
             assert_eq!(pixel_hash(&out), pin, "format {v} {coded}: decoded pixels");
-            if mode.is_none() && input == "int16.fits" {
+            if mode == Mode::Lossless && input == "int16.fits" {
                 assert_eq!(pixel_hash(&out), pixel_hash(&dir.join(input)), "{coded}");
             }
         }

@@ -142,6 +142,7 @@ fn write_seed_corpus() {
             lo: i16::MIN as i64,
             hi: i16::MAX as i64,
             eta: None,
+            rdo: None,
         };
         let t = encode(&p, &v, &blank, w, h, &s);
         let mut bytes = tile_header(w, h, e, range).to_vec();

@@ -48,6 +48,7 @@ fn learned_prior_tables_code_real_latents_exactly() {
                 lo: i32::MIN as i64,
                 hi: i32::MAX as i64,
                 eta: None,
+                rdo: None,
             };
             let t = encode(&p, &v, &blank, 128, 128, &s);
             let (got, gb) = decode(&p, &t.bytes, 128, 128, &s).unwrap();

@@ -1,5 +1,5 @@
 //! The codec on every real development image: lossless is exact, max-error holds its bound,
-//! masks survive, estimated and actual bits agree.
+//! the RMSE mode its target, masks survive, estimated and actual bits agree.
 
 use skyzip_codec::{compress, decompress, Mode, Options, Predictor};
 use skyzip_fits::{list_hdus, read_image, HduSelector, ImageHdu};
@@ -18,7 +18,7 @@ fn load(name: &str) -> Result<Predictor, skyzip_codec::CodecError> {
 }
 
 #[test]
-fn lossless_and_max_error_on_every_real_file() {
+fn lossless_max_error_and_rmse_on_every_real_file() {
     let p = Predictor::load("default").unwrap();
     let d = tempfile::tempdir().unwrap();
     let Some(files) = skyzip_testdata::real_files() else {
@@ -27,7 +27,7 @@ fn lossless_and_max_error_on_every_real_file() {
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().to_string();
         let orig = images(&f);
-        for mode in [Mode::Lossless, Mode::MaxError(1.0)] {
+        for mode in [Mode::Lossless, Mode::MaxError(1.0), Mode::Rmse(0.6)] {
             let c = d.path().join(format!("{name}.{mode:?}.sz.fits"));
             let o = d.path().join(format!("{name}.{mode:?}.out.fits"));
             let opts = Options {
@@ -36,6 +36,7 @@ fn lossless_and_max_error_on_every_real_file() {
             };
             let r = compress(&f, &c, &p, &opts, false).unwrap();
             assert_eq!(decompress(&c, &o, &load, false).unwrap(), orig.len());
+            skyzip_codec::verify(&f, &c, &load).unwrap_or_else(|e| panic!("{name}: {e}"));
             let back = images(&o);
             assert_eq!(back.len(), orig.len(), "{name}");
             for ((a, b), rep) in orig.iter().zip(&back).zip(&r.images) {
@@ -75,6 +76,24 @@ fn lossless_and_max_error_on_every_real_file() {
                             worst <= tol,
                             "{name}: max error {worst} > {e}σ = {}",
                             e * sigma
+                        );
+                    }
+                    (Mode::Rmse(r), _) => {
+                        // The image RMSE within the target; the encoder's own measure of it
+                        // (in the report) is the decoder's.
+                        let (sq, n) = x
+                            .iter()
+                            .zip(&y)
+                            .filter(|(u, _)| u.is_finite())
+                            .fold((0f64, 0usize), |(s, n), (u, v)| {
+                                (s + (u - v).powi(2), n + 1)
+                            });
+                        let rmse = (sq / n as f64).sqrt() / sigma;
+                        assert!(rmse <= r * (1.0 + 1e-6), "{name}: RMSE {rmse}σ > {r}σ");
+                        assert!(
+                            (rmse - rep.rmse).abs() <= 1e-4 * r.max(rmse),
+                            "{name}: RMSE {rmse}σ decoded, {}σ by the encoder",
+                            rep.rmse
                         );
                     }
                 }
@@ -125,6 +144,7 @@ fn mutated_tiles_never_panic_or_decode_wrong() {
             lo: -(1 << 40),
             hi: 1 << 40,
             eta: None,
+            rdo: None,
         };
         let t = encode(&p, &v, &blank, w, w, &s);
         let good = decode(&p, &t.bytes, w, w, &s).unwrap();
