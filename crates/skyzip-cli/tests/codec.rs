@@ -33,10 +33,26 @@ fn with_threads(n: usize, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// The sha256 of the coded tiles of the ESO image (lossless, default model: format 5,
-/// `default-1`). It never changes: a new bitstream needs a new format version, a new model a
-/// new name (the codec's golden files keep the old ones decoding).
-const GOLDEN_ESO: &str = "7b633b169734699886c5c932bfb4305bf1a4dcff1af74a77dd480c3929883e95";
+/// The sha256 of the coded tiles of the ESO image (lossless, `default-1`, format 6). It never
+/// changes: a new bitstream needs a new format version, a new model a new name (the codec's
+/// golden files keep the old ones decoding).
+const GOLDEN_ESO: &str = "c15157178142563425696dce5a941df4f24f8ec2d5a53259ef66d01f28c175a3";
+
+/// Format 6 added the RMSE mode and nothing else: the other modes' tiles are format 5's with
+/// the version byte 6 (the pins of format 5, with that byte put back).
+const GOLDEN_ESO_5: &str = "7b633b169734699886c5c932bfb4305bf1a4dcff1af74a77dd480c3929883e95";
+
+fn as_format_5(tiles: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    tiles
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            assert_eq!(t[0], 6);
+            t[0] = 5;
+            t
+        })
+        .collect()
+}
 
 #[test]
 fn golden_bitstream_and_thread_count_determinism() {
@@ -54,6 +70,7 @@ fn golden_bitstream_and_thread_count_determinism() {
     assert_eq!(coded[0], coded[1], "encoding depends on the thread count");
     let got = sha256_hex(&coded[0]);
     assert_eq!(got, GOLDEN_ESO, "golden bitstream changed");
+    assert_eq!(sha256_hex(&as_format_5(&coded[0])), GOLDEN_ESO_5);
     // Decoding with 1 and 2 threads gives the same, original pixels.
     let c = d.path().join("c1.fits");
     let orig = read_image(&img, &HduSelector::FirstImage).unwrap();
@@ -69,8 +86,14 @@ fn golden_bitstream_and_thread_count_determinism() {
 
 /// Two more pinned bitstreams: a float image with NaN blanks (quantisation with dither, the blank
 /// mask, the adaptive-context residual mode), and the `rate` model at 2σ (the learned prior).
-const GOLDEN_PARKES: &str = "39425d5f65457855074efa54c8f95ccd55e8528c0188f6e9e3438db558d4546f";
-const GOLDEN_ESO_RATE_2S: &str = "d33f27789e8ec751d656013aa2e2e7aa5e996855f09504e8a2b0539eee2632be";
+const GOLDEN_PARKES: (&str, &str) = (
+    "119aeb31ae4330e7dc4f7a1576c11483b39f9e4f43c20e0cb279bb1019330374",
+    "39425d5f65457855074efa54c8f95ccd55e8528c0188f6e9e3438db558d4546f",
+);
+const GOLDEN_ESO_RATE_2S: (&str, &str) = (
+    "a1826ee2f9e969009503a76a4c444258451b1b4cfad1533b74485e49c1ec4754",
+    "d33f27789e8ec751d656013aa2e2e7aa5e996855f09504e8a2b0539eee2632be",
+);
 
 #[test]
 fn golden_bitstreams_of_floats_and_the_rate_model() {
@@ -96,10 +119,11 @@ fn golden_bitstreams_of_floats_and_the_rate_model() {
         assert!(o.status.success(), "{}", stderr(&o));
         assert_eq!(
             sha256_hex(&tiles(&c)),
-            golden,
+            golden.0,
             "golden bitstream of {} changed",
             img.display()
         );
+        assert_eq!(sha256_hex(&as_format_5(&tiles(&c))), golden.1);
     }
 }
 
@@ -307,6 +331,51 @@ fn rate_control_meets_its_targets() {
     let sigma = read_table_at(&c, 1).unwrap().header.f64("SZSIGMA").unwrap();
     assert!(mask && rmse / sigma <= 0.5 + 1e-9, "RMSE {}σ", rmse / sigma);
     assert!(rmse > 0.0, "a lossy mode was chosen");
+    // The RMSE mode: within its target, no larger than --target-rmse's pick, verified, shown
+    // by `info` and in the decoded file's HISTORY.
+    let m = d.path().join("mode.fits");
+    let o = skyzip(&["compress", s(&img), s(&m), "--rmse", "0.5", "--verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::metadata(&m).unwrap().len() >= std::fs::metadata(&c).unwrap().len());
+    let out = d.path().join("mode.out.fits");
+    assert!(skyzip(&["decompress", s(&m), s(&out)]).status.success());
+    let back = read_image(&out, &HduSelector::FirstImage).unwrap();
+    let (rmse, max, mask) = skyzip_fits::physical_errors(&orig, &back);
+    assert!(
+        mask && rmse / sigma <= 0.5 * (1.0 + 1e-6),
+        "RMSE {}σ",
+        rmse / sigma
+    );
+    assert!(
+        rmse / sigma > 0.4 && max > rmse,
+        "RMSE {}σ max {max}",
+        rmse / sigma
+    );
+    let info = String::from_utf8_lossy(&skyzip(&["info", s(&m)]).stdout).to_string();
+    assert!(
+        info.contains("rmse ≤ 0.5 σ") && info.contains("no per-pixel bound"),
+        "{info}"
+    );
+    let history: Vec<String> = back
+        .header
+        .cards
+        .iter()
+        .map(|c| c.text().to_string())
+        .filter(|t| t.starts_with("HISTORY"))
+        .collect();
+    assert!(
+        history.iter().any(|h| h.contains("mode rmse")),
+        "{history:?}"
+    );
+    // A negative target: one line naming the file, exit 2.
+    let o = skyzip(&[
+        "compress",
+        s(&img),
+        s(&d.path().join("y.fits")),
+        "--rmse=-1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("RMSE target -1"), "{}", stderr(&o));
     // An impossible target is refused clearly.
     let o = skyzip(&[
         "compress",
@@ -538,6 +607,8 @@ fn photometry_is_checked_and_reports_print_from_json() {
         "--photometry",
         "--errors",
         "1",
+        "--rmse",
+        "0.6",
         "--codecs",
         "rice,hcompress:s=4",
         "--repeat",
@@ -570,6 +641,7 @@ fn photometry_is_checked_and_reports_print_from_json() {
         "bundled sample",
         "HCOMPRESS_1 s=4",
         "skyzip max-error 1σ",
+        "skyzip rmse 0.6σ",
         "bias/σ_F",
         "at matched bits: HCOMPRESS_1 s=4",
         "lossless: skyzip",
