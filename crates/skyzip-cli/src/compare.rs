@@ -54,8 +54,9 @@ pub struct Args {
     /// scatter in units of each source's flux error, the centroid shift in pixels.
     #[arg(long)]
     photometry: bool,
-    /// Print the tables of a saved `compare --json` report instead of running the codecs.
-    #[arg(long, value_name = "REPORT.json", conflicts_with_all = ["files", "plot", "json"])]
+    /// Print the tables of a saved `compare --json` report instead of running the codecs (and
+    /// with --plot draw its RD plots again).
+    #[arg(long, value_name = "REPORT.json", conflicts_with_all = ["files", "json"])]
     from_json: Option<PathBuf>,
     /// With --from-json: one line per image instead of the tables (lossless against RICE and
     /// the best classical coder, lossy against HCOMPRESS at equal RMSE/σ, photometry at
@@ -225,6 +226,12 @@ pub fn run(a: Args) -> Result<()> {
         } else {
             reports.iter().for_each(print_table);
         }
+        if let Some(plot) = &a.plot {
+            for r in &reports {
+                let path = plot_path(plot, Path::new(&r.file), reports.len());
+                rd_plot(&path, r)?;
+            }
+        }
         return Ok(());
     }
     let specs = crate::classic::parse_codecs(&a.codecs)?;
@@ -311,12 +318,7 @@ pub fn run(a: Args) -> Result<()> {
             print_table(&report);
         }
         if let Some(plot) = &a.plot {
-            let path = if files.len() == 1 {
-                plot.clone()
-            } else {
-                let stem = file.file_stem().unwrap_or_default().to_string_lossy();
-                plot.with_extension(format!("{stem}.png"))
-            };
+            let path = plot_path(plot, file, files.len());
             rd_plot(&path, &report)?;
             if !a.json {
                 println!("RD plot: {}", path.display());
@@ -330,11 +332,21 @@ pub fn run(a: Args) -> Result<()> {
     Ok(())
 }
 
+/// Where the RD plot of `file` goes: `plot` itself for one file, NAME.STEM.png for several.
+fn plot_path(plot: &Path, file: &Path, files: usize) -> PathBuf {
+    if files == 1 {
+        plot.to_path_buf()
+    } else {
+        let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+        plot.with_extension(format!("{stem}.png"))
+    }
+}
+
 fn family(codec: &str) -> &str {
     if codec.starts_with("skyzip rmse") {
         "skyzip RMSE mode"
     } else if codec.starts_with("skyzip") {
-        "skyzip"
+        "skyzip lossless, max-error"
     } else if codec.starts_with("HCOMPRESS") {
         "HCOMPRESS"
     } else if codec.contains("q=") || codec.starts_with("QUANT") {

@@ -2,8 +2,10 @@
 //!
 //! A file's image HDUs are cut into tiles; each tile goes through a `meanvar` conv autoencoder
 //! whose latent is quantised and entropy-coded, and whose two decoders give a per-pixel
-//! prediction μ and spread σ; the residual x − round(μ) is coded exactly (lossless) or with a
-//! step 2e+1 (|error| ≤ e) under a discretised Laplace of scale σ snapped to a fixed table.
+//! prediction μ and spread σ; the residual x − round(μ) is coded exactly (lossless), with a
+//! step 2e+1 (|error| ≤ e), or in the RMSE mode on a step chosen for an image RMSE with
+//! rate–distortion-optimised indices, under a discretised Laplace of scale σ snapped to a fixed
+//! table.
 //!
 //! Determinism: every number that decides the bitstream is an integer or an exactly
 //! specified IEEE-754 operation, so every machine — any CPU, thread count, build flags, or later

@@ -10,8 +10,10 @@
 //! structure the latent does not carry), with the scale from the neighbours or from the model;
 //! or that prediction corrected by a running per-context bias with a per-context adaptive scale
 //! (JPEG-LS-style; contexts from the model's σ, the neighbours' activity and the local gradient).
-//! The encoder tries the four and keeps the cheapest. The hash is checked after decoding, so a
-//! corrupted tile is an error, never a silently wrong image.
+//! The encoder tries the four and keeps the cheapest (or mode 4, [`crate::histogram`]). In the
+//! RMSE mode (format 6, [`Rdo`]) the residuals lie on a step of any size with indices chosen
+//! for rate and distortion together, and two centroid offsets precede them. The hash is
+//! checked after decoding, so a corrupted tile is an error, never a silently wrong image.
 
 use crate::entropy::{cost, cost_fx, snap, Corrupt, Reader, Writer, SCALES};
 use crate::histogram::{Predict, Quant};
