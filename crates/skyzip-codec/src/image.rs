@@ -469,6 +469,27 @@ const MAX_STEP: i64 = 1 << 24;
 /// every m-th, at least SEARCH_TILES of them.
 const SEARCH_TILES: usize = 8;
 
+/// The bytes at RMSE `target` between a trial within it (`a`) and one beyond (`b`),
+/// interpolated (log bytes, linear RMSE).
+fn interpolated(
+    a: (usize, f64, usize),
+    b: (usize, f64, usize),
+    target: f64,
+    rmse_of: impl Fn((usize, f64, usize)) -> f64,
+) -> f64 {
+    // detmath's ln/exp, not libm's: the encoder's choice is the same on every machine (the
+    // golden files pin its bytes).
+    use crate::detmath::{exp, ln};
+    let (r0, r1) = (rmse_of(a), rmse_of(b));
+    let (b0, b1) = (a.0.max(1) as f64, b.0.max(1) as f64);
+    let at = if r1 > r0 {
+        ((target - r0) / (r1 - r0)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    exp(ln(b0) + at * (ln(b1) - ln(b0)))
+}
+
 /// Sums of coded tiles: (bytes, squared error, pixels with data).
 fn totals(t: &[CodedTile]) -> (usize, f64, usize) {
     t.iter().fold((0, 0.0, 0), |(b, s, n), t| {
@@ -482,12 +503,12 @@ type CodeTiles<'a> = &'a dyn Fn(&[usize], Option<tile::Rdo>) -> Vec<CodedTile>;
 /// The RMSE mode's search: the smallest file whose image RMSE, measured on the pixels the
 /// decoder will produce, stays within `target` (physical units; `unit` a coded integer's size).
 /// RMSE need not grow steadily with the step (the dead zone and the residual modes switch as
-/// it grows), so a search on the step alone can land badly: on a sample of the tiles it scans
-/// steps from a quarter to eight times the high-rate guess Δ = √12·R (a factor √2 apart) for
-/// each slope κ and keeps the slope of the fewest bytes at the target (interpolated between
-/// the steps either side of it); on the
-/// whole image, at that slope, bisection then finds the largest step within the target
-/// between that step (10 % lower at a time while the whole image misses) and the next one up.
+/// it grows), so a search on the step alone can land badly: on a sample of the tiles, for each
+/// slope κ, it walks a grid of steps a factor √2 apart (from the high-rate guess Δ = √12·R)
+/// to the largest within the target and keeps the slope of the fewest bytes at the target
+/// (interpolated between that step and the next); on the whole image, at that slope,
+/// bisection then finds the largest step within the target between that step (10 % lower at a
+/// time while the whole image misses) and the next one up.
 /// Returns the tiles and the step (1: lossless, where no step of 2 or more meets the target).
 fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<CodedTile>, i64) {
     let all: Vec<usize> = (0..ntiles).collect();
@@ -506,61 +527,64 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
     let goal = (target * (1.0 - 1e-5)).powi(2);
     let meets = |(_, sq, n): (usize, f64, usize)| n == 0 || sq <= goal * n as f64;
     let guess = (target / unit * 12f64.sqrt()).clamp(2.0, MAX_STEP as f64);
+    // Steps a factor √2 apart, from 2 to sixteen times the guess.
     let mut grid: Vec<i64> = Vec::new();
-    let mut s = (guess / 4.0).max(2.0);
-    while s <= (guess * 8.0).min(MAX_STEP as f64) {
+    let mut s = 2.0;
+    while s <= (guess * 16.0).min(MAX_STEP as f64) {
         let k = s.round() as i64;
         if grid.last() != Some(&k) {
             grid.push(k);
         }
         s *= std::f64::consts::SQRT_2;
     }
+    let near_guess = grid
+        .iter()
+        .position(|&k| k as f64 >= guess)
+        .unwrap_or(grid.len() - 1);
     // Per κ the sample's bytes at the target, interpolated (log bytes, linear RMSE) between the
-    // last step within it and the next step that misses it; of those the fewest: (bytes, κ,
-    // the step within, the step that misses).
+    // largest grid step within it and the next one up, which misses it (walked to from the
+    // guess for the first κ, from the previous κ's step for the others: a larger κ meets the
+    // target at smaller steps); of those the fewest: (bytes, κ, the step within, the step
+    // that misses).
     let rmse_of = |(_, sq, n): (usize, f64, usize)| (sq / n.max(1) as f64).sqrt();
     let mut best: Option<(f64, f64, i64, Option<i64>)> = None;
+    let mut start = near_guess;
     for &kappa in &KAPPAS {
-        let mut within: Option<(i64, f64, f64)> = None;
-        let mut fails = 0;
-        let mut cand = None;
-        for &step in &grid {
-            let t = totals(&code(&sample, Some(rdo_at(step, kappa))));
-            if meets(t) {
-                fails = 0;
-                within = Some((step, t.0 as f64, rmse_of(t)));
-                cand = Some((t.0 as f64, step, None));
-            } else {
-                fails += 1;
-                if let (Some((s0, b0, r0)), 1) = (within, fails) {
-                    let (b1, r1) = (t.0.max(1) as f64, rmse_of(t));
-                    let at = if r1 > r0 {
-                        ((target - r0) / (r1 - r0)).clamp(0.0, 1.0)
-                    } else {
-                        0.0
-                    };
-                    // detmath's ln/exp, not libm's: the encoder's choice is the same on
-                    // every machine (the golden files pin its bytes).
-                    use crate::detmath::{exp, ln};
-                    cand = Some((exp(ln(b0) + at * (ln(b1) - ln(b0))), s0, Some(step)));
-                }
-                // Two misses in a row: larger steps only miss by more.
-                if fails == 2 {
-                    break;
-                }
-            }
+        let at = |j: usize| totals(&code(&sample, Some(rdo_at(grid[j], kappa))));
+        let (mut j, mut t) = (start, at(start));
+        // Down while it misses (the last miss is then the step above), else up while it meets.
+        let mut above = None;
+        while !meets(t) && j > 0 {
+            above = Some(t);
+            j -= 1;
+            t = at(j);
         }
-        if let Some((b, s0, next)) = cand {
-            if best.is_none_or(|x| b < x.0) {
-                best = Some((b, kappa, s0, next));
-            }
+        if !meets(t) {
+            continue; // not even a step of 2
         }
+        let (bytes, next) = match above {
+            Some(miss) => (interpolated(t, miss, target, rmse_of), Some(grid[j + 1])),
+            None => loop {
+                if j + 1 == grid.len() {
+                    break (t.0 as f64, None);
+                }
+                let up = at(j + 1);
+                if !meets(up) {
+                    break (interpolated(t, up, target, rmse_of), Some(grid[j + 1]));
+                }
+                (j, t) = (j + 1, up);
+            },
+        };
+        if best.is_none_or(|x| bytes < x.0) {
+            best = Some((bytes, kappa, grid[j], next));
+        }
+        start = j;
     }
     let Some((_, kappa, step, next)) = best else {
         return (code(&all, None), 1);
     };
     // The whole image at that κ: the largest step within the target, bracketed from the
-    // sample's choice and narrowed to 1/64 of the step.
+    // sample's choice and narrowed to 1/32 of the step.
     let whole = |step: i64| {
         let t = code(&all, Some(rdo_at(step, kappa)));
         let ok = meets(totals(&t));
@@ -578,7 +602,7 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
         hi = lo;
         lo = ((lo as f64 * 0.9) as i64).clamp(2, lo - 1);
     };
-    while hi - lo > (lo / 64).max(1) {
+    while hi - lo > (lo / 32).max(1) {
         let m = lo + (hi - lo) / 2;
         let (t, ok) = whole(m);
         if ok {
