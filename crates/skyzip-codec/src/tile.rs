@@ -530,10 +530,13 @@ fn rdo_index(r: i64, sidx: usize, step: i64, theta: [i64; 2], inv_lambda: u64) -
     let k = (r.unsigned_abs() as i64 + step / 2) / step;
     let sign = if r < 0 { -1 } else { 1 };
     let mut best = (0i64, u64::MAX);
-    for m in [k, k - 1, k + 1, 0] {
-        if m < 0 {
-            continue;
-        }
+    // [k, k − 1, k + 1, 0] without repeats, in that order (the first of equal costs wins).
+    let cands: &[i64] = match k {
+        0 => &[0, 1],
+        1 => &[1, 0, 2],
+        _ => &[k, k - 1, k + 1, 0],
+    };
+    for &m in cands {
         let q = sign * m;
         let d = r
             .saturating_sub(reconstruction(q, step, theta))
