@@ -142,7 +142,7 @@ fn encode_tile(
     plane: usize,
     rect: (usize, usize, usize, usize),
     (e, rdo): (i64, Option<tile::Rdo>),
-    eta: Option<usize>,
+    (eta, cache): (Option<usize>, Option<&std::sync::OnceLock<tile::Analysed>>),
 ) -> CodedTile {
     let (tw, th) = (rect.2, rect.3);
     let idx: Vec<usize> = tile_indices((img.nx(), img.ny()), plane, rect).collect();
@@ -156,7 +156,7 @@ fn encode_tile(
                 eta,
                 rdo,
             };
-            let t = tile::encode(p, &v, &blank, tw, th, &s);
+            let t = tile::encode_with(p, cache, &v, &blank, tw, th, &s);
             let exact_ints = e == 0 && rdo.is_none() && lo != floats::QUANT_RANGE.0;
             let sq_err = match exact_ints {
                 true => 0.0,
@@ -282,13 +282,19 @@ pub fn encode(
     let jobs: Vec<(usize, (usize, usize, usize, usize))> = (0..planes)
         .flat_map(|pl| rects.iter().map(move |&r| (pl, r)))
         .collect();
+    // The RMSE mode codes tiles many times: each tile's network analysis is kept for the
+    // next time (up to 2^24 pixels: 4 bytes a pixel).
+    let caches: Vec<std::sync::OnceLock<tile::Analysed>> = match opts.mode {
+        Mode::Rmse(_) if img.npix() <= 1 << 24 => jobs.iter().map(|_| Default::default()).collect(),
+        _ => Vec::new(),
+    };
     // The tiles of `which` (indices into `jobs`), coded.
     let code = |which: &[usize], rdo: Option<tile::Rdo>| -> Vec<CodedTile> {
         which
             .par_iter()
             .map(|&k| {
                 let (pl, r) = jobs[k];
-                encode_tile(p, img, dom, pl, r, (e, rdo), opts.eta)
+                encode_tile(p, img, dom, pl, r, (e, rdo), (opts.eta, caches.get(k)))
             })
             .collect()
     };

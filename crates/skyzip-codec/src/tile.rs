@@ -176,14 +176,12 @@ struct Geometry {
 
 fn predictions(
     p: &Predictor,
-    latent: &[i64],
-    shape: [usize; 3],
+    (mu, var): &(Vec<i16>, Vec<i16>),
     norm: &Norm,
     g: Geometry,
     s: &Settings,
 ) -> (Vec<i64>, Vec<usize>) {
     let Geometry { w, h, pw } = g;
-    let (mu, var) = p.decode(latent, shape);
     let step = s.step() as f64;
     let (lo, hi) = (s.lo as f64, s.hi as f64);
     let unit = s.step() == 1;
@@ -659,9 +657,58 @@ fn histogram_choice(
 /// A residual mode's cost, its decoded tile and the (value, scale index) it codes per pixel.
 type Costed = (u64, Residuals, Vec<i64>, Vec<(i64, u8)>);
 
+/// What the network makes of a tile with data, which the quantiser's settings do not change:
+/// its normalisation, its latent (the channels beyond η zeroed) and the decoders' outputs.
+/// The RMSE mode's search codes each tile at many steps and works this out once per tile.
+pub struct Analysed {
+    norm: Norm,
+    latent: Vec<i64>,
+    shape: [usize; 3],
+    out: (Vec<i16>, Vec<i16>),
+}
+
+fn analyse(
+    p: &Predictor,
+    v: &[i64],
+    blank: &[bool],
+    (w, h): (usize, usize),
+    eta: Option<usize>,
+) -> Analysed {
+    let norm = p.fit_int(v, blank);
+    let d = p.divisor();
+    let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
+    let input = network_input(p.net(), v, blank, w, h, &norm, pw, ph);
+    let (mut latent, shape) = p.encode_quantised(input, pw, ph);
+    let per = shape[1] * shape[2];
+    let channels = eta.unwrap_or(shape[0]).min(shape[0]);
+    latent[channels * per..].fill(0);
+    let out = p.decode(&latent, shape);
+    Analysed {
+        norm,
+        latent,
+        shape,
+        out,
+    }
+}
+
 /// Codes a `w`×`h` tile of integers (`blank` marks pixels without data).
 pub fn encode(
     p: &Predictor,
+    v: &[i64],
+    blank: &[bool],
+    w: usize,
+    h: usize,
+    s: &Settings,
+) -> Encoded {
+    encode_with(p, None, v, blank, w, h, s)
+}
+
+/// [`encode`], with the tile's network analysis kept in (or taken from) `cache`: the same
+/// bytes, for a caller that codes the same tile again with other settings of the quantiser
+/// (and the same η).
+pub fn encode_with(
+    p: &Predictor,
+    cache: Option<&std::sync::OnceLock<Analysed>>,
     v: &[i64],
     blank: &[bool],
     w: usize,
@@ -685,14 +732,18 @@ pub fn encode(
     let decoded = if flag == 1 {
         vec![0i64; w * h]
     } else {
-        let norm = p.fit_int(v, blank);
-        let d = p.divisor();
-        let (pw, ph) = (w.div_ceil(d) * d, h.div_ceil(d) * d);
-        let input = network_input(p.net(), v, blank, w, h, &norm, pw, ph);
-        let (mut latent, shape) = p.encode_quantised(input, pw, ph);
+        let own;
+        let a = match cache {
+            Some(c) => c.get_or_init(|| analyse(p, v, blank, (w, h), s.eta)),
+            None => {
+                own = analyse(p, v, blank, (w, h), s.eta);
+                &own
+            }
+        };
+        let (norm, latent, shape) = (&a.norm, &a.latent, a.shape);
+        let pw = w.div_ceil(p.divisor()) * p.divisor();
         let per = shape[1] * shape[2];
         let channels = s.eta.unwrap_or(shape[0]).min(shape[0]);
-        latent[channels * per..].fill(0);
         let scales: Vec<usize> = latent[..channels * per]
             .chunks(per)
             .map(|ch| {
@@ -700,7 +751,7 @@ pub fn encode(
                 snap(b.max(0.3))
             })
             .collect();
-        let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
+        let (pred, scale) = predictions(p, &a.out, norm, Geometry { w, h, pw }, s);
         let step = s.step();
         // The residual modes are costed (the entropy model's bits, in exact fixed point) on a
         // sample of the tile's rows; those within SAMPLE_MARGIN of the cheapest there are
@@ -916,7 +967,7 @@ pub fn encode(
         match histogram {
             Some(pr) => crate::histogram::put(&mut wr, pr, quant, (v, blank), w, h),
             None => {
-                put_norm(&mut wr, &norm);
+                put_norm(&mut wr, norm);
                 // With a learned prior, one bit per channel says whether its table or a per-tile
                 // Laplace scale codes the channel (whichever is cheaper here); without one, no bit.
                 for (c, ch) in latent[..channels * per].chunks(per).enumerate() {
@@ -1040,7 +1091,8 @@ pub fn decode(
             }
         }
         latent.resize(shape[0] * per, 0);
-        let (pred, scale) = predictions(p, &latent, shape, &norm, Geometry { w, h, pw }, s);
+        let out = p.decode(&latent, shape);
+        let (pred, scale) = predictions(p, &out, &norm, Geometry { w, h, pw }, s);
         let m = match early_mode {
             Some(m) => m,
             None => rd.get_bits(2)? as usize,
