@@ -34,7 +34,7 @@ pub struct Args {
     /// RMSE targets (in σ) for skyzip's RMSE mode (no per-pixel bound: dead zone,
     /// rate–distortion decisions, centroid reconstruction); the default brackets HCOMPRESS's
     /// RMSE at s = 2.5, 4 and 10. `--rmse none`: no RMSE-mode points.
-    #[arg(long, default_value = "0.2,0.35,0.6,1,1.5", value_parser = levels)]
+    #[arg(long, default_value = "0.2,0.35,0.6,1,1.25,1.5,2", value_parser = levels)]
     rmse: Levels,
     /// Classical codecs to run beside it (fpack's, JPEG-XL and JPEG-LS; see `skyzip classic
     /// --help`).

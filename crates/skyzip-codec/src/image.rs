@@ -608,16 +608,22 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
         hi = lo;
         lo = ((lo as f64 * 0.9) as i64).clamp(2, lo - 1);
     };
+    // The bisection follows the target; the file kept is the smallest within it (at low rates
+    // a larger step need not code smaller: the residual modes switch).
+    let mut kept_step = lo;
     while hi - lo > (lo / 32).max(1) {
         let m = lo + (hi - lo) / 2;
         let (t, ok) = whole(m);
         if ok {
-            (lo, kept) = (m, t);
+            lo = m;
+            if totals(&t).0 <= totals(&kept).0 {
+                (kept, kept_step) = (t, m);
+            }
         } else {
             hi = m;
         }
     }
-    (kept, lo)
+    (kept, kept_step)
 }
 
 /// Tiles per thread in a band of [`decode`]: with two per thread (one row of six tiles on two
