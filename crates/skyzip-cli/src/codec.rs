@@ -13,6 +13,7 @@ use std::time::Instant;
   skyzip compress frame.fits frame.sz.fits                   lossless (integers exact, floats at q = 4)
   skyzip compress frame.fits frame.sz.fits --q 0             floats bit-exact too
   skyzip compress frame.fits frame.sz.fits --max-error 1     every pixel within 1 σ
+  skyzip compress frame.fits frame.sz.fits --rmse 0.5        image RMSE within 0.5 σ, no per-pixel bound
   skyzip compress frame.fits frame.sz.fits --target-bpp 3    the best quality within 3 bits/pixel
   skyzip compress frame.fits frame.sz.fits --model auto      every bundled model tried, smallest kept
   skyzip compress night/ --out archive/ --jobs 2 --verify     a folder: archive/NAME.sz.fits, each verified
@@ -44,7 +45,7 @@ pub struct CompressArgs {
     /// The RMSE mode: the smallest file whose RMSE stays within R·σ in every image HDU, with
     /// no per-pixel bound (a dead-zone quantiser with rate–distortion-optimised decisions and
     /// centroid reconstruction: below about 1σ of RMSE the noise is not coded). Masks are
-    /// kept; `verify` checks the RMSE.
+    /// kept; `--verify` checks the RMSE.
     #[arg(long, value_name = "R",
           conflicts_with_all = ["lossless", "max_error", "quality", "target_bpp", "target_rmse"])]
     rmse: Option<f64>,
