@@ -279,7 +279,7 @@ fn resolve(
     let mut opts = options(max_error, q, tile);
     if let Some(r) = rmse {
         let load = |name: &str| Predictor::load(name);
-        let (mode, _, _) =
+        let (mode, _) =
             skyzip_codec::rate::within_rmse(src, work, p, &load, &opts, r, &|_| {}).map_err(err)?;
         opts.mode = mode;
     }

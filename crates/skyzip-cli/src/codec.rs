@@ -353,7 +353,6 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(Mode
     let r = match target {
         Target::Rmse(r) => {
             skyzip_codec::rate::within_rmse(&a.input, dir.path(), p, &load, opts, r, &on_trial)
-                .map(|(mode, _, n)| (mode, n))
         }
         Target::Bpp(_) => skyzip_codec::rate::search_max_error(
             &a.input,
@@ -364,14 +363,7 @@ fn search_error(a: &CompressArgs, p: &Predictor, opts: &Options) -> Result<(Mode
             target,
             &on_trial,
         )
-        .map(|(e, n)| {
-            let mode = if e > 0.0 {
-                Mode::MaxError(e)
-            } else {
-                Mode::Lossless
-            };
-            (mode, n)
-        }),
+        .map(|(e, n)| (Mode::max_error_or_lossless(e), n)),
     };
     bar.finish_and_clear();
     Ok(r?)

@@ -62,6 +62,17 @@ pub enum Mode {
     Rmse(f64),
 }
 
+impl Mode {
+    /// The max-error mode at E σ, lossless for E = 0 (what the rate searches find).
+    pub fn max_error_or_lossless(e: f64) -> Mode {
+        if e > 0.0 {
+            Mode::MaxError(e)
+        } else {
+            Mode::Lossless
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Options {
     pub mode: Mode,

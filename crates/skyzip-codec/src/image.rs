@@ -146,42 +146,51 @@ fn encode_tile(
 ) -> CodedTile {
     let (tw, th) = (rect.2, rect.3);
     let idx: Vec<usize> = tile_indices((img.nx(), img.ny()), plane, rect).collect();
-    // `error(k, decoded)`: the physical error of the tile's k-th pixel.
-    let quantised =
-        |v: Vec<i64>, blank: Vec<bool>, lo: i64, hi: i64, error: &dyn Fn(usize, i64) -> f64| {
-            let s = Settings {
-                e,
-                lo,
-                hi,
-                eta,
-                rdo,
-            };
-            let t = tile::encode_with(p, cache, &v, &blank, tw, th, &s);
-            let exact_ints = e == 0 && rdo.is_none() && lo != floats::QUANT_RANGE.0;
-            let sq_err = match exact_ints {
-                true => 0.0,
-                false => (0..v.len())
-                    .filter(|&k| !blank[k])
-                    .map(|k| error(k, t.decoded[k]).powi(2))
-                    .sum(),
-            };
-            CodedTile {
-                bytes: t.bytes,
-                exact: false,
-                est_bits: t.est_bits,
-                sq_err,
-                n: blank.iter().filter(|&&b| !b).count(),
-            }
+    // `error(k, decoded)`: the physical error of the tile's k-th pixel (None: none can have
+    // one).
+    let quantised = |v: &[i64],
+                     blank: &[bool],
+                     (lo, hi): (i64, i64),
+                     error: Option<&dyn Fn(usize, i64) -> f64>| {
+        let s = Settings {
+            e,
+            lo,
+            hi,
+            eta,
+            rdo,
         };
+        let t = tile::encode_with(p, cache, v, blank, tw, th, &s);
+        let sq_err = error.map_or(0.0, |error| {
+            (0..v.len())
+                .filter(|&k| !blank[k])
+                .map(|k| error(k, t.decoded[k]).powi(2))
+                .sum()
+        });
+        CodedTile {
+            bytes: t.bytes,
+            exact: false,
+            est_bits: t.est_bits,
+            sq_err,
+            n: blank.iter().filter(|&&b| !b).count(),
+        }
+    };
     match dom {
         Domain::Int { lo, hi, blank } => {
             let v: Vec<i64> = idx
                 .iter()
                 .map(|&i| img.pixels.raw_i64(i).unwrap_or(0))
                 .collect();
-            let b = v.iter().map(|&x| Some(x) == blank).collect();
+            let b: Vec<bool> = v.iter().map(|&x| Some(x) == blank).collect();
             let unit = img.bscale.abs();
-            quantised(v.clone(), b, lo, hi, &|k, d| (v[k] - d) as f64 * unit)
+            let error = |k: usize, d: i64| (v[k] - d) as f64 * unit;
+            // Exact integers have no error to sum.
+            let lossy = e > 0 || rdo.is_some();
+            quantised(
+                &v,
+                &b,
+                (lo, hi),
+                lossy.then_some(&error as &dyn Fn(usize, i64) -> f64),
+            )
         }
         Domain::Float { width, quant } => {
             let x: Vec<f64> = idx.iter().map(|&i| img.pixels.raw_f64(i)).collect();
@@ -203,9 +212,9 @@ fn encode_tile(
             });
             match v {
                 Some(v) => {
-                    let (lo, hi) = floats::QUANT_RANGE;
                     let q = q.expect("quantised with a quantiser");
-                    quantised(v, blank, lo, hi, &|k, d| x[k] - q.restore(d, idx[k] as u64))
+                    let error = |k: usize, d: i64| x[k] - q.restore(d, idx[k] as u64);
+                    quantised(&v, &blank, floats::QUANT_RANGE, Some(&error))
                 }
                 None => {
                     let bits: Vec<u64> = idx.iter().map(|&i| img.pixels.raw_bits(i)).collect();

@@ -59,11 +59,7 @@ pub fn search_max_error(
         trials.set(trials.get() + 1);
         on_trial(e);
         let mut t = *opts;
-        t.mode = if e > 0.0 {
-            Mode::MaxError(e)
-        } else {
-            Mode::Lossless
-        };
+        t.mode = Mode::max_error_or_lossless(e);
         let r = compress(input, &c, p, &t, true)?;
         let r_target = match target {
             Target::Bpp(b) => {
@@ -121,9 +117,9 @@ pub fn search_max_error(
 }
 
 /// An RMSE target R (σ units): the smaller file of the largest max-error whose RMSE stays within
-/// R·σ ([`search_max_error`]: a per-pixel bound too) and the RMSE mode at R (no per-pixel bound;
-/// the RMSE mode alone when no max-error setting meets R), by the bytes each writes; of equal
-/// sizes the bounded one. Returns the mode, the max-error the search found and the trials.
+/// R·σ ([`search_max_error`]: a per-pixel bound too; lossless where no max-error meets R) and the
+/// RMSE mode at R (no per-pixel bound), by the bytes each writes; of equal sizes the bounded
+/// one. Returns the mode and the trials.
 pub fn within_rmse(
     input: &Path,
     work: &Path,
@@ -132,18 +128,14 @@ pub fn within_rmse(
     opts: &Options,
     r: f64,
     on_trial: &dyn Fn(f64),
-) -> Result<(Mode, f64, usize), CodecError> {
+) -> Result<(Mode, usize), CodecError> {
     let (e, trials) = search_max_error(input, work, p, load, opts, Target::Rmse(r), on_trial)?;
-    let bounded = if e > 0.0 {
-        Mode::MaxError(e)
-    } else {
-        Mode::Lossless
-    };
+    let bounded = Mode::max_error_or_lossless(e);
     let bytes = |mode: Mode| {
         let t = Options { mode, ..*opts };
         compress(input, &work.join("pick.fits"), p, &t, true).map(|r| r.file_bytes)
     };
     let (b, m) = (bytes(bounded)?, bytes(Mode::Rmse(r))?);
     let mode = if m < b { Mode::Rmse(r) } else { bounded };
-    Ok((mode, e, trials + 2))
+    Ok((mode, trials + 2))
 }

@@ -615,8 +615,8 @@ const OFFSET_RANGE: i64 = 4096;
 /// and the sample's values, blanks and rows), stopped where it falls behind them and kept only
 /// where it beats them at the end, then on the whole tile, stopped where it falls behind
 /// `profile`.
-#[allow(clippy::type_complexity)]
 /// In the RMSE mode the costs compared are D·(1/λ) + R.
+#[allow(clippy::type_complexity)]
 fn histogram_choice(
     (v, blank, w, h): (&[i64], &[bool], usize, usize),
     (quant, hi): (Quant, i64),
