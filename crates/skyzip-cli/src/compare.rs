@@ -36,6 +36,11 @@ pub struct Args {
     /// RMSE at s = 2.5, 4 and 10. `--rmse none`: no RMSE-mode points.
     #[arg(long, default_value = "0.2,0.35,0.6,1,1.25,1.5,2", value_parser = levels)]
     rmse: Levels,
+    /// Do not also run the RMSE mode at each max-error point's measured RMSE (by default it
+    /// runs, with any RMSE targets, so that each bounded file has an RMSE-mode file of no
+    /// larger RMSE beside it: the bytes at the same RMSE, not interpolated).
+    #[arg(long)]
+    no_matched: bool,
     /// Classical codecs to run beside it (fpack's, JPEG-XL and JPEG-LS; see `skyzip classic
     /// --help`).
     #[arg(long, default_value = crate::classic::DEFAULT_CODECS)]
@@ -129,6 +134,9 @@ struct FileReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     photometry: Option<Setup>,
 }
+
+/// What follows an RMSE-mode row's label when it was run at a max-error point's RMSE.
+const MATCHED: &str = "(at max-error ";
 
 struct SkyzipMode {
     mode: Mode,
@@ -304,6 +312,40 @@ pub fn run(a: Args) -> Result<()> {
             .with_context(|| format!("{}: skyzip", file.display()))?;
             row.photometry = phot.as_ref().map(|p| p.check(&back));
             rows.push(Line::Row(row));
+        }
+        // The RMSE mode at each lossy max-error point's RMSE (4 decimals, rounded down).
+        if !a.no_matched && !a.rmse.0.is_empty() {
+            let points: Vec<(String, f64)> = rows
+                .iter()
+                .filter_map(|l| match l {
+                    Line::Row(c) if c.codec.starts_with("skyzip max-error") => Some(c),
+                    _ => None,
+                })
+                .filter(|c| c.rmse_sigma > 0.0 && c.rmse_sigma.is_finite() && c.mask_preserved)
+                .map(|c| {
+                    let e = c.codec.trim_start_matches("skyzip max-error ").to_string();
+                    (e, (c.rmse_sigma * 1e4).floor() / 1e4)
+                })
+                .collect();
+            for (k, (e, target)) in points.into_iter().enumerate() {
+                let m = SkyzipMode {
+                    mode: Mode::Rmse(target),
+                    q,
+                };
+                let (mut row, back) = skyzip_row(
+                    &single,
+                    &img,
+                    sigma,
+                    &p,
+                    &m,
+                    dir.path(),
+                    &format!("f{fi}x{k}"),
+                )
+                .with_context(|| format!("{}: skyzip", file.display()))?;
+                row.codec = format!("{} {MATCHED}{e})", row.codec);
+                row.photometry = phot.as_ref().map(|p| p.check(&back));
+                rows.push(Line::Row(row));
+            }
         }
         let report = FileReport {
             file: name.clone(),
@@ -619,6 +661,43 @@ fn print_summary(reports: &[FileReport]) {
                 })
                 .collect();
             println!("{:<36}  {}", stem(r), parts.join(", "));
+        }
+        // Where the report has them, the RMSE mode's own files at each point's RMSE.
+        if reports
+            .iter()
+            .any(|r| rows(r).any(|c| c.codec.contains(MATCHED)))
+        {
+            println!();
+            println!(
+                "{:<36}  the RMSE mode at each max-error point's RMSE/σ: tile bytes, max-error → \
+                 RMSE mode (its RMSE/σ)",
+                "image"
+            );
+            for r in reports {
+                let parts: Vec<String> = rows(r)
+                    .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
+                    .map(|c| {
+                        let e = c.codec.trim_start_matches("skyzip max-error ");
+                        let tiles = c.tile_bytes.unwrap_or(0);
+                        if c.rmse_sigma == 0.0 {
+                            return format!("{e} lossless ({tiles})");
+                        }
+                        let tag = format!("{MATCHED}{e})");
+                        match rows(r).find(|m| m.codec.ends_with(&tag)) {
+                            Some(m) => {
+                                let t = m.tile_bytes.unwrap_or(0);
+                                format!(
+                                    "{e} {tiles} → {t} ({:+.1} %, {:.3}σ)",
+                                    100.0 * (t as f64 / tiles.max(1) as f64 - 1.0),
+                                    m.rmse_sigma
+                                )
+                            }
+                            None => format!("{e} {tiles} → not run"),
+                        }
+                    })
+                    .collect();
+                println!("{:<36}  {}", stem(r), parts.join(", "));
+            }
         }
     }
     if reports.iter().any(|r| r.photometry.is_some()) {

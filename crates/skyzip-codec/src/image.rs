@@ -464,6 +464,12 @@ pub fn encode(
 /// (high-rate theory gives ln 2/6 ≈ 0.12 for a uniform quantiser; larger κ widen the dead
 /// zone, which pays at low rates).
 fn rdo_at(step: i64, kappa: f64) -> tile::Rdo {
+    if kappa == 0.0 {
+        return tile::Rdo {
+            step,
+            inv_lambda: 0,
+        };
+    }
     let lambda = kappa * (step as f64).powi(2);
     tile::Rdo {
         step,
@@ -471,11 +477,16 @@ fn rdo_at(step: i64, kappa: f64) -> tile::Rdo {
     }
 }
 
-/// The slopes the RMSE mode's search tries.
-const KAPPAS: [f64; 3] = [0.15, 0.3, 0.6];
+/// The slopes the RMSE mode's search tries. κ = 0 is the max-error quantiser's decisions (the
+/// nearest bin, the mode of fewest bits) on any step, reconstructed at the centroids: it wins
+/// where a dead zone does not pay (high rates, and the lowest, where a wide dead zone zeroes
+/// whole tiles and leaves only their latent); 0.04 is all but that, the others widen the dead
+/// zone.
+const KAPPAS: [f64; 5] = [0.0, 0.04, 0.15, 0.3, 0.6];
 
-/// The RMSE mode's float quantisation: σ/16 at least.
-const RMSE_FLOAT_Q: f64 = 16.0;
+/// The RMSE mode's float quantisation: σ/64 at least (at σ/16 its step moved in 6 % strides
+/// near 0.5σ RMSE, too coarse to land on a target).
+const RMSE_FLOAT_Q: f64 = 64.0;
 
 /// The largest step the RMSE mode may take.
 const MAX_STEP: i64 = 1 << 24;
@@ -562,7 +573,7 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
     // target at smaller steps); of those the fewest: (bytes, κ, the step within, the step
     // that misses).
     let rmse_of = |(_, sq, n): (usize, f64, usize)| (sq / n.max(1) as f64).sqrt();
-    let mut best: Option<(f64, f64, i64, Option<i64>)> = None;
+    let mut found: Vec<(f64, f64, i64, Option<i64>)> = Vec::new();
     let mut start = near_guess;
     for &kappa in &KAPPAS {
         let at = |j: usize| totals(&code(&sample, Some(rdo_at(grid[j], kappa))));
@@ -590,16 +601,47 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
                 (j, t) = (j + 1, up);
             },
         };
-        if best.is_none_or(|x| bytes < x.0) {
-            best = Some((bytes, kappa, grid[j], next));
-        }
+        found.push((bytes, kappa, grid[j], next));
         start = j;
     }
-    let Some((_, kappa, step, next)) = best else {
-        return (code(&all, None), 1);
-    };
-    // The whole image at that κ: the largest step within the target, bracketed from the
-    // sample's choice and narrowed to 1/32 of the step.
+    // On the whole image: κ = 0 (the max-error quantiser's decisions, so never a larger file
+    // than a max-error file of that RMSE but for the centroid offsets) and the sample's two
+    // best other slopes (the sample's bytes at the target are an estimate: it cannot tell
+    // slopes near each other apart).
+    found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let nearest = found.iter().filter(|f| f.1 == 0.0);
+    let others = found.iter().filter(|f| f.1 != 0.0).take(SEARCH_KAPPAS);
+    let mut kept: Option<(Vec<CodedTile>, i64)> = None;
+    for &(_, kappa, step, next) in nearest.chain(others) {
+        if let Some((t, s)) = rmse_whole(code, ntiles, kappa, (step, next), &meets) {
+            if kept
+                .as_ref()
+                .is_none_or(|(k, _)| totals(&t).0 < totals(k).0)
+            {
+                kept = Some((t, s));
+            }
+        }
+    }
+    kept.unwrap_or_else(|| (code(&all, None), 1))
+}
+
+/// How many of the sample's best slopes other than κ = 0 the RMSE search codes the whole
+/// image at.
+const SEARCH_KAPPAS: usize = 2;
+
+/// The RMSE search on the whole image at slope κ: the largest step within the target,
+/// bracketed from the sample's choice (`step`, 10 % lower at a time while the whole image
+/// misses, and the grid's `next` step up) and narrowed to 1/64 of the step; of the trials
+/// within the target the smallest file (at low rates a larger step need not code smaller: the
+/// residual modes switch). None where no step of 2 or more meets the target.
+fn rmse_whole(
+    code: CodeTiles,
+    ntiles: usize,
+    kappa: f64,
+    (step, next): (i64, Option<i64>),
+    meets: &dyn Fn((usize, f64, usize)) -> bool,
+) -> Option<(Vec<CodedTile>, i64)> {
+    let all: Vec<usize> = (0..ntiles).collect();
     let whole = |step: i64| {
         let t = code(&all, Some(rdo_at(step, kappa)));
         let ok = meets(totals(&t));
@@ -612,15 +654,13 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
             break t;
         }
         if lo == 2 {
-            return (code(&all, None), 1);
+            return None;
         }
         hi = lo;
         lo = ((lo as f64 * 0.9) as i64).clamp(2, lo - 1);
     };
-    // The bisection follows the target; the file kept is the smallest within it (at low rates
-    // a larger step need not code smaller: the residual modes switch).
     let mut kept_step = lo;
-    while hi - lo > (lo / 32).max(1) {
+    while hi - lo > (lo / 64).max(1) {
         let m = lo + (hi - lo) / 2;
         let (t, ok) = whole(m);
         if ok {
@@ -632,7 +672,7 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
             hi = m;
         }
     }
-    (kept, kept_step)
+    Some((kept, kept_step))
 }
 
 /// Tiles per thread in a band of [`decode`]: with two per thread (one row of six tiles on two
