@@ -313,7 +313,9 @@ pub fn run(a: Args) -> Result<()> {
             row.photometry = phot.as_ref().map(|p| p.check(&back));
             rows.push(Line::Row(row));
         }
-        // The RMSE mode at each lossy max-error point's RMSE (4 decimals, rounded down).
+        // The RMSE mode at each lossy max-error point's RMSE (the codec keeps a hair, 1e-5 of
+        // the target, under it: the target is that much above, so that the file it keeps has
+        // no larger RMSE than the max-error file).
         if !a.no_matched && !a.rmse.0.is_empty() {
             let points: Vec<(String, f64)> = rows
                 .iter()
@@ -324,7 +326,7 @@ pub fn run(a: Args) -> Result<()> {
                 .filter(|c| c.rmse_sigma > 0.0 && c.rmse_sigma.is_finite() && c.mask_preserved)
                 .map(|c| {
                     let e = c.codec.trim_start_matches("skyzip max-error ").to_string();
-                    (e, (c.rmse_sigma * 1e4).floor() / 1e4)
+                    (e, c.rmse_sigma * (1.0 + 1e-5))
                 })
                 .collect();
             for (k, (e, target)) in points.into_iter().enumerate() {
@@ -342,7 +344,7 @@ pub fn run(a: Args) -> Result<()> {
                     &format!("f{fi}x{k}"),
                 )
                 .with_context(|| format!("{}: skyzip", file.display()))?;
-                row.codec = format!("{} {MATCHED}{e})", row.codec);
+                row.codec = format!("skyzip rmse {target:.4}σ {MATCHED}{e})");
                 row.photometry = phot.as_ref().map(|p| p.check(&back));
                 rows.push(Line::Row(row));
             }
@@ -534,10 +536,20 @@ fn print_table(r: &FileReport) {
 /// max-error" or "skyzip rmse") and its lossless point at the default q, as (RMSE/σ, bits per
 /// pixel), by RMSE.
 fn skyzip_curve(r: &FileReport, prefix: &str) -> Vec<(f64, f64)> {
+    skyzip_points(r, prefix, |c| c.bits_per_pixel)
+}
+
+/// The same curve in tile bytes (the table's heap): skyzip's modes against each other, with
+/// the header, which they share but for a card or two, left out.
+fn skyzip_tile_curve(r: &FileReport, prefix: &str) -> Vec<(f64, f64)> {
+    skyzip_points(r, prefix, |c| c.tile_bytes.unwrap_or(0) as f64)
+}
+
+fn skyzip_points(r: &FileReport, prefix: &str, size: impl Fn(&Row) -> f64) -> Vec<(f64, f64)> {
     let lossless = format!("skyzip lossless{}", if r.bitpix < 0 { " q=4" } else { "" });
     let mut pts: Vec<(f64, f64)> = rows(r)
         .filter(|c| (c.codec.starts_with(prefix) || c.codec == lossless) && c.mask_preserved)
-        .map(|c| (c.rmse_sigma, c.bits_per_pixel))
+        .map(|c| (c.rmse_sigma, size(c)))
         .filter(|p| p.0.is_finite() && p.1 > 0.0)
         .collect();
     pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
@@ -556,8 +568,8 @@ fn bits_at(pts: &[(f64, f64)], rmse: f64) -> Option<f64> {
     })
 }
 
-/// A curve's RMSE/σ at a number of bits per pixel, interpolated the same way; None outside
-/// it (or where the curve does not fall with bits there).
+/// A curve's RMSE/σ at a size (bits per pixel, or tile bytes), interpolated the same way; None
+/// outside it (or where the curve does not fall with size there).
 fn rmse_at(pts: &[(f64, f64)], bits: f64) -> Option<f64> {
     pts.windows(2).find_map(|w| {
         let ((r0, b0), (r1, b1)) = (w[0], w[1]);
@@ -645,16 +657,17 @@ fn print_summary(reports: &[FileReport]) {
     {
         println!();
         println!(
-            "{:<36}  RMSE/σ at each max-error point's bits: max-error → RMSE mode",
+            "{:<36}  RMSE/σ at each max-error point's tile bytes: max-error → RMSE mode \
+             (interpolated on its curve)",
             "image"
         );
         for r in reports {
-            let curve = skyzip_curve(r, "skyzip rmse");
+            let curve = skyzip_tile_curve(r, "skyzip rmse");
             let parts: Vec<String> = rows(r)
                 .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
                 .map(|c| {
                     let e = c.codec.trim_start_matches("skyzip max-error ");
-                    match rmse_at(&curve, c.bits_per_pixel) {
+                    match rmse_at(&curve, c.tile_bytes.unwrap_or(0) as f64) {
                         Some(m) => format!("{e} {:.3} → {m:.3}", c.rmse_sigma),
                         None => format!("{e} {:.3} → out of range", c.rmse_sigma),
                     }
@@ -670,7 +683,7 @@ fn print_summary(reports: &[FileReport]) {
             println!();
             println!(
                 "{:<36}  the RMSE mode at each max-error point's RMSE/σ: tile bytes, max-error → \
-                 RMSE mode (its RMSE/σ)",
+                 RMSE mode (RMSE/σ, max-error → RMSE mode)",
                 "image"
             );
             for r in reports {
@@ -687,8 +700,9 @@ fn print_summary(reports: &[FileReport]) {
                             Some(m) => {
                                 let t = m.tile_bytes.unwrap_or(0);
                                 format!(
-                                    "{e} {tiles} → {t} ({:+.1} %, {:.3}σ)",
+                                    "{e} {tiles} → {t} ({:+.1} %; {:.4}σ → {:.4}σ)",
                                     100.0 * (t as f64 / tiles.max(1) as f64 - 1.0),
+                                    c.rmse_sigma,
                                     m.rmse_sigma
                                 )
                             }

@@ -942,10 +942,12 @@ pub fn encode_with(
         let ((mut bits, mode, mut out, mut codes), _) =
             best.expect("the first contender runs whole");
         // The RMSE mode: the chosen mode walked again with each class's reconstruction at
-        // the centroid the first walk measured (rounded, within the bin's inner half), kept
-        // where it does better than the first walk (the neighbours it decodes move the
-        // predictions, so the first walk's centroids need not hold in it): of less
-        // D·(1/λ) + R, or with κ = 0 (bits alone), of no more bits and no more error.
+        // the centroid the first walk measured (rounded, within the bin's inner half). With
+        // κ = 0 (the max-error quantiser's decisions) it is kept only where it spends no more
+        // bits for no more error than the first walk at the bin centres (the neighbours it
+        // decodes move the predictions, so the first walk's centroids need not hold in it).
+        // (Holding the other slopes to less D·(1/λ) + R than the first walk, whose θ is only a
+        // guess, made worse files: HorseHead at 1σ RMSE +1.8 %.)
         let theta = match s.rdo {
             None => [0, 0],
             Some(rdo) => {
@@ -968,11 +970,9 @@ pub fn encode_with(
                     theta,
                 );
                 let fin = fin.expect("a walk without a leader runs whole");
-                let better = if rdo.inv_lambda == 0 {
-                    again <= bits && squared_error(&fin, v, blank) <= squared_error(&out, v, blank)
-                } else {
-                    again < bits
-                };
+                let better = rdo.inv_lambda != 0
+                    || (again <= bits
+                        && squared_error(&fin, v, blank) <= squared_error(&out, v, blank));
                 if better {
                     (bits, out, codes) = (again, fin, std::mem::take(&mut coded));
                     theta
