@@ -58,6 +58,53 @@ impl std::hash::Hasher for Mix {
 
 type Map<V> = HashMap<i64, V, std::hash::BuildHasherDefault<Mix>>;
 
+/// Where each symbol of a context's table is: a dense array over the symbols' span where that
+/// is small (one load a lookup, not a hash), else a map.
+#[derive(Default)]
+enum Index {
+    #[default]
+    Empty,
+    Dense {
+        lo: i64,
+        at: Vec<u32>,
+    },
+    Sparse(Map<usize>),
+}
+
+/// The widest span of symbols an [`Index`] keeps densely.
+const DENSE_SPAN: i64 = 1 << 16;
+
+impl Index {
+    /// The index of a table whose symbols (ascending) are `all`'s.
+    fn of(all: &[(i64, u32)]) -> Index {
+        let (Some(&(lo, _)), Some(&(hi, _))) = (all.first(), all.last()) else {
+            return Index::Empty;
+        };
+        if hi.saturating_sub(lo) < DENSE_SPAN {
+            let mut at = vec![u32::MAX; (hi - lo + 1) as usize];
+            for (i, e) in all.iter().enumerate() {
+                at[(e.0 - lo) as usize] = i as u32;
+            }
+            Index::Dense { lo, at }
+        } else {
+            Index::Sparse(all.iter().enumerate().map(|(i, e)| (e.0, i)).collect())
+        }
+    }
+
+    fn get(&self, r: i64) -> Option<usize> {
+        match self {
+            Index::Empty => None,
+            Index::Dense { lo, at } => r
+                .checked_sub(*lo)
+                .and_then(|k| usize::try_from(k).ok())
+                .and_then(|k| at.get(k).copied())
+                .filter(|&i| i != u32::MAX)
+                .map(|i| i as usize),
+            Index::Sparse(m) => m.get(&r).copied(),
+        }
+    }
+}
+
 /// One context's model.
 struct Context {
     /// Symbols coded, and Σ |symbol| (the escape's Laplace scale).
@@ -66,7 +113,7 @@ struct Context {
     /// The current table's symbols (ascending), where each is, their counts so far, and the
     /// table (index i is `values[i]`; the last entry the escape) with each symbol's cost.
     values: Vec<i64>,
-    at: Map<usize>,
+    at: Index,
     counts: Vec<u32>,
     table: Option<IntTable>,
     cost_fx: Vec<u64>,
@@ -80,7 +127,7 @@ impl Context {
             n: 0,
             abs: 0,
             values: Vec::new(),
-            at: hash_map(),
+            at: Index::default(),
             counts: Vec::new(),
             table: None,
             cost_fx: Vec::new(),
@@ -141,7 +188,7 @@ impl Context {
         // The counts never exceed 2^16 per tile, so every share is ≥ 256 and the rounding
         // (at most one per symbol) fits in the largest.
         freq[top] = (freq[top] as u64 + T - sum) as u32;
-        self.at = all.iter().enumerate().map(|(i, e)| (e.0, i)).collect();
+        self.at = Index::of(&all);
         self.values = all.iter().map(|e| e.0).collect();
         self.counts = all.iter().map(|e| e.1).collect();
         let table = IntTable::from_frequencies(0, freq).expect("frequencies sum to 2^24");
@@ -159,8 +206,13 @@ impl Context {
 
     /// What coding `r` would cost here (fixed point).
     fn price(&self, r: i64) -> u64 {
-        match (&self.table, self.at.get(&r)) {
-            (Some(_), Some(&i)) => self.cost_fx[i],
+        self.price_at(r, self.at.get(r))
+    }
+
+    /// [`Context::price`] of `r`, at table index `i` (None: not in the table).
+    fn price_at(&self, r: i64, i: Option<usize>) -> u64 {
+        match (&self.table, i) {
+            (Some(_), Some(i)) => self.cost_fx[i],
             (Some(_), None) => self.cost_fx[self.values.len()] + cost_fx(r, self.escape_scale()),
             (None, _) => cost_fx(r, self.escape_scale()),
         }
@@ -168,13 +220,14 @@ impl Context {
 
     /// What coding `r` costs here (fixed point); counts it.
     fn cost(&mut self, r: i64) -> u64 {
-        let c = self.price(r);
-        self.update(r, self.at.get(&r).copied());
+        let i = self.at.get(r);
+        let c = self.price_at(r, i);
+        self.update(r, i);
         c
     }
 
     fn put(&mut self, w: &mut Writer, r: i64) {
-        let i = self.at.get(&r).copied();
+        let i = self.at.get(r);
         match (&self.table, i) {
             (Some(t), Some(i)) => w.put_int(t, i as i64),
             (Some(t), None) => {
@@ -193,7 +246,7 @@ impl Context {
                 None => {
                     let r = rd.get(self.escape_scale())?;
                     // An escaped symbol is one the table lacks (else the stream is damaged).
-                    if self.at.contains_key(&r) {
+                    if self.at.get(r).is_some() {
                         return Err(Corrupt(format!("escaped symbol {r} is in the table")));
                     }
                     (r, None)
@@ -309,16 +362,18 @@ fn walk(
     let mut out: Vec<i64> = Vec::with_capacity(w * h);
     // Values as the predictors see them (blanks: their prediction): lossless, the values;
     // lossy, their grid indices.
-    let mut seen = vec![0i64; w * h];
+    // Two rows of them (this one and the one above), alternating.
+    let mut seen = vec![0i64; 2 * w];
     for y in 0..h {
+        let (here, up) = if y % 2 == 0 { (0, w) } else { (w, 0) };
         for x in 0..w {
             let i = y * w + x;
-            let left = (x > 0).then(|| seen[i - 1]);
+            let left = (x > 0).then(|| seen[here + x - 1]);
             let (ul, u, ur) = if y > 0 {
                 (
-                    (x > 0).then(|| seen[i - w - 1]),
-                    Some(seen[i - w]),
-                    (x + 1 < w).then(|| seen[i - w + 1]),
+                    (x > 0).then(|| seen[up + x - 1]),
+                    Some(seen[up + x]),
+                    (x + 1 < w).then(|| seen[up + x + 1]),
                 )
             } else {
                 (None, None, None)
@@ -342,13 +397,13 @@ fn walk(
                 }
             };
             if blank[i] {
-                seen[i] = p;
+                seen[here + x] = p;
                 out.push(0);
                 continue;
             }
             let s = code(&mut ctx[c], p, i)?;
             let q = p.saturating_add(s);
-            seen[i] = q;
+            seen[here + x] = q;
             out.push(if lossy {
                 quant.value(q, i)
             } else {

@@ -657,12 +657,20 @@ fn histogram_choice(
     }
     if let Some((lead, (sv, sb, rows))) = sample {
         let least = lead[rows - 1];
-        cands.retain(|&pr| {
-            crate::histogram::cost(pr, quant, (sv, sb), w, rows, |y, b| {
-                !behind(b, lead, y, SAMPLE_MARGIN + HISTOGRAM_SAMPLE_MARGIN)
+        // The predictor cheaper on the sample, where it comes within the margin there.
+        cands = cands
+            .into_iter()
+            .filter_map(|pr| {
+                crate::histogram::cost(pr, quant, (sv, sb), w, rows, |y, b| {
+                    !behind(b, lead, y, SAMPLE_MARGIN + HISTOGRAM_SAMPLE_MARGIN)
+                })
+                .filter(|&b| (b as f64) < least as f64 * (1.0 + HISTOGRAM_SAMPLE_MARGIN))
+                .map(|b| (b, pr))
             })
-            .is_some_and(|b| (b as f64) < least as f64 * (1.0 + HISTOGRAM_SAMPLE_MARGIN))
-        });
+            .min_by_key(|&(b, pr)| (b, pr as u8))
+            .map(|(_, pr)| pr)
+            .into_iter()
+            .collect();
     }
     let mut choice = (best, None);
     for pr in cands {
