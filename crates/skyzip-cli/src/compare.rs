@@ -464,8 +464,19 @@ fn print_table(r: &FileReport) {
         "{}",
         crate::classic::table_title(&r.file, &r.shape, r.bitpix, r.sigma)
     );
+    // The codec column as wide as its longest label.
+    let w = r
+        .rows
+        .iter()
+        .map(|l| match l {
+            Line::Row(c) => c.codec.chars().count(),
+            Line::Failed { codec, .. } => codec.chars().count(),
+        })
+        .max()
+        .unwrap_or(0)
+        .max(26);
     println!(
-        "  {:<26} {:>10} {:>10} {:>7} {:>7} {:>9} {:>11} {:>5} {:>9} {:>9}",
+        "  {:<w$} {:>10} {:>10} {:>7} {:>7} {:>9} {:>11} {:>5} {:>9} {:>9}",
         "codec",
         "bytes",
         "tile bytes",
@@ -482,7 +493,7 @@ fn print_table(r: &FileReport) {
         let c = match l {
             Line::Row(c) => c,
             Line::Failed { codec, failed } => {
-                println!("  {codec:<26} failed: {failed}");
+                println!("  {codec:<w$} failed: {failed}");
                 continue;
             }
         };
@@ -490,7 +501,7 @@ fn print_table(r: &FileReport) {
             .iter()
             .any(|v| !v.is_finite() || v.abs() >= 1000.0);
         println!(
-            "  {:<26} {:>10} {:>10} {:>7.3} {:>7} {} {} {:>5} {:>9.1} {:>9.1}",
+            "  {:<w$} {:>10} {:>10} {:>7.3} {:>7} {} {} {:>5} {:>9.1} {:>9.1}",
             c.codec,
             c.bytes,
             c.tile_bytes

@@ -632,6 +632,18 @@ fn photometry_is_checked_and_reports_print_from_json() {
             assert!(p["max_shift"].as_f64().unwrap() < 1.0, "{r}");
         }
     }
+    // The RMSE mode at the max-error file's own RMSE: no larger RMSE, fewer tile bytes (the
+    // bundled frame at 1σ: 45,326 against 49,575).
+    let rows = v[0]["rows"].as_array().unwrap();
+    let row = |f: &dyn Fn(&str) -> bool| {
+        rows.iter()
+            .find(|r| f(r["codec"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("{rows:?}"))
+    };
+    let bounded = row(&|c| c == "skyzip max-error 1σ");
+    let matched = row(&|c| c.starts_with("skyzip rmse") && c.ends_with("(at max-error 1σ)"));
+    assert!(matched["rmse_sigma"].as_f64() <= bounded["rmse_sigma"].as_f64());
+    assert!(matched["tile_bytes"].as_u64() < bounded["tile_bytes"].as_u64());
     let report = d.path().join("report.json");
     std::fs::write(&report, &o.stdout).unwrap();
     let o = skyzip(&["compare", "--from-json", s(&report)]);
@@ -652,7 +664,10 @@ fn photometry_is_checked_and_reports_print_from_json() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("optical_ccd_raw_saao_a8280271") && text.contains("s=4@"),
+        text.contains("optical_ccd_raw_saao_a8280271")
+            && text.contains("s=4@")
+            && text.contains("the RMSE mode at each max-error point's RMSE/σ")
+            && text.contains("1σ 49575 → 45326"),
         "{text}"
     );
     // A file that is not a report: one line naming it, exit 2.
