@@ -226,8 +226,10 @@ impl Context {
         c
     }
 
-    fn put(&mut self, w: &mut Writer, r: i64) {
+    /// Writes `r` here; counts it and returns what it cost (as [`Context::cost`]).
+    fn put(&mut self, w: &mut Writer, r: i64) -> u64 {
         let i = self.at.get(r);
+        let c = self.price_at(r, i);
         match (&self.table, i) {
             (Some(t), Some(i)) => w.put_int(t, i as i64),
             (Some(t), None) => {
@@ -237,6 +239,7 @@ impl Context {
             (None, _) => w.put(r, self.escape_scale()),
         }
         self.update(r, i);
+        c
     }
 
     fn get(&mut self, rd: &mut Reader) -> Result<i64, Corrupt> {
@@ -455,12 +458,32 @@ pub fn put(
     w: usize,
     h: usize,
 ) -> Vec<i64> {
+    cost_put(wr, predict, quant, (v, blank), w, h, |_, _| true)
+        .expect("the encoder walks every row")
+        .1
+}
+
+/// [`put`], costing the values as it writes them (as [`cost`] does, the predictor and its
+/// parameter aside) and stopped where `keep_going(y, bits after row y)` says so (None): the
+/// encoder writes mode 4 into a copy of the tile's stream while it prices it, and keeps the
+/// copy where mode 4 wins, instead of walking the tile again. Returns the bits and the values
+/// as decoded.
+pub fn cost_put(
+    wr: &mut Writer,
+    predict: Predict,
+    quant: Quant,
+    (v, blank): (&[i64], &[bool]),
+    w: usize,
+    h: usize,
+    mut keep_going: impl FnMut(usize, u64) -> bool,
+) -> Option<(u64, Vec<i64>)> {
     // The predictor, then the origin (the tile's minimum) where it is used: by the offset
     // predictor, and by the lossy grid.
     wr.put_bits((predict == Predict::Offset) as u64, 1);
     if predict == Predict::Offset || quant.e > 0 {
         wr.put_bits(quant.origin as u64, 64);
     }
+    let bits = std::cell::Cell::new(0u64);
     walk(
         predict,
         quant,
@@ -468,14 +491,15 @@ pub fn put(
         w,
         h,
         |c, p, i| {
-            let (q, _) = quant.choose(c, v[i], p, i);
-            c.put(wr, q);
+            let (q, worth) = quant.choose(c, v[i], p, i);
+            let b = c.put(wr, q);
+            bits.set(bits.get().saturating_add(b).saturating_add(worth));
             Ok(q)
         },
-        |_| true,
+        |y| keep_going(y, bits.get()),
     )
     .expect("writing cannot fail")
-    .expect("the encoder walks every row")
+    .map(|out| (bits.get(), out))
 }
 
 /// Reads what [`put`] wrote.

@@ -650,7 +650,8 @@ fn histogram_choice(
     (quant, hi): (Quant, i64),
     sample: Option<(&[u64], (&[i64], &[bool], usize))>,
     best: u64,
-) -> Option<Predict> {
+    stream: &Writer,
+) -> Option<(Writer, Vec<i64>)> {
     let mut cands = vec![Predict::Med];
     if hi.saturating_sub(quant.origin) / (2 * quant.e + 1) < OFFSET_RANGE {
         cands.push(Predict::Offset);
@@ -676,21 +677,29 @@ fn histogram_choice(
         }
         cands = within.into_iter().map(|(_, pr)| pr).collect();
     }
-    let mut choice = (best, None);
+    // Each is written, mode field first, into a copy of the tile's stream as it is priced;
+    // the cheapest copy, if any beats `best`, is the tile's.
+    let mut choice: (u64, Option<(Writer, Vec<i64>)>) = (best, None);
     for pr in cands {
         // The predictor bit, and the minimum (lossless offset) or the grid's origin (lossy).
         let header = match (pr, quant.e) {
             (Predict::Med, 0) => 1,
             _ => 65,
         } * crate::entropy::COST_ONE;
+        let mut written = stream.clone();
+        written.put_bits(4, MODE_BITS);
         // Walked until its bits pass the cheapest so far (they only grow), not stopped by the
         // leader's profile: its tables learn as it goes, so it can trail the leader for most
         // of the tile and still end cheaper (a stop at the profile lost SAAO's 1σ tiles 2.7 %).
-        let bits =
-            crate::histogram::cost(pr, quant, (v, blank), w, h, |_, b| b + header < choice.0)
-                .map(|b| b + header);
-        if let Some(b) = bits.filter(|&b| b < choice.0) {
-            choice = (b, Some(pr));
+        let cheapest = choice.0;
+        let walked =
+            crate::histogram::cost_put(&mut written, pr, quant, (v, blank), w, h, |_, b| {
+                b + header < cheapest
+            });
+        if let Some((b, decoded)) = walked.map(|(b, d)| (b + header, d)) {
+            if b < choice.0 {
+                choice = (b, Some((written, decoded)));
+            }
         }
     }
     choice.1
@@ -1051,11 +1060,15 @@ pub fn encode_with(
             (quant, hi),
             sample_lead.as_deref().map(|l| (l, sample)),
             bits + latent_fx,
+            &wr,
         );
-        wr.put_bits(if histogram.is_some() { 4 } else { mode as u64 }, MODE_BITS);
         match histogram {
-            Some(pr) => crate::histogram::put(&mut wr, pr, quant, (v, blank), w, h),
+            Some((written, decoded)) => {
+                wr = written;
+                decoded
+            }
             None => {
+                wr.put_bits(mode as u64, MODE_BITS);
                 put_norm(&mut wr, norm);
                 for (c, ch) in latent[..channels * per].chunks(per).enumerate() {
                     let table = p.prior().map(|t| &t[c]).filter(|_| {
