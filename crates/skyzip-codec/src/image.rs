@@ -531,10 +531,11 @@ type CodeTiles<'a> = &'a dyn Fn(&[usize], Option<tile::Rdo>) -> Vec<CodedTile>;
 /// RMSE need not grow steadily with the step (the dead zone and the residual modes switch as
 /// it grows), so a search on the step alone can land badly: on a sample of the tiles, for each
 /// slope κ, it walks a grid of steps a factor √2 apart (from the high-rate guess Δ = √12·R)
-/// to the largest within the target and keeps the slope of the fewest bytes at the target
-/// (interpolated between that step and the next); on the whole image, at that slope,
-/// bisection then finds the largest step within the target between that step (10 % lower at a
-/// time while the whole image misses) and the next one up.
+/// to the largest within the target and prices the slope by its bytes at the target
+/// (interpolated between that step and the next); on the whole image, at κ = 0 and at the two
+/// slopes of the fewest bytes, bisection then finds the largest step within the target between
+/// the sample's step (10 % lower at a time while the whole image misses) and the next one up
+/// ([`rmse_whole`]), and the smallest of those files is kept.
 /// Returns the tiles and the step (1: lossless, where no step of 2 or more meets the target).
 fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<CodedTile>, i64) {
     let all: Vec<usize> = (0..ntiles).collect();
@@ -570,8 +571,7 @@ fn rmse_search(code: CodeTiles, ntiles: usize, target: f64, unit: f64) -> (Vec<C
     // Per κ the sample's bytes at the target, interpolated (log bytes, linear RMSE) between the
     // largest grid step within it and the next one up, which misses it (walked to from the
     // guess for the first κ, from the previous κ's step for the others: a larger κ meets the
-    // target at smaller steps); of those the fewest: (bytes, κ, the step within, the step
-    // that misses).
+    // target at smaller steps): (bytes, κ, the step within, the step that misses).
     let rmse_of = |(_, sq, n): (usize, f64, usize)| (sq / n.max(1) as f64).sqrt();
     let mut found: Vec<(f64, f64, i64, Option<i64>)> = Vec::new();
     let mut start = near_guess;
