@@ -637,12 +637,13 @@ const MODE_BITS: u32 = 3;
 /// The offset predictor is tried on tiles whose values span fewer steps than this.
 const OFFSET_RANGE: i64 = 4096;
 
-/// A tile's mode-4 predictor when one is cheaper than the best other mode (`best`: its bits
-/// and the latent's, which mode 4 does not need), for values from `quant.origin` (the tile's
+/// The tile's stream with mode 4 written after `stream` (and the values it decodes to) when
+/// one of its predictors is cheaper than the best other mode (`best`: its bits and the
+/// latent's, which mode 4 does not need), for values from `quant.origin` (the tile's
 /// smallest) to `hi`: costed first on the sample (`sample`: the cheapest other mode's bits
 /// there after each row, the latent's share included, and the sample's values, blanks and
 /// rows), stopped where it falls behind them and kept only where it comes within
-/// HISTOGRAM_SAMPLE_MARGIN of them at the end, then on the whole tile.
+/// HISTOGRAM_SAMPLE_MARGIN of them at the end, then written on the whole tile as it is costed.
 /// In the RMSE mode the costs compared are D·(1/λ) + R.
 #[allow(clippy::type_complexity)]
 fn histogram_choice(
@@ -1003,9 +1004,9 @@ pub fn encode_with(
                 }
             }
         };
-        // Lossless tiles may go under a model of the values seen instead (mode 4): its
-        // predictors are costed on the sample first and on the whole tile only where one is
-        // cheaper there than every other mode; the tile then needs no latent.
+        // The tile may go under a model of the values seen instead (mode 4): its predictors
+        // are costed on the sample first and on the whole tile only where one comes close to
+        // the other modes there (with their latent: mode 4 needs none).
         // The tile's smallest and largest values with data (there are some: flag ≠ 1).
         let (lo, hi) = v
             .iter()
