@@ -299,19 +299,15 @@ pub fn run(a: Args) -> Result<()> {
             mode: Mode::Rmse(r),
             q,
         }));
-        for (k, m) in modes.iter().enumerate() {
-            let (mut row, back) = skyzip_row(
-                &single,
-                &img,
-                sigma,
-                &p,
-                m,
-                dir.path(),
-                &format!("f{fi}m{k}"),
-            )
-            .with_context(|| format!("{}: skyzip", file.display()))?;
+        // One of skyzip's rows, its photometry checked where asked.
+        let run = |m: &SkyzipMode, tag: String| -> Result<Row> {
+            let (mut row, back) = skyzip_row(&single, &img, sigma, &p, m, dir.path(), &tag)
+                .with_context(|| format!("{}: skyzip", file.display()))?;
             row.photometry = phot.as_ref().map(|p| p.check(&back));
-            rows.push(Line::Row(row));
+            Ok(row)
+        };
+        for (k, m) in modes.iter().enumerate() {
+            rows.push(Line::Row(run(m, format!("f{fi}m{k}"))?));
         }
         // The RMSE mode at each lossy max-error point's RMSE (the codec keeps a hair, 1e-5 of
         // the target, under it: the target is that much above, so that the file it keeps has
@@ -334,18 +330,8 @@ pub fn run(a: Args) -> Result<()> {
                     mode: Mode::Rmse(target),
                     q,
                 };
-                let (mut row, back) = skyzip_row(
-                    &single,
-                    &img,
-                    sigma,
-                    &p,
-                    &m,
-                    dir.path(),
-                    &format!("f{fi}x{k}"),
-                )
-                .with_context(|| format!("{}: skyzip", file.display()))?;
+                let mut row = run(&m, format!("f{fi}x{k}"))?;
                 row.codec = format!("skyzip rmse {target:.4}σ {MATCHED}{e})");
-                row.photometry = phot.as_ref().map(|p| p.check(&back));
                 rows.push(Line::Row(row));
             }
         }

@@ -429,8 +429,25 @@ pub fn cost(
     (v, blank): (&[i64], &[bool]),
     w: usize,
     h: usize,
-    mut keep_going: impl FnMut(usize, u64) -> bool,
+    keep_going: impl FnMut(usize, u64) -> bool,
 ) -> Option<u64> {
+    priced_walk(predict, quant, (v, blank), (w, h), keep_going, |c, q| {
+        c.cost(q)
+    })
+    .map(|(b, _)| b)
+}
+
+/// The walk of [`cost`] and [`cost_put`]: each value's symbol chosen, then `code(context,
+/// symbol)` counts it (and may write it) and says what it cost; returns the bits (the error's
+/// worth included) and the values as decoded, or None where `keep_going` stopped it.
+fn priced_walk(
+    predict: Predict,
+    quant: Quant,
+    (v, blank): (&[i64], &[bool]),
+    (w, h): (usize, usize),
+    mut keep_going: impl FnMut(usize, u64) -> bool,
+    mut code: impl FnMut(&mut Context, i64) -> u64,
+) -> Option<(u64, Vec<i64>)> {
     let bits = std::cell::Cell::new(0u64);
     walk(
         predict,
@@ -440,13 +457,13 @@ pub fn cost(
         h,
         |c, p, i| {
             let (q, worth) = quant.choose(c, v[i], p, i);
-            bits.set(bits.get().saturating_add(c.cost(q)).saturating_add(worth));
+            bits.set(bits.get().saturating_add(code(c, q)).saturating_add(worth));
             Ok(q)
         },
         |y| keep_going(y, bits.get()),
     )
     .expect("costing cannot fail")
-    .map(|_| bits.get())
+    .map(|out| (bits.get(), out))
 }
 
 /// Writes the tile's values (`predict` and its parameter first); returns them as decoded.
@@ -475,7 +492,7 @@ pub fn cost_put(
     (v, blank): (&[i64], &[bool]),
     w: usize,
     h: usize,
-    mut keep_going: impl FnMut(usize, u64) -> bool,
+    keep_going: impl FnMut(usize, u64) -> bool,
 ) -> Option<(u64, Vec<i64>)> {
     // The predictor, then the origin (the tile's minimum) where it is used: by the offset
     // predictor, and by the lossy grid.
@@ -483,23 +500,9 @@ pub fn cost_put(
     if predict == Predict::Offset || quant.e > 0 {
         wr.put_bits(quant.origin as u64, 64);
     }
-    let bits = std::cell::Cell::new(0u64);
-    walk(
-        predict,
-        quant,
-        blank,
-        w,
-        h,
-        |c, p, i| {
-            let (q, worth) = quant.choose(c, v[i], p, i);
-            let b = c.put(wr, q);
-            bits.set(bits.get().saturating_add(b).saturating_add(worth));
-            Ok(q)
-        },
-        |y| keep_going(y, bits.get()),
-    )
-    .expect("writing cannot fail")
-    .map(|out| (bits.get(), out))
+    priced_walk(predict, quant, (v, blank), (w, h), keep_going, |c, q| {
+        c.put(wr, q)
+    })
 }
 
 /// Reads what [`put`] wrote.
