@@ -38,16 +38,17 @@ pub use crate::container::CMPTYPE;
 pub use crate::header::{coded_hdus, zval, CodedHdu};
 
 /// The file format version, in every coded HDU's SZFORMAT (and the first byte of every tile).
-/// 5: as 4, with a 3-bit residual mode read before the latent, and mode 4 (lossless tiles): the
+/// 7 (what this build writes): as 6, with the RMSE mode's zero-bin offset after its centroid
+/// offsets. 6: as 5, with the RMSE mode ([`crate::tile::Rdo`]). 5: as 4, with a 3-bit residual mode read before the latent, and mode 4 (lossless tiles): the
 /// values under frequency tables learned as the tile is coded ([`crate::histogram`]), no
-/// latent. 4: as 3, with each tile's uniform bits outside the range coder and an XXH3-64 tile hash
-/// (what this build writes). 3: the integer engine (the same bits on every machine): still
+/// latent. 4: as 3, with each tile's uniform bits outside the range coder and an XXH3-64 tile hash.
+/// 3: the integer engine (the same bits on every machine): still
 /// decoded. 1–2 were pre-release formats whose prediction came from a float framework; no
 /// release wrote them and this build refuses them.
 pub const FORMAT_VERSION: u8 = tile::VERSION;
 
 /// Every format version this build decodes, oldest first (the last is [`FORMAT_VERSION`]).
-pub const READ_VERSIONS: [u8; 4] = [3, 4, 5, 6];
+pub const READ_VERSIONS: [u8; 5] = [3, 4, 5, 6, 7];
 
 /// What the coder may change.
 #[derive(Debug, Clone, Copy, PartialEq)]

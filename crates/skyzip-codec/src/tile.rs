@@ -12,7 +12,8 @@
 //! (JPEG-LS-style; contexts from the model's σ, the neighbours' activity and the local gradient).
 //! The encoder tries the four and keeps the cheapest (or mode 4, [`crate::histogram`]). In the
 //! RMSE mode (format 6, [`Rdo`]) the residuals lie on a step of any size with indices chosen
-//! for rate and distortion together, and two centroid offsets precede them. The hash is
+//! for rate and distortion together, and two centroid offsets precede them (from format 7 on,
+//! three: the zero bin's too). The hash is
 //! checked after decoding, so a corrupted tile is an error, never a silently wrong image.
 
 use crate::entropy::{cost, cost_fx, snap, Corrupt, Reader, Writer, SCALES};
@@ -22,7 +23,7 @@ use sha2::{Digest, Sha256};
 use skyzip_data::{Norm, NormKind};
 
 /// The tile format (the file format's version: see [`crate::codec::FORMAT_VERSION`]).
-pub const VERSION: u8 = 6;
+pub const VERSION: u8 = 7;
 const SCALE_BITS: u32 = 7;
 
 /// How the integers of a tile may be coded.
@@ -45,7 +46,8 @@ pub struct Settings {
 /// and distortion together (D + λ·R, which widens the zero bin: a dead zone where the noise
 /// is not worth its bits), and the nonzero bins reconstructed at the tile's measured centroid
 /// of each (|index| = 1, |index| ≥ 2: the conditional mean, pulled toward the prediction),
-/// both sent in the tile.
+/// both sent in the tile, and (format 7) the zero bin at the mean residual of its pixels (the
+/// prediction's bias over the tile), sent too.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rdo {
     /// The quantiser step in integer units (≥ 2).
@@ -334,7 +336,7 @@ fn walk(
     w: usize,
     h: usize,
     s: &Settings,
-    theta: [i64; 2],
+    theta: [i64; 3],
     code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
     row_done: impl FnMut(usize) -> bool,
 ) -> Result<Option<Vec<i64>>, Corrupt> {
@@ -382,7 +384,7 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
     w: usize,
     h: usize,
     s: &Settings,
-    theta: [i64; 2],
+    theta: [i64; 3],
     mut code: impl FnMut(usize, usize, i64) -> Result<i64, Corrupt>,
     mut row_done: impl FnMut(usize) -> bool,
 ) -> Result<Option<Vec<i64>>, Corrupt> {
@@ -494,7 +496,14 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
                 base.saturating_add(reconstruction(q, step, theta))
             }
             .clamp(s.lo, s.hi);
-            out.push(xv);
+            // The RMSE mode's zero-bin offset (format 7) moves the decoded value only: the
+            // neighbours' residuals below stay the bin's, so the walk's predictions, contexts
+            // and decisions do not depend on it.
+            if UNIT || q != 0 || theta[2] == 0 {
+                out.push(xv);
+            } else {
+                out.push(base.saturating_add(theta[2]).clamp(s.lo, s.hi));
+            }
             // The model mode reads no neighbours: nothing to keep for them.
             if MODE != 0 {
                 res[here + x] = xv.saturating_sub(pred[i]);
@@ -508,10 +517,11 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
     Ok(Some(out))
 }
 
-/// The residual that index q stands for: q·step, less the class's centroid offset θ toward
-/// zero (θ = 0 outside the RMSE mode: the bin centre).
+/// The residual that index q stands for in the walk: q·step, less the class's centroid offset
+/// θ toward zero (θ = 0 outside the RMSE mode: the bin centre); 0 for q = 0 (the zero bin's
+/// offset θ[2] moves only the decoded value, see [`decoded_residual`]).
 #[inline(always)]
-fn reconstruction(q: i64, step: i64, theta: [i64; 2]) -> i64 {
+fn reconstruction(q: i64, step: i64, theta: [i64; 3]) -> i64 {
     let t = theta[(q.unsigned_abs() > 1) as usize];
     let r = q.saturating_mul(step);
     match q.signum() {
@@ -521,11 +531,22 @@ fn reconstruction(q: i64, step: i64, theta: [i64; 2]) -> i64 {
     }
 }
 
+/// The residual that index q decodes to: [`reconstruction`], or the zero bin's offset θ[2] for
+/// q = 0 (format 7: the tile's mean residual where the prediction is kept).
+#[inline(always)]
+fn decoded_residual(q: i64, step: i64, theta: [i64; 3]) -> i64 {
+    if q == 0 {
+        theta[2]
+    } else {
+        reconstruction(q, step, theta)
+    }
+}
+
 /// The RMSE mode's choice of index for residual r at scale index `sidx`: of the nearest bin,
 /// its neighbours and 0, the one of least D·(1/λ) + R (fixed-point bits). Returns it and that
 /// cost.
 #[inline]
-fn rdo_index(r: i64, sidx: usize, step: i64, theta: [i64; 2], inv_lambda: u64) -> (i64, u64) {
+fn rdo_index(r: i64, sidx: usize, step: i64, theta: [i64; 3], inv_lambda: u64) -> (i64, u64) {
     let k = (r.unsigned_abs() as i64 + step / 2) / step;
     let sign = if r < 0 { -1 } else { 1 };
     if inv_lambda == 0 {
@@ -543,7 +564,7 @@ fn rdo_index(r: i64, sidx: usize, step: i64, theta: [i64; 2], inv_lambda: u64) -
     for &m in cands {
         let q = sign * m;
         let d = r
-            .saturating_sub(reconstruction(q, step, theta))
+            .saturating_sub(decoded_residual(q, step, theta))
             .unsigned_abs();
         let j = d
             .saturating_mul(d)
@@ -630,6 +651,70 @@ fn squared_error(decoded: &[i64], v: &[i64], blank: &[bool]) -> u128 {
 /// Bits of each centroid offset θ ∈ 0…step/2 (the RMSE mode).
 fn theta_bits(step: i64) -> u32 {
     64 - ((step / 2) as u64).leading_zeros()
+}
+
+/// The RMSE mode's offsets. Format 6: the two centroid offsets θ ∈ 0…step/2 in [`theta_bits`]
+/// each. Format 7: each centroid offset as a bit (whether it is nonzero) and then those bits,
+/// and the zero bin's offset (|θ| ≤ step/2) as an Elias gamma code of its zigzag value plus one
+/// (1 bit for 0, 3 for ±1: it is the prediction's bias, small beside the step).
+fn put_theta(wr: &mut Writer, theta: [i64; 3], step: i64) {
+    for &t in &theta[..2] {
+        wr.put_bits((t != 0) as u64, 1);
+        if t != 0 {
+            wr.put_bits(t as u64, theta_bits(step));
+        }
+    }
+    let u = zigzag(theta[2]) + 1;
+    let n = 64 - u.leading_zeros();
+    for _ in 1..n {
+        wr.put_bits(0, 1);
+    }
+    // The leading 1, then the bits below it (the raw bits go low first).
+    wr.put_bits(1, 1);
+    wr.put_bits(u & !(1 << (n - 1)), n - 1);
+}
+
+/// The bits [`put_theta`] writes.
+fn theta_cost(theta: [i64; 3], step: i64) -> u64 {
+    let centroids: u64 = theta[..2]
+        .iter()
+        .map(|&t| 1 + if t != 0 { theta_bits(step) as u64 } else { 0 })
+        .sum();
+    let n = 64 - (zigzag(theta[2]) + 1).leading_zeros() as u64;
+    centroids + 2 * n - 1
+}
+
+fn zigzag(t: i64) -> u64 {
+    ((t << 1) ^ (t >> 63)) as u64
+}
+
+fn get_theta(rd: &mut Reader, step: i64, version: u8) -> Result<[i64; 3], Corrupt> {
+    let mut theta = [0i64; 3];
+    let check = |t: i64| {
+        if t.unsigned_abs() > (step / 2) as u64 {
+            Err(Corrupt(format!("centroid offset {t} of a step {step}")))
+        } else {
+            Ok(t)
+        }
+    };
+    for t in &mut theta[..2] {
+        if version < 7 || rd.get_bits(1)? == 1 {
+            *t = check(rd.get_bits(theta_bits(step))? as i64)?;
+        }
+    }
+    if version >= 7 {
+        let mut n = 1;
+        while rd.get_bits(1)? == 0 {
+            n += 1;
+            if n > 40 {
+                return Err(Corrupt("zero-bin offset code too long".into()));
+            }
+        }
+        let u = (1u64 << (n - 1)) | rd.get_bits(n - 1)?;
+        let z = u - 1;
+        theta[2] = check((z >> 1) as i64 ^ -((z & 1) as i64))?;
+    }
+    Ok(theta)
 }
 
 /// Bits of the residual mode field: 3 from format 5 on (mode 4, the histogram), 2 before.
@@ -814,16 +899,16 @@ pub fn encode_with(
         // In the RMSE mode "bits" are D·(1/λ) + R, what its decisions minimise, and the
         // walk also sums, per class of nonzero index, how far the residuals lie inside their
         // bins' outer points (their centroid offsets θ).
-        let centroid = std::cell::Cell::new([(0i64, 0i64); 2]);
+        let centroid = std::cell::Cell::new([(0i64, 0i64); 3]);
         let cost_of = |mode: Residuals,
                        (v, pred, scale, blank): (&[i64], &[i64], &[usize], &[bool]),
                        coded: &mut Vec<(i64, u8)>,
                        profile: &mut Vec<u64>,
                        leader: Option<&[u64]>,
                        slack: f64,
-                       theta: [i64; 2]| {
+                       theta: [i64; 3]| {
             let bits = std::cell::Cell::new(0u64);
-            centroid.set([(0, 0); 2]);
+            centroid.set([(0, 0); 3]);
             coded.clear();
             profile.clear();
             let rows = v.len() / w;
@@ -847,13 +932,17 @@ pub fn encode_with(
                         Some(rdo) => {
                             let (q, j) = rdo_index(r, sidx, step, theta, rdo.inv_lambda);
                             bits.set(bits.get().saturating_add(j));
+                            let mut c = centroid.get();
                             if q != 0 {
-                                let mut c = centroid.get();
                                 let k = &mut c[(q.unsigned_abs() > 1) as usize];
                                 k.0 = k.0.saturating_add(q.saturating_mul(step) - q.signum() * r);
                                 k.1 += 1;
-                                centroid.set(c);
+                            } else {
+                                // The zero bin: its residuals' mean is its offset.
+                                c[2].0 = c[2].0.saturating_add(r);
+                                c[2].1 += 1;
                             }
+                            centroid.set(c);
                             q
                         }
                     };
@@ -871,11 +960,11 @@ pub fn encode_with(
         // The RMSE mode's first guess at the centroid offsets, for choosing the mode.
         let theta0 = match s.rdo {
             // κ = 0 (1/λ = 0): the max-error quantiser's decisions, so its bin centres.
-            Some(r) if r.inv_lambda == 0 => [0, 0],
-            Some(_) => [step / 4, step / 8],
-            None => [0, 0],
+            Some(r) if r.inv_lambda == 0 => [0, 0, 0],
+            Some(_) => [step / 4, step / 8, 0],
+            None => [0, 0, 0],
         };
-        let mut best_centroid = [(0, 0); 2];
+        let mut best_centroid = [(0, 0); 3];
         let mut coded = Vec::with_capacity(w * h);
         let mut profile = Vec::with_capacity(h);
         // The sample: every SAMPLE_PART-th band of SAMPLE_BAND rows, walked as one image.
@@ -972,35 +1061,50 @@ pub fn encode_with(
         // (Holding the other slopes to less D·(1/λ) + R than the first walk, whose θ is only a
         // guess, made worse files: HorseHead at 1σ RMSE +1.8 %.)
         let theta = match s.rdo {
-            None => [0, 0],
+            None => [0, 0, 0],
             Some(rdo) => {
-                let theta = best_centroid
-                    .map(|(sum, n)| {
-                        if n == 0 {
-                            0
-                        } else {
-                            (2 * sum + n).div_euclid(2 * n)
-                        }
-                    })
-                    .map(|t| t.clamp(0, step / 2));
-                let (again, fin) = cost_of(
-                    mode,
-                    (v, &pred, &scale, blank),
-                    &mut coded,
-                    &mut Vec::new(),
-                    None,
-                    0.0,
-                    theta,
-                );
-                let fin = fin.expect("a walk without a leader runs whole");
-                let better = rdo.inv_lambda != 0
-                    || (again <= bits
-                        && squared_error(&fin, v, blank) <= squared_error(&out, v, blank));
-                if better {
+                let mean = |(sum, n): (i64, i64)| {
+                    if n == 0 {
+                        0
+                    } else {
+                        (2 * sum + n).div_euclid(2 * n)
+                    }
+                };
+                let theta = [
+                    mean(best_centroid[0]).clamp(0, step / 2),
+                    mean(best_centroid[1]).clamp(0, step / 2),
+                    mean(best_centroid[2]).clamp(-(step / 2), step / 2),
+                ];
+                let mut again_with = |theta: [i64; 3]| {
+                    let (again, fin) = cost_of(
+                        mode,
+                        (v, &pred, &scale, blank),
+                        &mut coded,
+                        &mut Vec::new(),
+                        None,
+                        0.0,
+                        theta,
+                    );
+                    (again, fin.expect("a walk without a leader runs whole"))
+                };
+                let (again, fin) = again_with(theta);
+                let better = |again: u64, fin: &[i64]| {
+                    again <= bits && squared_error(fin, v, blank) <= squared_error(&out, v, blank)
+                };
+                if rdo.inv_lambda != 0 || better(again, &fin) {
                     (bits, out, codes) = (again, fin, std::mem::take(&mut coded));
                     theta
                 } else {
-                    theta0
+                    // κ = 0 and the centroids did not pay: the bin centres, with the zero
+                    // bin's offset alone (it moves no decision, no context and no bit).
+                    let zero_only = [0, 0, theta[2]];
+                    let (again, fin) = again_with(zero_only);
+                    if theta[2] != 0 && better(again, &fin) {
+                        (bits, out, codes) = (again, fin, std::mem::take(&mut coded));
+                        zero_only
+                    } else {
+                        theta0
+                    }
                 }
             }
         };
@@ -1027,7 +1131,7 @@ pub fn encode_with(
         // What the latent costs (fixed point) is what mode 4, which needs none, saves.
         let mut latent_fx = 128 * crate::entropy::COST_ONE;
         if s.rdo.is_some() {
-            latent_fx += 2 * theta_bits(step) as u64 * crate::entropy::COST_ONE;
+            latent_fx += theta_cost(theta, step) * crate::entropy::COST_ONE;
         }
         let picks: Vec<bool> = latent[..channels * per]
             .chunks(per)
@@ -1088,9 +1192,7 @@ pub fn encode_with(
                     }
                 }
                 if s.rdo.is_some() {
-                    theta
-                        .iter()
-                        .for_each(|&t| wr.put_bits(t as u64, theta_bits(step)));
+                    put_theta(&mut wr, theta, step);
                 }
                 for &(q, sidx) in &codes {
                     wr.put(q, sidx as usize);
@@ -1197,18 +1299,10 @@ pub fn decode(
         let mode = *MODES
             .get(m)
             .ok_or_else(|| Corrupt(format!("residual mode {m}")))?;
-        let mut theta = [0i64; 2];
-        if s.rdo.is_some() {
-            for t in &mut theta {
-                *t = rd.get_bits(theta_bits(s.step()))? as i64;
-                if *t > s.step() / 2 {
-                    return Err(Corrupt(format!(
-                        "centroid offset {t} of a step {}",
-                        s.step()
-                    )));
-                }
-            }
-        }
+        let theta = match s.rdo {
+            Some(_) => get_theta(&mut rd, s.step(), version)?,
+            None => [0; 3],
+        };
         v = walk(
             mode,
             &pred,
@@ -1302,6 +1396,108 @@ mod tests {
             // Error of the order of a uniform quantiser's at the step (or the noise's).
             assert!(mse(&t.decoded) < (step * step) as f64, "step {step}");
         }
+    }
+
+    #[test]
+    fn offsets_round_trip_and_out_of_range_ones_are_refused() {
+        for step in [2, 3, 9, 64, 1001, 1 << 24] {
+            for theta in [
+                [0, 0, 0],
+                [step / 2, 1, -1],
+                [0, step / 4, step / 2],
+                [1, 0, -(step / 2)],
+                [0, 0, 3.min(step / 2)],
+            ] {
+                let mut wr = Writer::default();
+                put_theta(&mut wr, theta, step);
+                wr.put_bits(0x2a, 7);
+                let before = wr.est_bits;
+                let bytes = wr.finish();
+                assert_eq!(theta_cost(theta, step) as f64, before - 7.0);
+                let mut rd = Reader::new(&bytes, true).unwrap();
+                assert_eq!(get_theta(&mut rd, step, 7).unwrap(), theta, "step {step}");
+                assert_eq!(rd.get_bits(7).unwrap(), 0x2a);
+            }
+        }
+        // A zero-bin offset beyond half the step is corrupt data, not a value.
+        let mut wr = Writer::default();
+        put_theta(&mut wr, [0, 0, 40], 1000);
+        let bytes = wr.finish();
+        let mut rd = Reader::new(&bytes, true).unwrap();
+        assert!(get_theta(&mut rd, 60, 7).is_err());
+    }
+
+    #[test]
+    fn the_zero_bin_takes_the_predictions_bias() {
+        // The frame with a quarter of its pixels raised by about two of its noise's σ (a skewed
+        // noise, as of cosmic rays or faint sources): the model's predictions are biased, and
+        // at a step where nearly every index is 0 the zero bin's offset takes the bias out
+        // (format 7). At κ = 0 it moves no decision: the residuals cost the same bits.
+        use skyzip_fits::{read_image, HduSelector};
+        let p = Predictor::load("default-2").unwrap();
+        let img = read_image(&skyzip_testdata::sample(), &HduSelector::FirstImage).unwrap();
+        let (w, h) = (64, 64);
+        let v: Vec<i64> = (0..w * h)
+            .map(|k| {
+                img.pixels
+                    .raw_i64((k / w + 300) * img.nx() + k % w + 300)
+                    .unwrap()
+                    + if (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 62 == 0 {
+                        24
+                    } else {
+                        0
+                    }
+            })
+            .collect();
+        let blank = vec![false; w * h];
+        let s = Settings {
+            rdo: Some(Rdo {
+                step: 121,
+                inv_lambda: 0,
+            }),
+            ..settings(0)
+        };
+        let t = encode(&p, &v, &blank, w, h, &s);
+        let (back, _) = decode(&p, &t.bytes, w, h, &s).unwrap();
+        assert_eq!(back, t.decoded);
+        let sq = |d: &[i64]| squared_error(d, &v, &blank);
+        // The same walk with the zero bin at 0 (the format 6 decoding of the same indices).
+        let mut rd = Reader::new(&t.bytes[9..], true).unwrap();
+        assert_eq!(rd.get_bits(2).unwrap(), 0);
+        let mode = rd.get_bits(MODE_BITS).unwrap();
+        if mode == 4 {
+            return; // the histogram took it: no offsets to look at
+        }
+        let a = analyse(&p, &v, &blank, (w, h), None);
+        let pw = w.div_ceil(p.divisor()) * p.divisor();
+        let (pred, scale) = predictions(&p, &a.out, &a.norm, Geometry { w, h, pw }, &s);
+        let codes = std::cell::RefCell::new(Vec::new());
+        let zero_walk = |theta: [i64; 3]| {
+            walk(
+                MODES[mode as usize],
+                &pred,
+                &scale,
+                &blank,
+                w,
+                h,
+                &s,
+                theta,
+                |i, _, base| {
+                    let q = quantise(v[i] - base, 60, 121);
+                    codes.borrow_mut().push(q);
+                    Ok(q)
+                },
+                |_| true,
+            )
+            .unwrap()
+            .unwrap()
+        };
+        let plain = zero_walk([0, 0, 0]);
+        let zeros = codes.borrow().iter().filter(|&&q| q == 0).count();
+        assert!(zeros > w * h / 2, "{zeros}");
+        let mean = (0..w * h).map(|k| v[k] - plain[k]).sum::<i64>() as f64 / (w * h) as f64;
+        assert!(mean > 1.0, "a biased prediction: {mean}");
+        assert!(sq(&t.decoded) < sq(&plain), "the offset lowered the error");
     }
 
     #[test]
