@@ -68,6 +68,11 @@ pub struct Args {
     /// matched bits).
     #[arg(long, requires = "from_json")]
     summary: bool,
+    /// With --summary: an earlier report of the same images (`compare --json`) whose max-error
+    /// points the summary holds today's curves against: the RMSE/σ of today's max-error mode and
+    /// RMSE mode at each of those points' tile bytes.
+    #[arg(long, value_name = "EARLIER.json", requires = "summary")]
+    baseline: Option<PathBuf>,
 }
 
 /// A list of levels in σ (`none`: empty).
@@ -231,6 +236,15 @@ pub fn run(a: Args) -> Result<()> {
         })?;
         if a.summary {
             print_summary(&reports);
+            if let Some(b) = &a.baseline {
+                crate::files::input(b)?;
+                let text = std::fs::read_to_string(b)
+                    .with_context(|| format!("{}: cannot read", b.display()))?;
+                let earlier: Vec<FileReport> = serde_json::from_str(&text).with_context(|| {
+                    format!("{}: not a `skyzip compare --json` report", b.display())
+                })?;
+                print_against_baseline(&reports, &earlier, b);
+            }
         } else {
             reports.iter().for_each(print_table);
         }
@@ -575,6 +589,61 @@ fn rmse_at(pts: &[(f64, f64)], bits: f64) -> Option<f64> {
             r0 + t * (r1 - r0)
         })
     })
+}
+
+/// Today's max-error and RMSE-mode curves at each lossy max-error point of an earlier report
+/// of the same images (matched by file name), interpolated in tile bytes: the RMSE/σ each
+/// reaches with the bytes the earlier point took, and whether the lower of them is below the
+/// earlier point's.
+fn print_against_baseline(reports: &[FileReport], earlier: &[FileReport], path: &Path) {
+    println!();
+    println!(
+        "{:<36}  RMSE/σ at {}'s max-error points' tile bytes: then → max-error | RMSE mode now \
+         (interpolated on today's curves)",
+        "image",
+        path.display()
+    );
+    let (mut lower, mut points) = (0, 0);
+    for r in reports {
+        let Some(old) = earlier.iter().find(|o| stem(o) == stem(r)) else {
+            println!("{:<36}  not in the earlier report", stem(r));
+            continue;
+        };
+        let (max_curve, rmse_curve) = (
+            skyzip_tile_curve(r, "skyzip max-error"),
+            skyzip_tile_curve(r, "skyzip rmse"),
+        );
+        let parts: Vec<String> = rows(old)
+            .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
+            .map(|c| {
+                let e = c.codec.trim_start_matches("skyzip max-error ");
+                let tiles = c.tile_bytes.unwrap_or(0) as f64;
+                if c.rmse_sigma == 0.0 {
+                    return format!("{e} lossless then");
+                }
+                let at = |curve: &[(f64, f64)]| rmse_at(curve, tiles);
+                let show = |m: Option<f64>| m.map_or("out of range".into(), |m| format!("{m:.4}"));
+                let (m, q) = (at(&max_curve), at(&rmse_curve));
+                let best = [m, q].into_iter().flatten().reduce(f64::min);
+                points += 1;
+                let verdict = match best {
+                    Some(b) if b < c.rmse_sigma => {
+                        lower += 1;
+                        "lower"
+                    }
+                    _ => "NOT lower",
+                };
+                format!(
+                    "{e} {:.4} → {} | {} ({verdict})",
+                    c.rmse_sigma,
+                    show(m),
+                    show(q)
+                )
+            })
+            .collect();
+        println!("{:<36}  {}", stem(r), parts.join(", "));
+    }
+    println!("lower at {lower} of {points} lossy points");
 }
 
 /// One line per image: lossless against RICE and the smallest classical file, lossy against

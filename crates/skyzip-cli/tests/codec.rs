@@ -677,10 +677,36 @@ fn photometry_is_checked_and_reports_print_from_json() {
             && text.contains("1σ 49575 → 45326"),
         "{text}"
     );
+    // Held against an earlier report (here itself): today's curves at its max-error point.
+    let o = skyzip(&[
+        "compare",
+        "--from-json",
+        s(&report),
+        "--summary",
+        "--baseline",
+        s(&report),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("max-error points' tile bytes: then → max-error | RMSE mode now")
+            && text.contains("of 1 lossy points"),
+        "{text}"
+    );
     // A file that is not a report: one line naming it, exit 2.
     let bad = d.path().join("bad.json");
     std::fs::write(&bad, "{}").unwrap();
     let o = skyzip(&["compare", "--from-json", s(&bad)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
+    let o = skyzip(&[
+        "compare",
+        "--from-json",
+        s(&report),
+        "--summary",
+        "--baseline",
+        s(&bad),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
 }
