@@ -226,24 +226,22 @@ pub(crate) fn write_alone(img: &skyzip_fits::ImageHdu, path: &Path) -> Result<()
     Ok(())
 }
 
+/// A saved `compare --json` report (errors name the file).
+fn read_report(path: &Path) -> Result<Vec<FileReport>> {
+    crate::files::input(path)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a `skyzip compare --json` report", path.display()))
+}
+
 pub fn run(a: Args) -> Result<()> {
     if let Some(report) = &a.from_json {
-        crate::files::input(report)?;
-        let text = std::fs::read_to_string(report)
-            .with_context(|| format!("{}: cannot read", report.display()))?;
-        let reports: Vec<FileReport> = serde_json::from_str(&text).with_context(|| {
-            format!("{}: not a `skyzip compare --json` report", report.display())
-        })?;
+        let reports = read_report(report)?;
         if a.summary {
             print_summary(&reports);
             if let Some(b) = &a.baseline {
-                crate::files::input(b)?;
-                let text = std::fs::read_to_string(b)
-                    .with_context(|| format!("{}: cannot read", b.display()))?;
-                let earlier: Vec<FileReport> = serde_json::from_str(&text).with_context(|| {
-                    format!("{}: not a `skyzip compare --json` report", b.display())
-                })?;
-                print_against_baseline(&reports, &earlier, b);
+                print_against_baseline(&reports, &read_report(b)?, b);
             }
         } else {
             reports.iter().for_each(print_table);

@@ -693,20 +693,23 @@ fn photometry_is_checked_and_reports_print_from_json() {
             && text.contains("of 1 lossy points"),
         "{text}"
     );
-    // A file that is not a report: one line naming it, exit 2.
+    // A file that is not a report, as the report or as the baseline: one line naming it,
+    // exit 2.
     let bad = d.path().join("bad.json");
     std::fs::write(&bad, "{}").unwrap();
-    let o = skyzip(&["compare", "--from-json", s(&bad)]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
-    let o = skyzip(&[
-        "compare",
-        "--from-json",
-        s(&report),
-        "--summary",
-        "--baseline",
-        s(&bad),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
+    for args in [
+        vec!["compare", "--from-json", s(&bad)],
+        vec![
+            "compare",
+            "--from-json",
+            s(&report),
+            "--summary",
+            "--baseline",
+            s(&bad),
+        ],
+    ] {
+        let o = skyzip(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
+    }
 }
