@@ -1428,6 +1428,35 @@ mod tests {
     }
 
     #[test]
+    fn damaged_rmse_mode_tiles_are_errors_not_panics() {
+        // Every byte of a format-7 RMSE-mode tile flipped in turn, and every truncation: the
+        // decoder returns an error (or, by the hash, the very pixels), never panics.
+        let p = Predictor::load("default-1").unwrap();
+        let (w, h) = (24, 16);
+        let v: Vec<i64> = (0..w * h)
+            .map(|k| 500 + (k % w) as i64 * 3 + ((k as u64 * 2654435761) % 17) as i64)
+            .collect();
+        let blank: Vec<bool> = (0..w * h).map(|k| k % w < 2 && k / w < 3).collect();
+        let s = Settings {
+            rdo: Some(Rdo {
+                step: 9,
+                inv_lambda: 2000,
+            }),
+            ..settings(0)
+        };
+        let t = encode(&p, &v, &blank, w, h, &s);
+        assert_eq!(decode(&p, &t.bytes, w, h, &s).unwrap().0, t.decoded);
+        for i in 0..t.bytes.len() {
+            let mut b = t.bytes.clone();
+            b[i] ^= 0xa5;
+            if let Ok((d, _)) = decode(&p, &b, w, h, &s) {
+                assert_eq!(d, t.decoded, "byte {i}");
+            }
+            let _ = decode(&p, &t.bytes[..i], w, h, &s);
+        }
+    }
+
+    #[test]
     fn the_zero_bin_takes_the_predictions_bias() {
         // The frame with a quarter of its pixels raised by about two of its noise's σ (a skewed
         // noise, as of cosmic rays or faint sources): the model's predictions are biased, and
