@@ -10,6 +10,19 @@ use std::sync::Mutex;
 static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static GRACEFUL: AtomicBool = AtomicBool::new(false);
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Set once the handler has begun removing the outputs and will exit with 130.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+/// Once an interrupt is removing the unfinished outputs, the work may fail under it (its files
+/// and folders vanish) or finish: neither may end the process with its own status or message.
+/// This waits for the handler's exit (130) instead; it returns at once when no interrupt came.
+pub fn wait_if_interrupted() {
+    if EXITING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
 
 fn cleanup() {
     skyzip_fits::remove_unfinished_outputs();
@@ -36,6 +49,7 @@ pub fn install() -> Result<()> {
         } else {
             eprintln!("\nskyzip: interrupted; unfinished outputs removed");
         }
+        EXITING.store(true, Ordering::SeqCst);
         cleanup();
         std::process::exit(130);
     })
@@ -49,6 +63,8 @@ pub fn install() -> Result<()> {
 pub fn quiet_broken_pipe() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // A thread whose files an interrupt removed: the handler exits with 130.
+        wait_if_interrupted();
         let p = info.payload();
         let msg = p
             .downcast_ref::<String>()

@@ -150,6 +150,8 @@ fn main() -> ExitCode {
         Command::Report(a) => evaluate::run_report(a),
         Command::Bench(a) => train::run_bench(a),
     };
+    // An interrupt that came while the command ended: its handler's exit (130) is the status.
+    interrupt::wait_if_interrupted();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
