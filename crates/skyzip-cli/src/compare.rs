@@ -68,10 +68,11 @@ pub struct Args {
     /// matched bits).
     #[arg(long, requires = "from_json")]
     summary: bool,
-    /// With --summary: an earlier report of the same images (`compare --json`) whose max-error
-    /// points the summary holds today's curves against: the RMSE/σ of today's max-error mode and
-    /// RMSE mode at each of those points' tile bytes.
-    #[arg(long, value_name = "EARLIER.json", requires = "summary")]
+    /// An earlier report of the same images (`compare --json`). Running the codecs: the RMSE
+    /// mode also runs at each of its lossy max-error points' RMSE (rows "(at earlier max-error
+    /// Eσ)"). With --summary: a table of today's curves at those points (the RMSE/σ of today's
+    /// max-error mode and RMSE mode at each point's tile bytes, and the bytes of those rows).
+    #[arg(long, value_name = "EARLIER.json", conflicts_with = "no_matched")]
     baseline: Option<PathBuf>,
 }
 
@@ -142,6 +143,8 @@ struct FileReport {
 
 /// What follows an RMSE-mode row's label when it was run at a max-error point's RMSE.
 const MATCHED: &str = "(at max-error ";
+/// The label's tail of an RMSE-mode row at an earlier report's max-error point.
+const EARLIER: &str = "(at earlier max-error ";
 
 struct SkyzipMode {
     mode: Mode,
@@ -254,6 +257,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         return Ok(());
     }
+    let earlier = a.baseline.as_deref().map(read_report).transpose()?;
     let specs = crate::classic::parse_codecs(&a.codecs)?;
     let p = Predictor::load(&a.model)?;
     let dir = TempDir::new()?;
@@ -344,6 +348,26 @@ pub fn run(a: Args) -> Result<()> {
                 };
                 let mut row = run(&m, format!("f{fi}x{k}"))?;
                 row.codec = format!("skyzip rmse {target:.4}σ {MATCHED}{e})");
+                rows.push(Line::Row(row));
+            }
+        }
+        // And at the earlier report's max-error points of this image.
+        let stem_of = |f: &str| Path::new(f).file_stem().map(|s| s.to_os_string());
+        let before = earlier
+            .iter()
+            .flatten()
+            .find(|o| stem_of(&o.file) == stem_of(name));
+        if let Some(old) = before {
+            let points: Vec<(String, f64)> = lossy_max_error_points(old)
+                .map(|(e, c)| (e.to_string(), c.rmse_sigma * (1.0 + 1e-5)))
+                .collect();
+            for (k, (e, target)) in points.into_iter().enumerate() {
+                let m = SkyzipMode {
+                    mode: Mode::Rmse(target),
+                    q,
+                };
+                let mut row = run(&m, format!("f{fi}b{k}"))?;
+                row.codec = format!("skyzip rmse {target:.4}σ {EARLIER}{e})");
                 rows.push(Line::Row(row));
             }
         }
@@ -589,15 +613,24 @@ fn rmse_at(pts: &[(f64, f64)], bits: f64) -> Option<f64> {
     })
 }
 
+/// A report's lossy max-error rows (mask kept, RMSE > 0), with their levels ("1σ").
+fn lossy_max_error_points(r: &FileReport) -> impl Iterator<Item = (&str, &Row)> {
+    rows(r)
+        .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
+        .filter(|c| c.rmse_sigma > 0.0 && c.rmse_sigma.is_finite())
+        .map(|c| (c.codec.trim_start_matches("skyzip max-error "), c))
+}
+
 /// Today's max-error and RMSE-mode curves at each lossy max-error point of an earlier report
-/// of the same images (matched by file name), interpolated in tile bytes: the RMSE/σ each
-/// reaches with the bytes the earlier point took, and whether the lower of them is below the
-/// earlier point's.
+/// of the same images (matched by file name), interpolated in tile bytes, and, where the
+/// report has it, the RMSE mode's own file at that point's RMSE ("(at earlier max-error Eσ)"):
+/// whether today reaches a lower RMSE with no more bytes there.
 fn print_against_baseline(reports: &[FileReport], earlier: &[FileReport], path: &Path) {
     println!();
     println!(
-        "{:<36}  RMSE/σ at {}'s max-error points' tile bytes: then → max-error | RMSE mode now \
-         (interpolated on today's curves)",
+        "{:<36}  at {}'s max-error points: RMSE/σ then → today's max-error | RMSE mode at \
+         those tile bytes (interpolated); and the RMSE mode's file at that RMSE: tile bytes \
+         then → now",
         "image",
         path.display()
     );
@@ -611,33 +644,47 @@ fn print_against_baseline(reports: &[FileReport], earlier: &[FileReport], path: 
             skyzip_tile_curve(r, "skyzip max-error"),
             skyzip_tile_curve(r, "skyzip rmse"),
         );
-        let parts: Vec<String> = rows(old)
-            .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
+        let lossless = rows(old)
+            .filter(|c| c.codec.starts_with("skyzip max-error") && c.rmse_sigma == 0.0)
             .map(|c| {
-                let e = c.codec.trim_start_matches("skyzip max-error ");
-                let tiles = c.tile_bytes.unwrap_or(0) as f64;
-                if c.rmse_sigma == 0.0 {
-                    return format!("{e} lossless then");
-                }
-                let at = |curve: &[(f64, f64)]| rmse_at(curve, tiles);
+                format!(
+                    "{} lossless then",
+                    c.codec.trim_start_matches("skyzip max-error ")
+                )
+            });
+        let parts: Vec<String> = lossless
+            .chain(lossy_max_error_points(old).map(|(e, c)| {
+                let tiles = c.tile_bytes.unwrap_or(0);
+                let at = |curve: &[(f64, f64)]| rmse_at(curve, tiles as f64);
                 let show = |m: Option<f64>| m.map_or("out of range".into(), |m| format!("{m:.4}"));
                 let (m, q) = (at(&max_curve), at(&rmse_curve));
-                let best = [m, q].into_iter().flatten().reduce(f64::min);
+                let tag = format!("{EARLIER}{e})");
+                let direct = rows(r).find(|d| d.codec.ends_with(&tag));
+                let interpolated = [m, q].into_iter().flatten().any(|b| b < c.rmse_sigma);
+                let measured = direct.is_some_and(|d| {
+                    d.tile_bytes.unwrap_or(u64::MAX) <= tiles && d.rmse_sigma < c.rmse_sigma
+                });
                 points += 1;
-                let verdict = match best {
-                    Some(b) if b < c.rmse_sigma => {
-                        lower += 1;
-                        "lower"
-                    }
-                    _ => "NOT lower",
+                let verdict = if interpolated || measured {
+                    lower += 1;
+                    "lower"
+                } else {
+                    "NOT lower"
                 };
+                let file = direct.map_or(String::new(), |d| {
+                    format!(
+                        "; {tiles} → {} at {:.4}σ",
+                        d.tile_bytes.unwrap_or(0),
+                        d.rmse_sigma
+                    )
+                });
                 format!(
-                    "{e} {:.4} → {} | {} ({verdict})",
+                    "{e} {:.4} → {} | {}{file} ({verdict})",
                     c.rmse_sigma,
                     show(m),
                     show(q)
                 )
-            })
+            }))
             .collect();
         println!("{:<36}  {}", stem(r), parts.join(", "));
     }

@@ -647,11 +647,29 @@ fn photometry_is_checked_and_reports_print_from_json() {
             && text.contains("1σ 49575 → 45133"),
         "{text}"
     );
-    // Held against an earlier report (here itself): today's curves at its max-error point.
+    // Held against an earlier report (here the one above): the RMSE mode also runs at its
+    // max-error point's RMSE, and the summary reads today's curves and that file there.
+    let o = skyzip(&[
+        "compare",
+        "--errors",
+        "1",
+        "--rmse",
+        "none",
+        "--codecs",
+        "rice",
+        "--repeat",
+        "1",
+        "--json",
+        "--baseline",
+        s(&report),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = d.path().join("again.json");
+    std::fs::write(&again, &o.stdout).unwrap();
     let o = skyzip(&[
         "compare",
         "--from-json",
-        s(&report),
+        s(&again),
         "--summary",
         "--baseline",
         s(&report),
@@ -659,8 +677,10 @@ fn photometry_is_checked_and_reports_print_from_json() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("max-error points' tile bytes: then → max-error | RMSE mode now")
-            && text.contains("of 1 lossy points"),
+        text.contains("the RMSE mode's file at that RMSE: tile bytes then → now")
+            && text.contains("1σ 0.5916 → ")
+            && text.contains("; 49575 → ")
+            && text.contains("lower at 1 of 1 lossy points"),
         "{text}"
     );
     // A file that is not a report, as the report or as the baseline: one line naming it,

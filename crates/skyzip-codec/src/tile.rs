@@ -626,6 +626,14 @@ const AVG_SAMPLE_MARGIN: f64 = 0.03;
 /// it on 5 of 9 tiles instead of 3: −1.9 %).
 const HISTOGRAM_SAMPLE_MARGIN: f64 = 0.20;
 
+/// Whether the encoder offers residual mode `m` under settings `s`: every mode but mode 5 in
+/// the RMSE mode at κ = 0. There the mode is chosen by bits alone, and mode 5's mean spreads
+/// half of a source's residual into its neighbours' predictions, which a zero index then keeps:
+/// on ESO at a 4σ step it saved 3 % of the bytes for 12 % more RMSE (1.217σ against 1.089σ).
+fn offered(m: Residuals, s: &Settings) -> bool {
+    m != Residuals::AdaptiveAvg || !matches!(s.rdo, Some(r) if r.inv_lambda == 0)
+}
+
 /// Whether ⌊(a + b)/2⌋ of the left and upper neighbours predicts a sample's values `r(i)`
 /// (blanks skipped) with a smaller Σ|error| than the median edge MED(a, b, c) (an integer sum:
 /// the same choice on every machine).
@@ -1054,7 +1062,7 @@ pub fn encode_with(
                 Residuals::AdaptiveAvg
             };
             for &m in &MODES {
-                if m == skip {
+                if m == skip || !offered(m, s) {
                     continue;
                 }
                 let leader = (!lead.is_empty()).then_some(lead.as_slice());
@@ -1094,7 +1102,7 @@ pub fn encode_with(
             c.sort_by_key(|&(b, m)| (b, m as u8));
             c.into_iter().map(|(_, m)| m).collect()
         } else {
-            MODES.to_vec()
+            MODES.iter().copied().filter(|&m| offered(m, s)).collect()
         };
         // (bits, mode, decoded, coded values, bits after each row) of the cheapest full walk.
         let mut best: Option<(Costed, Vec<u64>)> = None;
