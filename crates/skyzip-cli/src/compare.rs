@@ -325,51 +325,32 @@ pub fn run(a: Args) -> Result<()> {
         for (k, m) in modes.iter().enumerate() {
             rows.push(Line::Row(run(m, format!("f{fi}m{k}"))?));
         }
-        // The RMSE mode at each lossy max-error point's RMSE (the codec keeps a hair, 1e-5 of
-        // the target, under it: the target is that much above, so that the file it keeps has
-        // no larger RMSE than the max-error file).
-        if !a.no_matched && !a.rmse.0.is_empty() {
-            let points: Vec<(String, f64)> = rows
-                .iter()
-                .filter_map(|l| match l {
-                    Line::Row(c) if c.codec.starts_with("skyzip max-error") => Some(c),
-                    _ => None,
-                })
-                .filter(|c| c.rmse_sigma > 0.0 && c.rmse_sigma.is_finite() && c.mask_preserved)
-                .map(|c| {
-                    let e = c.codec.trim_start_matches("skyzip max-error ").to_string();
-                    (e, c.rmse_sigma * (1.0 + 1e-5))
-                })
-                .collect();
-            for (k, (e, target)) in points.into_iter().enumerate() {
-                let m = SkyzipMode {
-                    mode: Mode::Rmse(target),
-                    q,
-                };
-                let mut row = run(&m, format!("f{fi}x{k}"))?;
-                row.codec = format!("skyzip rmse {target:.4}σ {MATCHED}{e})");
-                rows.push(Line::Row(row));
-            }
-        }
-        // And at the earlier report's max-error points of this image.
+        // The RMSE mode at each lossy max-error point's RMSE, and at the earlier report's (the
+        // codec keeps a hair, 1e-5 of the target, under it: the target is that much above, so
+        // that the file it keeps has no larger RMSE than the max-error file).
         let stem_of = |f: &str| Path::new(f).file_stem().map(|s| s.to_os_string());
         let before = earlier
             .iter()
             .flatten()
             .find(|o| stem_of(&o.file) == stem_of(name));
+        let at = |(e, c): (&str, &Row), tail: &'static str| {
+            (e.to_string(), c.rmse_sigma * (1.0 + 1e-5), tail)
+        };
+        let mut targets: Vec<(String, f64, &str)> = Vec::new();
+        if !a.no_matched && !a.rmse.0.is_empty() {
+            targets.extend(lossy_points(&rows).map(|p| at(p, MATCHED)));
+        }
         if let Some(old) = before {
-            let points: Vec<(String, f64)> = lossy_max_error_points(old)
-                .map(|(e, c)| (e.to_string(), c.rmse_sigma * (1.0 + 1e-5)))
-                .collect();
-            for (k, (e, target)) in points.into_iter().enumerate() {
-                let m = SkyzipMode {
-                    mode: Mode::Rmse(target),
-                    q,
-                };
-                let mut row = run(&m, format!("f{fi}b{k}"))?;
-                row.codec = format!("skyzip rmse {target:.4}σ {EARLIER}{e})");
-                rows.push(Line::Row(row));
-            }
+            targets.extend(lossy_points(&old.rows).map(|p| at(p, EARLIER)));
+        }
+        for (k, (e, target, tail)) in targets.into_iter().enumerate() {
+            let m = SkyzipMode {
+                mode: Mode::Rmse(target),
+                q,
+            };
+            let mut row = run(&m, format!("f{fi}x{k}"))?;
+            row.codec = format!("skyzip rmse {target:.4}σ {tail}{e})");
+            rows.push(Line::Row(row));
         }
         let report = FileReport {
             file: name.clone(),
@@ -613,9 +594,15 @@ fn rmse_at(pts: &[(f64, f64)], bits: f64) -> Option<f64> {
     })
 }
 
-/// A report's lossy max-error rows (mask kept, RMSE > 0), with their levels ("1σ").
-fn lossy_max_error_points(r: &FileReport) -> impl Iterator<Item = (&str, &Row)> {
-    rows(r)
+/// The lossy max-error rows (mask kept, RMSE > 0) of a report's lines, with their levels
+/// ("1σ").
+fn lossy_points(lines: &[Line]) -> impl Iterator<Item = (&str, &Row)> {
+    lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Row(r) => Some(r),
+            Line::Failed { .. } => None,
+        })
         .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
         .filter(|c| c.rmse_sigma > 0.0 && c.rmse_sigma.is_finite())
         .map(|c| (c.codec.trim_start_matches("skyzip max-error "), c))
@@ -653,7 +640,7 @@ fn print_against_baseline(reports: &[FileReport], earlier: &[FileReport], path: 
                 )
             });
         let parts: Vec<String> = lossless
-            .chain(lossy_max_error_points(old).map(|(e, c)| {
+            .chain(lossy_points(&old.rows).map(|(e, c)| {
                 let tiles = c.tile_bytes.unwrap_or(0);
                 let at = |curve: &[(f64, f64)]| rmse_at(curve, tiles as f64);
                 let show = |m: Option<f64>| m.map_or("out of range".into(), |m| format!("{m:.4}"));
