@@ -4,9 +4,10 @@
 //! neighbours differ by multiples of a local step; counts of a few photons are mostly 0, 1, 2 —
 //! but a frequency table of the values actually seen does.
 //!
-//! Two predictors (one per tile, the encoder keeps the cheaper): the median edge detector on
-//! the decoded values (the residual x − MED(a, b, c): differences of values on the lattice), or
-//! none (x − the tile's minimum: counts), each pixel in one of a few contexts from its decoded
+//! Three predictors (one per tile, the encoder keeps the cheapest): the median edge detector on
+//! the decoded values (the residual x − MED(a, b, c): differences of values on the lattice), the
+//! mean of the left and upper values (format 7: x − ⌊(a + b)/2⌋, for noise), or none (x − the
+//! tile's minimum: counts), each pixel in one of a few contexts from its decoded
 //! neighbours. Each context keeps integer counts of the symbols it has coded and codes the next
 //! one under a table rebuilt from them after 16, 32, 64, … 4096 symbols and every 4096 after:
 //! the seen symbols with their counts, plus an escape as likely as the number of distinct

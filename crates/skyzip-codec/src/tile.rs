@@ -3,14 +3,16 @@
 //! Layout: `[version u8][8 bytes of sha256 over the decoded tile][range-coded body]`. The body
 //! holds, in order: the blank mask (none / all / run lengths), the tile's normalisation
 //! (2 × 64 raw bits), the latent (per channel a scale index, then every value; for a model with
-//! a learned prior, first a bit per channel choosing that or the prior's table), a 2-bit residual
-//! mode and the residual of every non-blank pixel, each under a Laplace snapped to the table:
+//! a learned prior, first a bit per channel choosing that or the prior's table), the residual
+//! mode (2 bits before format 5, 3 bits before the latent from format 5 on) and the residual of
+//! every non-blank pixel, each under a Laplace snapped to the table:
 //! against the model's prediction round(μ) with the model's σ as scale, or against round(μ) plus
 //! a median-edge prediction from the decoded neighbours' model residuals (for images whose
 //! structure the latent does not carry), with the scale from the neighbours or from the model;
 //! or that prediction corrected by a running per-context bias with a per-context adaptive scale
-//! (JPEG-LS-style; contexts from the model's σ, the neighbours' activity and the local gradient).
-//! The encoder tries the four and keeps the cheapest (or mode 4, [`crate::histogram`]). In the
+//! (JPEG-LS-style; contexts from the model's σ, the neighbours' activity and the local gradient),
+//! or (format 7, mode 5) the same with the mean of the left and upper neighbours' residuals in
+//! place of the median edge. The encoder keeps the cheapest (or mode 4, [`crate::histogram`]). In the
 //! RMSE mode (format 6, [`Rdo`]) the residuals lie on a step of any size with indices chosen
 //! for rate and distortion together, and two centroid offsets precede them (from format 7 on,
 //! three: the zero bin's too). The hash is
