@@ -328,11 +328,10 @@ pub fn run(a: Args) -> Result<()> {
         // The RMSE mode at each lossy max-error point's RMSE, and at the earlier report's (the
         // codec keeps a hair, 1e-5 of the target, under it: the target is that much above, so
         // that the file it keeps has no larger RMSE than the max-error file).
-        let stem_of = |f: &str| Path::new(f).file_stem().map(|s| s.to_os_string());
         let before = earlier
             .iter()
             .flatten()
-            .find(|o| stem_of(&o.file) == stem_of(name));
+            .find(|o| stem(o) == file_stem(name));
         let at = |(e, c): (&str, &Row), tail: &'static str| {
             (e.to_string(), c.rmse_sigma * (1.0 + 1e-5), tail)
         };
@@ -597,12 +596,7 @@ fn rmse_at(pts: &[(f64, f64)], bits: f64) -> Option<f64> {
 /// The lossy max-error rows (mask kept, RMSE > 0) of a report's lines, with their levels
 /// ("1σ").
 fn lossy_points(lines: &[Line]) -> impl Iterator<Item = (&str, &Row)> {
-    lines
-        .iter()
-        .filter_map(|l| match l {
-            Line::Row(r) => Some(r),
-            Line::Failed { .. } => None,
-        })
+    line_rows(lines)
         .filter(|c| c.codec.starts_with("skyzip max-error") && c.mask_preserved)
         .filter(|c| c.rmse_sigma > 0.0 && c.rmse_sigma.is_finite())
         .map(|c| (c.codec.trim_start_matches("skyzip max-error "), c))
@@ -862,7 +856,12 @@ fn is_lossy_hcompress(c: &Row) -> bool {
 }
 
 fn rows(r: &FileReport) -> impl Iterator<Item = &Row> {
-    r.rows.iter().filter_map(|l| match l {
+    line_rows(&r.rows)
+}
+
+/// The rows that ran among a report's lines.
+fn line_rows(lines: &[Line]) -> impl Iterator<Item = &Row> {
+    lines.iter().filter_map(|l| match l {
         Line::Row(r) => Some(r),
         Line::Failed { .. } => None,
     })
@@ -870,7 +869,12 @@ fn rows(r: &FileReport) -> impl Iterator<Item = &Row> {
 
 /// The report's image name without its directory and extension.
 fn stem(r: &FileReport) -> String {
-    Path::new(&r.file)
+    file_stem(&r.file)
+}
+
+/// A file's name without its directory and extension.
+fn file_stem(file: &str) -> String {
+    Path::new(file)
         .file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -385,18 +385,15 @@ fn walk(
             } else {
                 (None, None, None)
             };
+            // The left and upper neighbours (at the tile's edges, the one there is).
+            let a = left.or(u).unwrap_or(0);
+            let b = u.unwrap_or(a);
             let (p, c) = match predict {
                 Predict::Med => {
-                    let a = left.or(u).unwrap_or(0);
-                    let b = u.unwrap_or(a);
                     let c = if x > 0 { ul.unwrap_or(b) } else { b };
                     (crate::tile::med(a, b, c), 0)
                 }
-                Predict::Avg => {
-                    let a = left.or(u).unwrap_or(0);
-                    let b = u.unwrap_or(a);
-                    (a.saturating_add(b).div_euclid(2), 0)
-                }
+                Predict::Avg => (crate::tile::mean2(a, b), 0),
                 Predict::Offset => {
                     // Lossy indices count from the origin already.
                     let base = if lossy { 0 } else { quant.origin };
@@ -475,25 +472,38 @@ fn priced_walk(
     .map(|out| (bits.get(), out))
 }
 
-/// Writes the tile's values (`predict` and its parameter first); returns them as decoded.
-pub fn put(
-    wr: &mut Writer,
-    predict: Predict,
-    quant: Quant,
-    (v, blank): (&[i64], &[bool]),
-    w: usize,
-    h: usize,
-) -> Vec<i64> {
-    cost_put(wr, predict, quant, (v, blank), w, h, |_, _| true)
-        .expect("the encoder walks every row")
-        .1
+/// The bits [`cost_put`] writes before the values: the predictor's (1 for the offset
+/// predictor, 2 for the others from format 7 on) and the 64-bit origin where it is used.
+pub fn header_bits(predict: Predict, quant: Quant) -> u64 {
+    let predictor = match predict {
+        Predict::Offset => 1,
+        Predict::Med | Predict::Avg => 2,
+    };
+    predictor + if uses_origin(predict, quant) { 64 } else { 0 }
 }
 
-/// [`put`], costing the values as it writes them (as [`cost`] does, the predictor and its
-/// parameter aside) and stopped where `keep_going(y, bits after row y)` says so (None): the
-/// encoder writes mode 4 into a copy of the tile's stream while it prices it, and keeps the
-/// copy where mode 4 wins, instead of walking the tile again. Returns the bits and the values
-/// as decoded.
+/// Whether the tile's origin (its minimum) is written: the offset predictor and the lossy grid
+/// use it.
+fn uses_origin(predict: Predict, quant: Quant) -> bool {
+    predict == Predict::Offset || quant.e > 0
+}
+
+/// Writes what [`header_bits`] counts.
+fn put_header(wr: &mut Writer, predict: Predict, quant: Quant) {
+    wr.put_bits((predict == Predict::Offset) as u64, 1);
+    if predict != Predict::Offset {
+        wr.put_bits((predict == Predict::Avg) as u64, 1);
+    }
+    if uses_origin(predict, quant) {
+        wr.put_bits(quant.origin as u64, 64);
+    }
+}
+
+/// Writes the tile's values (`predict` and its parameter first, [`header_bits`]), costing them
+/// as it writes them (as [`cost`] does, the predictor and its parameter aside), stopped where
+/// `keep_going(y, bits after row y)` says so (None): the encoder writes mode 4 into a copy of
+/// the tile's stream while it prices it, and keeps the copy where mode 4 wins, instead of
+/// walking the tile again. Returns the bits and the values as decoded.
 pub fn cost_put(
     wr: &mut Writer,
     predict: Predict,
@@ -503,21 +513,13 @@ pub fn cost_put(
     h: usize,
     keep_going: impl FnMut(usize, u64) -> bool,
 ) -> Option<(u64, Vec<i64>)> {
-    // The predictor, then the origin (the tile's minimum) where it is used: by the offset
-    // predictor, and by the lossy grid.
-    wr.put_bits((predict == Predict::Offset) as u64, 1);
-    if predict != Predict::Offset {
-        wr.put_bits((predict == Predict::Avg) as u64, 1);
-    }
-    if predict == Predict::Offset || quant.e > 0 {
-        wr.put_bits(quant.origin as u64, 64);
-    }
+    put_header(wr, predict, quant);
     priced_walk(predict, quant, (v, blank), (w, h), keep_going, |c, q| {
         c.put(wr, q)
     })
 }
 
-/// Reads what [`put`] wrote (a tile of format `version`: before 7 the predictor is one bit,
+/// Reads what [`cost_put`] wrote (a tile of format `version`: before 7 the predictor is one bit,
 /// MED or offset).
 pub fn get(
     rd: &mut Reader,
@@ -533,7 +535,7 @@ pub fn get(
     } else {
         Predict::Med
     };
-    if predict == Predict::Offset || quant.e > 0 {
+    if uses_origin(predict, quant) {
         quant.origin = rd.get_bits(64)? as i64;
     }
     walk(predict, quant, blank, w, h, |c, _, _| c.get(rd), |_| true)
@@ -573,7 +575,16 @@ mod tests {
                 rdo: 0,
             };
             let mut wr = Writer::default();
-            let enc = put(&mut wr, predict, quant, (&v, &blank), w, h);
+            let enc = cost_put(&mut wr, predict, quant, (&v, &blank), w, h, |_, _| true)
+                .unwrap()
+                .1;
+            let mut head = Writer::default();
+            put_header(&mut head, predict, quant);
+            assert_eq!(
+                header_bits(predict, quant) as f64,
+                head.est_bits,
+                "{predict:?}"
+            );
             let bytes = wr.finish();
             let mut rd = Reader::new(&bytes, true).unwrap();
             let dec = get(&mut rd, Quant { origin: 0, ..quant }, &blank, (w, h), 7).unwrap();

@@ -303,6 +303,12 @@ pub(crate) fn med(a: i64, b: i64, c: i64) -> i64 {
     }
 }
 
+/// The mean of two neighbours, ⌊(a + b)/2⌋ (format 7's predictor for noise: mode 5 and mode
+/// 4's [`Predict::Avg`]).
+pub(crate) fn mean2(a: i64, b: i64) -> i64 {
+    a.saturating_add(b).div_euclid(2)
+}
+
 /// The sum of |coded value| over a pixel's causal neighbours (left, up-left, up, up-right, those
 /// inside the tile; 0 for blanks) and how many there are: `cur` is the pixel's row so far,
 /// `prev` the row above (None on the first row).
@@ -452,7 +458,7 @@ fn walk_with<const UNIT: bool, const MODE: usize>(
                     let b = if y > 0 { res[up + x] } else { a };
                     let c = if x > 0 && y > 0 { res[up + x - 1] } else { b };
                     let near = if mode == Residuals::AdaptiveAvg {
-                        a.saturating_add(b).div_euclid(2)
+                        mean2(a, b)
                     } else {
                         med(a, b, c)
                     };
@@ -636,6 +642,16 @@ fn offered(m: Residuals, s: &Settings) -> bool {
     m != Residuals::AdaptiveAvg || !matches!(s.rdo, Some(r) if r.inv_lambda == 0)
 }
 
+/// Which of a pair of modes that differ only in their neighbour predictor (MED or the mean of
+/// two) the encoder prices on a sample: Some(true) the mean's, Some(false) the median edge's,
+/// None both. Outside the RMSE mode only the one whose predictor is nearer the sample's values
+/// `r(i)` ([`mean_predicts_better`]): pricing both cost M13's lossless encoding 12 %. In the
+/// RMSE mode both: at its coarse steps the decoded neighbours are far from the originals that
+/// sum sees, and it chose badly (SAAO at 1σ RMSE +29 %, HorseHead +59 %).
+fn mean_or_edge(rmse: bool, r: impl Fn(usize) -> i64, blank: &[bool], w: usize) -> Option<bool> {
+    (!rmse).then(|| mean_predicts_better(r, blank, w))
+}
+
 /// Whether ⌊(a + b)/2⌋ of the left and upper neighbours predicts a sample's values `r(i)`
 /// (blanks skipped) with a smaller Σ|error| than the median edge MED(a, b, c) (an integer sum:
 /// the same choice on every machine).
@@ -646,9 +662,7 @@ fn mean_predicts_better(r: impl Fn(usize) -> i64, blank: &[bool], w: usize) -> b
             continue;
         }
         let (x, a, b, c) = (r(i), r(i - 1), r(i - w), r(i - w - 1));
-        mean += x
-            .saturating_sub(a.saturating_add(b).div_euclid(2))
-            .unsigned_abs();
+        mean += x.saturating_sub(mean2(a, b)).unsigned_abs();
         edge += x.saturating_sub(med(a, b, c)).unsigned_abs();
     }
     mean < edge
@@ -799,18 +813,14 @@ fn histogram_choice(
     }
     if let Some((lead, (sv, sb, rows))) = sample {
         let least = lead[rows - 1];
-        // Those within the margin there; of them only the cheaper there, but at the RMSE
-        // mode's dead zones (1/λ > 0), where the sample is a poorer guide (Fermi at 2σ RMSE:
-        // 79 bytes of tiles against 1,739).
-        // Of MED and the mean of two only the one nearer the sample's values (Σ|error|) is
-        // priced: pricing both cost M13's lossless encoding 6 %.
-        let skip = if quant.rdo != 0 {
-            None
-        } else if mean_predicts_better(|i| sv[i], sb, w) {
-            Some(Predict::Med)
-        } else {
-            Some(Predict::Avg)
-        };
+        // Of MED and the mean of two, see `mean_or_edge`.
+        let skip = mean_or_edge(quant.rdo != 0, |i| sv[i], sb, w).map(|mean| {
+            if mean {
+                Predict::Med
+            } else {
+                Predict::Avg
+            }
+        });
         let mut within: Vec<(u64, Predict)> = Vec::with_capacity(cands.len());
         for pr in cands {
             if Some(pr) == skip {
@@ -824,6 +834,9 @@ fn histogram_choice(
                 within.push((b, pr));
             }
         }
+        // Those within the margin there; of them only the cheaper there, but at the RMSE
+        // mode's dead zones (1/λ > 0), where the sample is a poorer guide (Fermi at 2σ RMSE:
+        // 79 bytes of tiles against 1,739).
         if quant.rdo == 0 {
             within.sort_by_key(|&(b, pr)| (b, pr as u8));
             within.truncate(1);
@@ -834,12 +847,7 @@ fn histogram_choice(
     // the cheapest copy, if any beats `best`, is the tile's.
     let mut choice: (u64, Option<(Writer, Vec<i64>)>) = (best, None);
     for pr in cands {
-        // The predictor bit, and the minimum (lossless offset) or the grid's origin (lossy).
-        let header = match (pr, quant.e) {
-            (Predict::Offset, _) => 65,
-            (_, 0) => 2,
-            _ => 66,
-        } * crate::entropy::COST_ONE;
+        let header = crate::histogram::header_bits(pr, quant) * crate::entropy::COST_ONE;
         let mut written = stream.clone();
         written.put_bits(4, MODE_BITS);
         // Walked until its bits pass the cheapest so far (they only grow), not stopped by the
@@ -1057,18 +1065,15 @@ pub fn encode_with(
             // (beyond SAMPLE_MARGIN, with the walks' narrowing margin on top).
             let mut bits: Vec<(u64, Residuals)> = Vec::with_capacity(MODES.len());
             let mut lead: Vec<u64> = Vec::with_capacity(rows.len());
-            // Of the two adaptive modes, which differ only in the neighbours' predictor, only
-            // the one whose predictor is nearer the sample's model residuals (Σ|error|, an
-            // integer sum) is priced: pricing both cost M13's lossless encoding 12 %.
-            // (In the RMSE mode both are priced: at its coarse steps the decoded neighbours
-            // are far from the originals the sum sees, and it chose badly: SAAO at 1σ +29 %.)
-            let skip = if s.rdo.is_some() {
-                None
-            } else if mean_predicts_better(|i| sv[i].saturating_sub(sp[i]), &sb, w) {
-                Some(Residuals::Adaptive)
-            } else {
-                Some(Residuals::AdaptiveAvg)
-            };
+            // Of the two adaptive modes, see `mean_or_edge` (on the model residuals).
+            let model_residual = |i: usize| sv[i].saturating_sub(sp[i]);
+            let skip = mean_or_edge(s.rdo.is_some(), model_residual, &sb, w).map(|mean| {
+                if mean {
+                    Residuals::Adaptive
+                } else {
+                    Residuals::AdaptiveAvg
+                }
+            });
             for &m in &MODES {
                 if Some(m) == skip || !offered(m, s) {
                     continue;
